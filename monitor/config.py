@@ -1,0 +1,285 @@
+"""Configuration: the TOML file of interface.md, validated up front into typed sections.
+
+Every error names the file and the key (`riverwatch.toml: [mqtt].qos: ...`) so `riverwatch run` can exit 2
+with one line. Secrets are read from the environment or a file named in the config, never stored in it,
+and never appear in messages.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+
+class ConfigError(Exception):
+    pass
+
+
+@dataclass(frozen=True)
+class MqttConfig:
+    url: str = "mqtt://127.0.0.1:1883"
+    topics: tuple[str, ...] = ("river/#",)
+    client_id: str = "riverwatch"
+    qos: int = 1
+    protocol: str = "5"  # "5" or "3.1.1"; MQTT 5 lets the client raise the broker's in-flight window
+    receive_maximum: int = 1000  # MQTT 5: unacknowledged QoS 1 messages the broker may send at once
+    session_expiry_s: int = 7 * 24 * 3600  # MQTT 5: how long the broker keeps our session while we are away
+    keepalive_s: int = 30
+    username: str | None = None
+    password: str | None = field(default=None, repr=False)
+    ca_file: Path | None = None
+    cert_file: Path | None = None
+    key_file: Path | None = None
+    embedded: bool = False  # no [mqtt] section: run the embedded broker
+
+    @property
+    def host(self) -> str:
+        return urlsplit(self.url).hostname or "127.0.0.1"
+
+    @property
+    def port(self) -> int:
+        parts = urlsplit(self.url)
+        return parts.port or (8883 if parts.scheme == "mqtts" else 1883)
+
+    @property
+    def tls(self) -> bool:
+        return urlsplit(self.url).scheme == "mqtts"
+
+
+@dataclass(frozen=True)
+class InfluxConfig:
+    url: str
+    api: str = "v2"
+    org: str = ""
+    bucket: str = ""
+    token: str = field(default="", repr=False)
+    database: str = ""
+    retention_policy: str = ""
+    username: str = ""
+    password: str = field(default="", repr=False)
+    batch_size: int = 5000
+    flush_interval_s: float = 1.0
+    timeout_s: float = 10.0
+    retry_cap_s: float = 30.0
+
+
+@dataclass(frozen=True)
+class ThresholdsConfig:
+    files: tuple[Path, ...] = ()
+    default_class: str = "III"
+
+
+@dataclass(frozen=True)
+class NotifyConfig:
+    urls: tuple[str, ...] = field(default=("console://",), repr=False)
+    language: str = "en"
+    utc_offset: str | None = None  # "+08:00": how reading times are shown; None: the machine's local offset
+    timeout_s: float = 15.0
+    retry_cap_s: float = 300.0
+
+
+@dataclass(frozen=True)
+class ServiceConfig:
+    data_dir: Path = Path("./riverwatch-data")
+    http_listen: str = "127.0.0.1:9108"  # "" disables the HTTP endpoint
+    ingest_batch: int = 500  # messages decoded and journaled per commit
+
+
+@dataclass(frozen=True)
+class Config:
+    mqtt: MqttConfig = MqttConfig(embedded=True)
+    influxdb: InfluxConfig | None = None
+    thresholds: ThresholdsConfig = ThresholdsConfig()
+    notify: NotifyConfig = NotifyConfig()
+    service: ServiceConfig = ServiceConfig()
+    source: str = "(defaults)"
+
+
+class _Section:
+    """Typed access to one TOML table that remembers which keys were used, to flag unknown ones."""
+
+    def __init__(self, file: str, name: str, data: Any) -> None:
+        if not isinstance(data, dict):
+            raise ConfigError(f"{file}: [{name}] must be a table")
+        self.file, self.name, self.data, self.used = file, name, data, set[str]()
+
+    def err(self, key: str, msg: str) -> ConfigError:
+        return ConfigError(f"{self.file}: [{self.name}].{key}: {msg}")
+
+    def get(self, key: str, kind: type | tuple[type, ...], default: Any) -> Any:
+        self.used.add(key)
+        if key not in self.data:
+            return default
+        value = self.data[key]
+        if isinstance(value, bool) and bool not in (kind if isinstance(kind, tuple) else (kind,)):
+            raise self.err(key, f"expected {_kind_name(kind)}, got a boolean")
+        if not isinstance(value, kind):
+            raise self.err(key, f"expected {_kind_name(kind)}, got {type(value).__name__}")
+        return value
+
+    def number(self, key: str, default: float, minimum: float = 0.0) -> float:
+        value = float(self.get(key, (int, float), default))
+        if value < minimum:
+            raise self.err(key, f"must be at least {minimum}")
+        return value
+
+    def strings(self, key: str, default: tuple[str, ...]) -> tuple[str, ...]:
+        value = self.get(key, list, list(default))
+        if not all(isinstance(v, str) and v for v in value):
+            raise self.err(key, "expected a list of non-empty strings")
+        return tuple(value)
+
+    def secret(self, key: str, base: Path) -> str | None:
+        """`<key>_env` names an environment variable, `<key>_file` a file; the value itself is never inline."""
+        env, file = self.get(f"{key}_env", str, None), self.get(f"{key}_file", str, None)
+        if key in self.data:
+            raise self.err(key, f"secrets are not kept in the config: use {key}_env or {key}_file")
+        if env is not None:
+            if env not in os.environ:
+                raise self.err(f"{key}_env", f"environment variable {env} is not set")
+            return os.environ[env]
+        if file is not None:
+            try:
+                return (base / file).read_text().strip()
+            except OSError as e:
+                raise self.err(f"{key}_file", f"cannot read {base / file}: {e.strerror}") from None
+        return None
+
+    def path(self, value: str, base: Path) -> Path:
+        p = Path(value).expanduser()
+        return p if p.is_absolute() else base / p
+
+    def done(self) -> None:
+        unknown = sorted(set(self.data) - self.used)
+        if unknown:
+            raise self.err(unknown[0], "unknown key")
+
+
+def _kind_name(kind: type | tuple[type, ...]) -> str:
+    kinds = kind if isinstance(kind, tuple) else (kind,)
+    names = {int: "a number", float: "a number", str: "a string", list: "a list", bool: "true or false",
+             dict: "a table"}
+    return " or ".join(dict.fromkeys(names.get(k, k.__name__) for k in kinds))
+
+
+def load_config(path: str | Path | None) -> Config:
+    """Read and validate a config file; None gives the zero-install defaults."""
+    if path is None:
+        return Config()
+    p = Path(path)
+    try:
+        data = tomllib.loads(p.read_text(encoding="utf-8"))
+    except OSError as e:
+        raise ConfigError(f"{p}: cannot read: {e.strerror}") from None
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigError(f"{p}: {e}") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"{p}: not UTF-8 text") from None
+    base = p.resolve().parent
+    file = str(p)
+    known = {"mqtt", "influxdb", "thresholds", "notify", "service"}
+    for key in data:
+        if key not in known:
+            raise ConfigError(f"{file}: [{key}]: unknown section (expected one of {', '.join(sorted(known))})")
+    return Config(
+        mqtt=_mqtt(_Section(file, "mqtt", data["mqtt"]), base) if "mqtt" in data else MqttConfig(embedded=True),
+        influxdb=_influx(_Section(file, "influxdb", data["influxdb"]), base) if "influxdb" in data else None,
+        thresholds=_thresholds(_Section(file, "thresholds", data.get("thresholds", {})), base),
+        notify=_notify(_Section(file, "notify", data.get("notify", {}))),
+        service=_service(_Section(file, "service", data.get("service", {})), base),
+        source=file,
+    )
+
+
+def _mqtt(s: _Section, base: Path) -> MqttConfig:
+    url = s.get("url", str, MqttConfig.url)
+    parts = urlsplit(url)
+    if parts.scheme not in ("mqtt", "mqtts") or not parts.hostname:
+        raise s.err("url", f"expected mqtt://host:port or mqtts://host:port, got {parts.scheme}://...")
+    if parts.username or parts.password:
+        raise s.err("url", "put the user in username and the password in password_env or password_file")
+    qos = s.get("qos", int, 1)
+    if qos not in (0, 1, 2):
+        raise s.err("qos", "must be 0, 1 or 2")
+    protocol = s.get("protocol", str, "5")
+    if protocol not in ("5", "3.1.1"):
+        raise s.err("protocol", 'must be "5" or "3.1.1"')
+    client_id = s.get("client_id", str, "riverwatch")
+    if not client_id:
+        raise s.err("client_id", "must not be empty: it names the persistent session")
+    files = {k: (s.path(v, base) if (v := s.get(k, str, None)) else None) for k in ("ca_file", "cert_file", "key_file")}
+    cfg = MqttConfig(
+        url=url, topics=s.strings("topics", MqttConfig.topics), client_id=client_id, qos=qos, protocol=protocol,
+        receive_maximum=int(s.number("receive_maximum", 1000, 1)),
+        session_expiry_s=int(s.number("session_expiry_s", MqttConfig.session_expiry_s, 0)),
+        keepalive_s=int(s.number("keepalive_s", 30, 5)),
+        username=s.get("username", str, None), password=s.secret("password", base), **files,
+    )
+    s.done()
+    return cfg
+
+
+def _influx(s: _Section, base: Path) -> InfluxConfig:
+    url = s.get("url", str, None)
+    if not url or urlsplit(url).scheme not in ("http", "https"):
+        raise s.err("url", "expected http(s)://host:port")
+    api = s.get("api", str, "v2")
+    if api not in ("v1", "v2"):
+        raise s.err("api", 'must be "v2" (InfluxDB 2.x and compatible) or "v1" (InfluxDB 1.x /write)')
+    cfg = InfluxConfig(
+        url=url, api=api, org=s.get("org", str, ""), bucket=s.get("bucket", str, ""),
+        token=s.secret("token", base) or "", database=s.get("database", str, ""),
+        retention_policy=s.get("retention_policy", str, ""), username=s.get("username", str, ""),
+        password=s.secret("password", base) or "",
+        batch_size=int(s.number("batch_size", 5000, 1)), flush_interval_s=s.number("flush_interval_s", 1.0, 0.01),
+        timeout_s=s.number("timeout_s", 10.0, 0.1), retry_cap_s=s.number("retry_cap_s", 30.0, 0.1),
+    )
+    if api == "v2" and not cfg.bucket:
+        raise s.err("bucket", "required with api = \"v2\"")
+    if api == "v1" and not cfg.database:
+        raise s.err("database", "required with api = \"v1\"")
+    s.done()
+    return cfg
+
+
+def _thresholds(s: _Section, base: Path) -> ThresholdsConfig:
+    files = tuple(s.path(f, base) for f in s.strings("files", ()))
+    for f in files:
+        if not f.is_file():
+            raise s.err("files", f"no such file: {f}")
+    klass = s.get("default_class", str, "III")
+    if klass not in ("I", "II", "III", "IV", "V"):
+        raise s.err("default_class", "must be one of I, II, III, IV, V")
+    s.done()
+    return ThresholdsConfig(files=files, default_class=klass)
+
+
+def _notify(s: _Section) -> NotifyConfig:
+    urls = s.strings("urls", ("console://",))
+    language = s.get("language", str, "en")
+    if language not in ("en", "zh"):
+        raise s.err("language", 'must be "en" or "zh"')
+    offset = s.get("utc_offset", str, None)
+    if offset is not None and not re.fullmatch(r"[+-](0\d|1[0-4]):[0-5]\d", offset):
+        raise s.err("utc_offset", 'expected an offset such as "+08:00"')
+    cfg = NotifyConfig(urls=urls, language=language, utc_offset=offset, timeout_s=s.number("timeout_s", 15.0, 0.1),
+                       retry_cap_s=s.number("retry_cap_s", 300.0, 0.1))
+    s.done()
+    return cfg
+
+
+def _service(s: _Section, base: Path) -> ServiceConfig:
+    data_dir = s.path(s.get("data_dir", str, "./riverwatch-data"), base)
+    listen = s.get("http_listen", str, "127.0.0.1:9108")
+    if listen:
+        host, _, port = listen.rpartition(":")
+        if not host or not port.isdigit() or not 0 <= int(port) < 65536:
+            raise s.err("http_listen", "expected host:port")
+    cfg = ServiceConfig(data_dir=data_dir, http_listen=listen, ingest_batch=int(s.number("ingest_batch", 500, 1)))
+    s.done()
+    return cfg

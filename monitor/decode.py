@@ -1,0 +1,202 @@
+"""Payload decoding: MQTT topic + bytes -> accepted readings and named rejections.
+
+Pure logic with no I/O, so every rejection rule is unit-testable and fuzzable. Station and parameter are
+read from the end of the topic, so any root depth works (`river/lalang/cd`, `bureau/gx/river/lalang/cd`).
+A bad record inside a SenML pack rejects that record only; its siblings are still accepted.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from datetime import datetime
+from typing import Any, NamedTuple
+
+from monitor.params import PARAMETERS, resolve, unit_factor
+from monitor.reading import Reading
+
+MAX_PAYLOAD = 256 * 1024
+MAX_ID_LEN = 128
+MAX_FLAG_LEN = 64
+# Readings dated more than this ahead of the receiver's clock are a broken sensor clock, not data.
+MAX_FUTURE_NS = 24 * 3600 * 10**9
+# SenML (RFC 8428 section 4.5.3): times below 2**28 are relative to now.
+SENML_RELATIVE_LIMIT = 2**28
+
+# Every reason a payload or record can be rejected for; metrics are labelled with these names.
+REASONS = (
+    "too_large",
+    "malformed",
+    "bad_topic",
+    "bad_station",
+    "unknown_parameter",
+    "unknown_unit",
+    "not_numeric",
+    "not_finite",
+    "negative",
+    "bad_timestamp",
+    "bad_flag",
+)
+
+# Parameters that may legitimately be negative; every other one is a concentration or a positive quantity.
+_SIGNED = frozenset({"temp"})
+
+
+class Rejection(NamedTuple):
+    reason: str  # one of REASONS
+    detail: str
+
+
+class Decoded(NamedTuple):
+    readings: list[Reading]
+    rejections: list[Rejection]
+
+
+class _Reject(Exception):
+    def __init__(self, reason: str, detail: str) -> None:
+        super().__init__(detail)
+        self.rejection = Rejection(reason, detail)
+
+
+def decode(topic: str, payload: bytes, now_ns: int) -> Decoded:
+    """Decode one MQTT message. Never raises: everything wrong becomes a Rejection."""
+    try:
+        return _decode(topic, payload, now_ns)
+    except _Reject as e:
+        return Decoded([], [e.rejection])
+    except (RecursionError, MemoryError):
+        return Decoded([], [Rejection("malformed", "JSON nested too deeply")])
+
+
+def _decode(topic: str, payload: bytes, now_ns: int) -> Decoded:
+    if len(payload) > MAX_PAYLOAD:
+        raise _Reject("too_large", f"payload of {len(payload)} bytes is over {MAX_PAYLOAD}")
+    try:
+        doc = json.loads(payload)
+    except (ValueError, UnicodeDecodeError) as e:
+        raise _Reject("malformed", f"not JSON: {e}") from None
+    levels = topic.split("/")
+    if isinstance(doc, list):
+        if len(levels) < 2:
+            raise _Reject("bad_topic", "a SenML pack needs a topic <root>/<station>")
+        return _senml(_station(levels[-1]), doc, now_ns)
+    if isinstance(doc, dict):
+        if len(levels) < 3:
+            raise _Reject("bad_topic", "a single reading needs a topic <root>/<station>/<parameter>")
+        station = _station(levels[-2])
+        reading = _reading(station, levels[-1], doc.get("value"), doc.get("unit"), doc.get("flag"),
+                           _timestamp(doc.get("ts"), now_ns), now_ns, "value")
+        return Decoded([reading], [])
+    raise _Reject("malformed", f"payload is a JSON {type(doc).__name__}, not an object or a SenML array")
+
+
+def _station(level: str) -> str:
+    if not level or len(level) > MAX_ID_LEN:
+        raise _Reject("bad_station", f"station id must be 1-{MAX_ID_LEN} characters")
+    if not level.isprintable():
+        raise _Reject("bad_station", f"station id {level!r} contains control characters")
+    return level
+
+
+def _reading(station: str, name: Any, value: Any, unit: Any, flag: Any, ts_ns: int, now_ns: int,
+             value_key: str) -> Reading:
+    if not isinstance(name, str):
+        raise _Reject("unknown_parameter", f"parameter name {name!r} is not a string")
+    param = resolve(name)
+    if param is None:
+        raise _Reject("unknown_parameter", f"unknown parameter {name[:64]!r}")
+    if unit is not None and not isinstance(unit, str):
+        raise _Reject("unknown_unit", f"unit {unit!r} is not a string")
+    factor = unit_factor(param, unit)
+    if factor is None:
+        raise _Reject("unknown_unit", f"unknown unit {str(unit)[:32]!r} for {param}"
+                                      f" (expected {PARAMETERS[param].unit or 'no unit'})")
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise _Reject("not_numeric", f"{value_key} {str(value)[:32]!r} of {param} is not a number")
+    try:
+        v = float(value) * factor
+    except OverflowError:
+        raise _Reject("not_finite", f"{value_key} of {param} is too large") from None
+    if not math.isfinite(v):
+        raise _Reject("not_finite", f"{value_key} {value!r} of {param} is not finite")
+    if v < 0 and param not in _SIGNED:
+        raise _Reject("negative", f"{value_key} {value!r} of {param} is negative")
+    if flag is not None and (not isinstance(flag, str) or not flag or len(flag) > MAX_FLAG_LEN
+                             or not flag.isprintable()):
+        raise _Reject("bad_flag", f"flag {str(flag)[:32]!r} must be a short printable string")
+    if ts_ns > now_ns + MAX_FUTURE_NS:
+        raise _Reject("bad_timestamp", "timestamp is more than a day in the future")
+    return Reading(station, param, ts_ns, v, flag)
+
+
+def _epoch_ns(seconds: Any) -> int:
+    if isinstance(seconds, bool) or not isinstance(seconds, int | float):
+        raise _Reject("bad_timestamp", f"time {str(seconds)[:40]!r} is not a number")
+    if not math.isfinite(seconds) or not 0 <= seconds < 2**33:  # 2**33 s is the year 2242
+        raise _Reject("bad_timestamp", f"time {seconds!r} is out of range")
+    return round(seconds * 1_000_000) * 1000  # microsecond resolution: floats carry no more
+
+
+def _timestamp(ts: Any, now_ns: int) -> int:
+    if ts is None:
+        return now_ns
+    if isinstance(ts, str):
+        try:
+            dt = datetime.fromisoformat(ts.replace("Z", "+00:00").replace("z", "+00:00"))
+        except ValueError:
+            raise _Reject("bad_timestamp", f"ts {ts[:40]!r} is not RFC 3339") from None
+        if dt.tzinfo is None:
+            raise _Reject("bad_timestamp", f"ts {ts[:40]!r} has no UTC offset")
+        try:
+            return _epoch_ns(dt.timestamp())
+        except (OverflowError, OSError, ValueError):
+            raise _Reject("bad_timestamp", f"ts {ts[:40]!r} is out of range") from None
+    return _epoch_ns(ts)
+
+
+def _senml(station: str, records: list[Any], now_ns: int) -> Decoded:
+    if not records:
+        raise _Reject("malformed", "empty SenML pack")
+    readings: list[Reading] = []
+    rejections: list[Rejection] = []
+    base_name, base_time, base_unit = "", 0.0, None
+    for i, rec in enumerate(records):
+        try:
+            if not isinstance(rec, dict):
+                raise _Reject("malformed", f"SenML record {i} is not an object")
+            if "bn" in rec:
+                if not isinstance(rec["bn"], str):
+                    raise _Reject("malformed", f"SenML record {i}: bn is not a string")
+                base_name = rec["bn"]
+            if "bt" in rec:
+                bt = rec["bt"]
+                if isinstance(bt, bool) or not isinstance(bt, int | float) or not math.isfinite(bt):
+                    raise _Reject("bad_timestamp", f"SenML record {i}: bt {str(bt)[:32]!r} is not a number")
+                base_time = float(bt)
+            if "bu" in rec:
+                base_unit = rec["bu"]
+            if "n" not in rec and "v" not in rec:
+                continue  # a base-only record
+            name = base_name + rec.get("n", "")
+            if resolve(name) is None and resolve(rec.get("n", "") if isinstance(rec.get("n"), str) else ""):
+                name = rec["n"]  # bn used as a device prefix rather than part of the parameter name
+            if "v" not in rec:
+                raise _Reject("not_numeric", f"SenML record {i} ({str(name)[:32]}) has no numeric v")
+            t = rec.get("t", 0)
+            if isinstance(t, bool) or not isinstance(t, int | float):
+                raise _Reject("bad_timestamp", f"SenML record {i}: t {str(t)[:32]!r} is not a number")
+            when = base_time + t
+            ts_ns = now_ns + _signed_ns(when) if abs(when) < SENML_RELATIVE_LIMIT else _epoch_ns(when)
+            readings.append(_reading(station, name, rec["v"], rec.get("u", base_unit), rec.get("flag"),
+                                     ts_ns, now_ns, f"SenML record {i} v"))
+        except _Reject as e:
+            rejections.append(e.rejection)
+        except (TypeError, OverflowError, ValueError) as e:
+            rejections.append(Rejection("malformed", f"SenML record {i}: {e}"))
+    return Decoded(readings, rejections)
+
+
+def _signed_ns(seconds: float) -> int:
+    if not math.isfinite(seconds):
+        raise _Reject("bad_timestamp", "relative time is not finite")
+    return round(seconds * 1_000_000) * 1000

@@ -1,0 +1,139 @@
+"""The durable journal: accepted readings are committed here before the broker is acknowledged.
+
+It is a log with consumer cursors (like a Kafka partition): `store` and `rules` each read forward from
+their own persisted cursor, so a crash between any two steps replays work instead of losing it. A row is
+pruned only when every consumer has passed it and it is older than the dedup window; until then its
+(station, parameter, ts) key also absorbs broker redeliveries, so a redelivered reading is neither
+stored nor evaluated twice.
+
+SQLite in WAL mode with synchronous=FULL: a commit survives kill -9 and power loss. Appends are batched
+by the caller, so one fsync covers many readings.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import sqlite3
+import threading
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+from monitor.reading import Reading
+
+CONSUMERS = ("store", "rules")
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS readings(
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    station TEXT NOT NULL, parameter TEXT NOT NULL, ts_ns INTEGER NOT NULL,
+    value REAL NOT NULL, flag TEXT, received_ns INTEGER NOT NULL);
+CREATE UNIQUE INDEX IF NOT EXISTS readings_key ON readings(station, parameter, ts_ns);
+CREATE TABLE IF NOT EXISTS cursors(consumer TEXT PRIMARY KEY, seq INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS set_aside(
+    id INTEGER PRIMARY KEY, at_ns INTEGER NOT NULL, error TEXT NOT NULL,
+    station TEXT, parameter TEXT, ts_ns INTEGER, value REAL, flag TEXT);
+"""
+
+
+class JournalError(Exception):
+    """The journal cannot take writes (disk full, read-only, corrupt): nothing may be acknowledged."""
+
+
+class Journal:
+    """Thread-safe: calls come from `asyncio.to_thread` so the event loop never waits on fsync."""
+
+    def __init__(self, path: Path, *, dedup_window_s: float = 600.0) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.path = path
+        self._dedup_window_ns = int(dedup_window_s * 1e9)
+        self._lock = threading.Lock()
+        try:
+            self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=FULL")
+            self._db.executescript(_SCHEMA)
+            for c in CONSUMERS:
+                self._db.execute("INSERT OR IGNORE INTO cursors VALUES (?, 0)", (c,))
+        except sqlite3.Error as e:
+            raise JournalError(f"journal {path}: {e}") from e
+
+    def append(self, readings: Sequence[Reading]) -> int:
+        """Commit readings durably; returns how many were new (the rest were redeliveries)."""
+        if not readings:
+            return 0
+        now = time.time_ns()
+        rows = [(r.station, r.parameter, r.ts_ns, r.value, r.flag, now) for r in readings]
+        with self._lock:
+            try:
+                before = self._db.total_changes
+                self._db.execute("BEGIN IMMEDIATE")
+                self._db.executemany(
+                    "INSERT OR IGNORE INTO readings(station, parameter, ts_ns, value, flag, received_ns)"
+                    " VALUES (?, ?, ?, ?, ?, ?)", rows)
+                self._db.execute("COMMIT")
+                return self._db.total_changes - before
+            except sqlite3.Error as e:
+                self._rollback()
+                raise JournalError(f"journal {self.path}: {e}") from e
+
+    def read(self, consumer: str, limit: int) -> list[tuple[int, Reading]]:
+        """The next readings after the consumer's cursor, oldest first."""
+        with self._lock:
+            cur = self._db.execute(
+                "SELECT seq, station, parameter, ts_ns, value, flag FROM readings"
+                " WHERE seq > (SELECT seq FROM cursors WHERE consumer = ?) ORDER BY seq LIMIT ?",
+                (consumer, limit))
+            return [(row[0], Reading(*row[1:])) for row in cur]
+
+    def advance(self, consumer: str, seq: int) -> None:
+        """Move a consumer past `seq`: its work up to there is confirmed done."""
+        with self._lock:
+            try:
+                self._db.execute("UPDATE cursors SET seq = max(seq, ?) WHERE consumer = ?", (seq, consumer))
+            except sqlite3.Error as e:
+                raise JournalError(f"journal {self.path}: {e}") from e
+
+    def set_aside(self, readings: Sequence[Reading], error: str) -> None:
+        """Keep a batch the database refused (4xx) for inspection instead of retrying it forever."""
+        now = time.time_ns()
+        with self._lock:
+            try:
+                self._db.executemany(
+                    "INSERT INTO set_aside(at_ns, error, station, parameter, ts_ns, value, flag)"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?)", [(now, error[:2000], *r) for r in readings])
+            except sqlite3.Error as e:
+                raise JournalError(f"journal {self.path}: {e}") from e
+
+    def prune(self) -> int:
+        """Drop rows every consumer has passed and that are older than the dedup window."""
+        horizon = time.time_ns() - self._dedup_window_ns
+        with self._lock:
+            try:
+                cur = self._db.execute(
+                    "DELETE FROM readings WHERE seq <= (SELECT min(seq) FROM cursors) AND received_ns < ?",
+                    (horizon,))
+                return cur.rowcount
+            except sqlite3.Error as e:
+                raise JournalError(f"journal {self.path}: {e}") from e
+
+    def backlog(self, consumer: str) -> int:
+        """Readings journaled but not yet done by `consumer`."""
+        with self._lock:
+            (n,) = self._db.execute(
+                "SELECT count(*) FROM readings WHERE seq > (SELECT seq FROM cursors WHERE consumer = ?)",
+                (consumer,)).fetchone()
+            return int(n)
+
+    def set_aside_count(self) -> int:
+        with self._lock:
+            (n,) = self._db.execute("SELECT count(*) FROM set_aside").fetchone()
+            return int(n)
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+    def _rollback(self) -> None:
+        with contextlib.suppress(sqlite3.Error):
+            self._db.execute("ROLLBACK")

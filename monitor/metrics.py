@@ -1,0 +1,81 @@
+"""Counters for /metrics and the component health behind /healthz.
+
+A registry per service instance (not prometheus_client's global one) so tests and the demo can run
+several services in one process.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, generate_latest
+
+from monitor.decode import REASONS
+
+
+class Health:
+    """Named checks. `fail` makes the service unhealthy (503): it cannot accept data safely.
+    `degrade` is reported but stays 200: data is still accepted and journaled (e.g. the database is down).
+    """
+
+    def __init__(self) -> None:
+        self._state: dict[str, tuple[str, str, float]] = {}
+
+    def ok(self, name: str) -> None:
+        self._state[name] = ("ok", "", time.time())
+
+    def degrade(self, name: str, why: str) -> None:
+        if self._state.get(name, ("",))[0] != "degraded":
+            self._state[name] = ("degraded", why, time.time())
+
+    def fail(self, name: str, why: str) -> None:
+        self._state[name] = ("unhealthy", why, time.time())
+
+    def status(self) -> str:
+        states = {s for s, _, _ in self._state.values()}
+        return "unhealthy" if "unhealthy" in states else "degraded" if "degraded" in states else "ok"
+
+    def report(self) -> dict[str, object]:
+        return {"status": self.status(),
+                "checks": {k: {"status": s, "detail": d, "since": t} for k, (s, d, t) in sorted(self._state.items())}}
+
+
+class Metrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        self.health = Health()
+        r = self.registry
+        self.messages_received = Counter("riverwatch_messages_received", "MQTT messages received", registry=r)
+        self.readings_accepted = Counter("riverwatch_readings_accepted", "Readings accepted and journaled",
+                                         registry=r)
+        self.readings_duplicate = Counter("riverwatch_readings_duplicate",
+                                          "Readings already journaled (broker redeliveries)", registry=r)
+        self.readings_rejected = Counter("riverwatch_readings_rejected", "Payloads or records rejected",
+                                         ["reason"], registry=r)
+        for reason in REASONS:
+            self.readings_rejected.labels(reason)
+        self.readings_written = Counter("riverwatch_readings_written", "Readings confirmed by the database",
+                                        registry=r)
+        self.readings_set_aside = Counter("riverwatch_readings_set_aside",
+                                          "Readings the database refused (4xx), kept in the journal", registry=r)
+        self.store_retries = Counter("riverwatch_store_retries", "Failed writes that will be retried", registry=r)
+        self.store_bad_batches = Counter("riverwatch_store_bad_batches", "Batches refused with a 4xx", registry=r)
+        self.readings_evaluated = Counter("riverwatch_readings_evaluated", "Readings checked by the rules",
+                                          registry=r)
+        self.alerts = Counter("riverwatch_alerts", "Alert transitions", ["state"], registry=r)
+        self.notifications_sent = Counter("riverwatch_notifications_sent", "Notifications delivered",
+                                          registry=r)
+        self.notifications_failed = Counter("riverwatch_notifications_failed",
+                                            "Notification attempts that failed (retried)", registry=r)
+        self.mqtt_connects = Counter("riverwatch_mqtt_connects", "Successful broker connections", registry=r)
+        self.journal_backlog = Gauge("riverwatch_journal_backlog", "Readings journaled but not yet stored",
+                                     registry=r)
+        self.notify_backlog = Gauge("riverwatch_notify_backlog", "Notifications not yet delivered", registry=r)
+
+    def bind_backlogs(self, journal_backlog: Callable[[], float], notify_backlog: Callable[[], float]) -> None:
+        self.journal_backlog.set_function(journal_backlog)
+        self.notify_backlog.set_function(notify_backlog)
+
+    def exposition(self) -> bytes:
+        return generate_latest(self.registry)

@@ -1,0 +1,246 @@
+"""Notify: alert transitions become messages a bureau can act on, delivered through apprise.
+
+Three small stages, each testable alone (after Alertmanager's notify pipeline):
+- `render` writes the title and body (English or Chinese) with the numbers that matter;
+- the `Outbox` (SQLite under data_dir) records each message per target before any send, keyed so that the
+  same transition is never queued twice, and marks it delivered only when apprise reports success;
+- one `deliver` worker per target sends in order with capped exponential backoff, so a dead target delays
+  only itself, and nothing here ever blocks ingest.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import logging
+import sqlite3
+import sys
+import threading
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import apprise
+from apprise.decorators import notify as apprise_plugin
+
+from monitor.alerts import AlertEvent
+from monitor.metrics import Metrics
+from monitor.params import PARAMETERS
+from monitor.thresholds import Station
+
+log = logging.getLogger("riverwatch.notify")
+# apprise logs DingTalk tokens and WeCom keys in full at DEBUG.
+if logging.getLogger("apprise").getEffectiveLevel() < logging.INFO:
+    logging.getLogger("apprise").setLevel(logging.INFO)
+
+
+@apprise_plugin(on="console", name="riverwatch console")
+def _console(body: str, title: str, notify_type: str, *args: object, **kwargs: object) -> bool:
+    """The default sink: the console, through the same apprise path as every real target."""
+    print(f"\n*** {title}\n{body}\n", file=sys.stdout, flush=True)
+    return True
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    key: str  # alert id + state: the same transition is queued once, however often it is evaluated
+    title: str
+    body: str
+    notify_type: str  # apprise's info / success / warning / failure
+
+
+_SEVERITY_ZH = {"warning": "一般", "serious": "严重", "critical": "特别严重"}
+_STATE_ZH = {"firing": "告警", "escalated": "升级", "resolved": "解除"}
+_NOTIFY_TYPE = {"firing": "warning", "escalated": "failure", "resolved": "success"}
+
+
+def _num(x: float) -> str:
+    return f"{x:.4g}" if abs(x) < 1e6 else f"{x:.3e}"
+
+
+def _unit(parameter: str) -> str:
+    unit = PARAMETERS[parameter].unit if parameter in PARAMETERS else ""
+    return f" {unit}" if unit else ""
+
+
+def _when(ts_ns: int, tz: timezone) -> str:
+    return datetime.fromtimestamp(ts_ns / 1e9, tz).isoformat(sep=" ", timespec="seconds")
+
+
+def parse_offset(text: str | None) -> timezone:
+    """`+08:00` style offsets; None means the machine's local offset."""
+    if not text:
+        local = datetime.now().astimezone().utcoffset() or timedelta(0)
+        return timezone(local)
+    sign = -1 if text.startswith("-") else 1
+    hours, _, minutes = text.lstrip("+-").partition(":")
+    return timezone(sign * timedelta(hours=int(hours), minutes=int(minutes or 0)))
+
+
+def render(e: AlertEvent, language: str, stations: Mapping[str, Station], tz: timezone) -> Message:
+    p = PARAMETERS.get(e.parameter)
+    st = stations.get(e.station)
+    unit = _unit(e.parameter)
+    code = f", HJ 212 {p.hj212}" if p and p.hj212 else ""
+    excess = (e.value - e.limit.value) / e.limit.value if e.limit.kind == "max" and e.limit.value else None
+    if language == "zh":
+        sname = f"{st.name_zh or st.name}（{e.station}）" if st else e.station
+        pname = p.name_zh if p else e.parameter
+        title = (f"[{_SEVERITY_ZH.get(e.severity, e.severity)}] {_STATE_ZH[e.state]}：{sname} {pname}（{e.parameter}）"
+                 f" {_num(e.value)}{unit}，为标准限值的 {_num(e.ratio)} 倍")
+        lines = [
+            f"站点：{sname}" + (f"，{st.river} 河 {_num(st.river_km)} km" if st and st.river and st.river_km is not None
+                             else ""),
+            f"指标：{pname}（{e.parameter}{code}）",
+            f"监测值：{_num(e.value)}{unit}，监测时间 {_when(e.ts_ns, tz)}",
+            f"标准限值：{e.limit.describe()}",
+            f"浓度与限值之比（C/S）：{_num(e.ratio)}",
+        ]
+        if excess is not None:
+            lines.append(f"超标倍数（(C−S)/S）：{_num(excess)}" if excess > 0 else "超标倍数（(C−S)/S）：未超标")
+        lines += [f"级别：{_SEVERITY_ZH.get(e.severity, e.severity)}", f"状态：{_STATE_ZH[e.state]}",
+                  f"告警编号：{e.alert_id}，开始于 {_when(e.started_ns, tz)}，峰值 {_num(e.peak_value)}{unit}"
+                  f"（{_num(e.peak_ratio)} 倍限值）"]
+    else:
+        sname = f"{st.name} ({e.station})" if st and st.name else e.station
+        pname = p.name if p else e.parameter
+        verb = {"firing": "FIRING", "escalated": "ESCALATED", "resolved": "RESOLVED"}[e.state]
+        title = (f"[{e.severity.upper()}] {verb}: {pname} ({e.parameter}) at {sname}: {_num(e.value)}{unit},"
+                 f" {_num(e.ratio)}x the limit")
+        lines = [
+            f"Station: {sname}" + (f", {st.river} river km {_num(st.river_km)}" if st and st.river
+                                   and st.river_km is not None else ""),
+            f"Parameter: {pname} ({e.parameter}{code})",
+            f"Measured: {_num(e.value)}{unit} at {_when(e.ts_ns, tz)}",
+            f"Limit: {e.limit.describe()}",
+            f"Ratio (value/limit): {_num(e.ratio)}" if e.limit.kind != "min"
+            else f"Ratio (limit/value, a minimum): {_num(e.ratio)}",
+            f"Severity: {e.severity}",
+            f"State: {e.state}",
+            f"Alert: {e.alert_id}, since {_when(e.started_ns, tz)}, peak {_num(e.peak_value)}{unit}"
+            f" ({_num(e.peak_ratio)}x)",
+        ]
+    return Message(f"{e.alert_id}#{e.state}#{e.ts_ns}", title, "\n".join(lines), _NOTIFY_TYPE[e.state])
+
+
+def target_id(url: str) -> str:
+    """A stable id for a target that does not store its credentials."""
+    return hashlib.sha256(url.encode()).hexdigest()[:16]
+
+
+def private_url(url: str) -> str:
+    """The URL as it may appear in logs: apprise's privacy form, never tokens or passwords."""
+    plugin = apprise.Apprise.instantiate(url)
+    return plugin.url(privacy=True) if plugin else url.split(":", 1)[0] + "://(invalid)"
+
+
+class Outbox:
+    """Durable queue of messages per target. Thread-safe: called from the loop and from to_thread."""
+
+    def __init__(self, path: Path, targets: Sequence[str]) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._ids = [target_id(u) for u in targets]
+        self._lock = threading.Lock()
+        self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=FULL")
+        self._db.execute(
+            "CREATE TABLE IF NOT EXISTS outbox(id INTEGER PRIMARY KEY AUTOINCREMENT, target TEXT NOT NULL,"
+            " key TEXT NOT NULL, title TEXT NOT NULL, body TEXT NOT NULL, notify_type TEXT NOT NULL,"
+            " created_ns INTEGER NOT NULL, attempts INTEGER NOT NULL DEFAULT 0, next_ns INTEGER NOT NULL,"
+            " delivered_ns INTEGER, last_error TEXT, UNIQUE(target, key))")
+
+    def add(self, m: Message) -> int:
+        """Queue for every target; returns how many rows were new."""
+        now = time.time_ns()
+        with self._lock:
+            before = self._db.total_changes
+            self._db.execute("BEGIN IMMEDIATE")
+            self._db.executemany(
+                "INSERT OR IGNORE INTO outbox(target, key, title, body, notify_type, created_ns, next_ns)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?)", [(t, m.key, m.title, m.body, m.notify_type, now, now)
+                                                  for t in self._ids])
+            self._db.execute("COMMIT")
+            return self._db.total_changes - before
+
+    def next_for(self, target: str) -> tuple[int, Message, int, int] | None:
+        """The oldest undelivered message of a target: (id, message, attempts, next_try_ns)."""
+        with self._lock:
+            row = self._db.execute(
+                "SELECT id, key, title, body, notify_type, attempts, next_ns FROM outbox"
+                " WHERE target = ? AND delivered_ns IS NULL ORDER BY id LIMIT 1", (target,)).fetchone()
+        if row is None:
+            return None
+        return row[0], Message(row[1], row[2], row[3], row[4]), row[5], row[6]
+
+    def delivered(self, row_id: int) -> None:
+        with self._lock:
+            self._db.execute("UPDATE outbox SET delivered_ns = ?, attempts = attempts + 1 WHERE id = ?",
+                             (time.time_ns(), row_id))
+
+    def failed(self, row_id: int, retry_in_s: float, error: str) -> None:
+        with self._lock:
+            self._db.execute("UPDATE outbox SET attempts = attempts + 1, next_ns = ?, last_error = ? WHERE id = ?",
+                             (time.time_ns() + int(retry_in_s * 1e9), error[:500], row_id))
+
+    def pending(self) -> int:
+        with self._lock:
+            (n,) = self._db.execute("SELECT count(*) FROM outbox WHERE delivered_ns IS NULL").fetchone()
+            return int(n)
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+
+async def deliver(outbox: Outbox, url: str, metrics: Metrics, wake: asyncio.Event, stop: asyncio.Event, *,
+                  timeout_s: float = 15.0, retry_cap_s: float = 300.0) -> None:
+    """Send one target's messages in order until `stop`; then one last try of what is due, and return."""
+    target = target_id(url)
+    shown = private_url(url)
+    ap = apprise.Apprise()
+    if not ap.add(url):
+        log.error("notify: %s is not a URL apprise understands; its messages stay in the outbox", shown)
+        metrics.health.degrade(f"notify:{shown}", "invalid apprise URL")
+        return
+    delay = 1.0
+    while True:
+        item = await asyncio.to_thread(outbox.next_for, target)
+        now = time.time_ns()
+        if item is None or item[3] > now:
+            if stop.is_set():
+                return
+            wait_s = 5.0 if item is None else min(5.0, (item[3] - now) / 1e9)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(_first(wake, stop), timeout=wait_s)
+            wake.clear()
+            continue
+        row_id, msg, _attempts, _ = item
+        result = await ap.async_notify(body=msg.body, title=msg.title, notify_type=msg.notify_type,
+                                       timeout=timeout_s)
+        if result:
+            await asyncio.to_thread(outbox.delivered, row_id)
+            metrics.notifications_sent.inc()
+            metrics.health.ok(f"notify:{shown}")
+            delay = 1.0
+            continue
+        metrics.notifications_failed.inc()
+        metrics.health.degrade(f"notify:{shown}", "delivery failing; retrying")
+        status = getattr(getattr(result, "status", None), "name", "FAILURE")
+        log.warning("notify: %s failed (%s); retrying in %.0f s", shown, status, delay)
+        await asyncio.to_thread(outbox.failed, row_id, delay, status)
+        if stop.is_set():
+            return
+        delay = min(delay * 2, retry_cap_s)
+
+
+async def _first(*events: asyncio.Event) -> None:
+    waiters = [asyncio.ensure_future(e.wait()) for e in events]
+    try:
+        await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for w in waiters:
+            w.cancel()

@@ -1,0 +1,200 @@
+"""The service: wires ingest -> journal -> (store, rules -> alerts -> notify) as asyncio tasks.
+
+No stage hands another an unbounded queue: ingest is bounded by the broker's in-flight window, and the
+store and rules read the journal on disk one batch at a time, so a slow database costs disk, not memory.
+Shutdown order matters: ingest stops taking messages first, then the rules catch up with the journal
+(so every journaled reading is evaluated), then the store and the notifier get what time is left of the
+10 s budget; whatever they cannot finish stays journaled or in the outbox for the next start.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from aiohttp import web
+
+from monitor.alerts import AlertBook, AlertEvent
+from monitor.config import Config
+from monitor.decode import REASONS
+from monitor.ingest import Ingest
+from monitor.journal import Journal
+from monitor.metrics import Metrics
+from monitor.notify import Outbox, deliver, parse_offset, render
+from monitor.pacing import nap
+from monitor.rules import Rules
+from monitor.store import EmbeddedStore, InfluxV1Writer, InfluxV2Writer, Writer, drain
+from monitor.thresholds import ThresholdSet, load, shipped_path
+
+log = logging.getLogger("riverwatch.service")
+
+SHUTDOWN_BUDGET_S = 8.0  # of the 10 s promised by `riverwatch run`
+
+
+def make_writer(cfg: Config) -> Writer:
+    if cfg.influxdb is None:
+        return EmbeddedStore(cfg.service.data_dir / "store.sqlite")
+    i = cfg.influxdb
+    if i.api == "v1":
+        return InfluxV1Writer(i.url, i.database, i.retention_policy, i.username, i.password, i.timeout_s)
+    return InfluxV2Writer(i.url, i.org, i.bucket, i.token, i.timeout_s)
+
+
+def load_thresholds(cfg: Config) -> ThresholdSet:
+    """The configured files; the shipped GB 3838-2002 when none is given or the files hold only stations."""
+    thresholds = load(list(cfg.thresholds.files)) if cfg.thresholds.files else None
+    if thresholds is None or not thresholds.standards:
+        thresholds = load([*cfg.thresholds.files, shipped_path()])
+    return thresholds
+
+
+@dataclass
+class Summary:
+    messages: int
+    readings: int
+    rejected: int
+    written: int
+    alerts: dict[str, int]
+    stations: set[str]
+
+
+class Service:
+    def __init__(self, cfg: Config, thresholds: ThresholdSet | None = None,
+                 on_alert: Callable[[AlertEvent], None] | None = None) -> None:
+        self.cfg = cfg
+        self.thresholds = thresholds if thresholds is not None else load_thresholds(cfg)
+        self.metrics = Metrics()
+        data = cfg.service.data_dir
+        self.journal = Journal(data / "journal.sqlite")
+        self.writer = make_writer(cfg)
+        self.outbox = Outbox(data / "outbox.sqlite", cfg.notify.urls)
+        self.rules = Rules(self.thresholds, cfg.thresholds.default_class)
+        self.alerts = AlertBook()
+        self.on_alert = on_alert
+        self.stations_seen: set[str] = set()
+        self._tz = parse_offset(cfg.notify.utc_offset)
+        self._store_wake = asyncio.Event()
+        self._rules_wake = asyncio.Event()
+        self._notify_wake = asyncio.Event()
+        self.metrics.bind_backlogs(lambda: self.journal.backlog("store"), self.outbox.pending)
+        self.ingest = Ingest(cfg.mqtt, self.journal, self.metrics, self._journaled, batch=cfg.service.ingest_batch)
+
+    def _journaled(self) -> None:
+        self._store_wake.set()
+        self._rules_wake.set()
+
+    async def run(self, stop: asyncio.Event, ready: asyncio.Event | None = None) -> None:
+        """Run until `stop` is set, then shut down within the budget."""
+        self.metrics.health.ok("journal")
+        http = await self._start_http()
+        tail_stop = asyncio.Event()  # tells the rules, store and notifier that ingest is done
+        influx = self.cfg.influxdb
+        store_task = asyncio.create_task(drain(
+            self.journal, self.writer, self.metrics, self._store_wake, tail_stop,
+            batch_size=influx.batch_size if influx else 5000,
+            flush_interval_s=influx.flush_interval_s if influx else 0.2,
+            retry_cap_s=influx.retry_cap_s if influx else 5.0))
+        rules_task = asyncio.create_task(self._evaluate(tail_stop))
+        notify_stop = asyncio.Event()
+        notify_tasks = [asyncio.create_task(deliver(self.outbox, url, self.metrics, self._notify_wake, notify_stop,
+                                                    timeout_s=self.cfg.notify.timeout_s,
+                                                    retry_cap_s=self.cfg.notify.retry_cap_s))
+                        for url in self.cfg.notify.urls]
+        ingest_task = asyncio.create_task(self.ingest.run(stop))
+        if ready is not None:
+            ready.set()
+        await stop.wait()
+        deadline = time.monotonic() + SHUTDOWN_BUDGET_S
+        await _within(ingest_task, 2.0)
+        tail_stop.set()
+        await _within(rules_task, deadline - time.monotonic() - 3.0)
+        notify_stop.set()
+        self._notify_wake.set()
+        await _within(asyncio.gather(store_task, *notify_tasks), deadline - time.monotonic())
+        if http is not None:
+            await http.cleanup()
+        await self.writer.close()
+        left = self.journal.backlog("store")
+        if left:
+            log.warning("%d readings stay journaled for the database; they are written at the next start", left)
+        if pending := self.outbox.pending():
+            log.warning("%d notifications stay in the outbox; they are sent at the next start", pending)
+        self.journal.close()
+        self.outbox.close()
+
+    async def _evaluate(self, stop: asyncio.Event) -> None:
+        """The rules' journal consumer: every journaled reading is evaluated once, in journal order."""
+        while True:
+            rows = await asyncio.to_thread(self.journal.read, "rules", 5000)
+            if not rows:
+                if stop.is_set():
+                    return
+                await nap(self._rules_wake, stop, 1.0)
+                continue
+            readings = [r for _, r in rows]
+            self.stations_seen.update(r.station for r in readings)
+            events = [e for check in self.rules.evaluate(readings) for e in self.alerts.update(check)]
+            events.sort(key=lambda e: e.ts_ns)
+            for e in events:
+                msg = render(e, self.cfg.notify.language, self.thresholds.stations, self._tz)
+                await asyncio.to_thread(self.outbox.add, msg)
+                self.metrics.alerts.labels(e.state).inc()
+                if self.on_alert is not None:
+                    self.on_alert(e)
+            if events:
+                self._notify_wake.set()
+            self.metrics.readings_evaluated.inc(len(readings))
+            await asyncio.to_thread(self.journal.advance, "rules", rows[-1][0])
+
+    async def _start_http(self) -> web.AppRunner | None:
+        listen = self.cfg.service.http_listen
+        if not listen:
+            return None
+        host, _, port = listen.rpartition(":")
+        app = web.Application()
+        app.router.add_get("/healthz", self._healthz)
+        app.router.add_get("/metrics", self._metrics)
+        runner = web.AppRunner(app, access_log=None)
+        await runner.setup()
+        await web.TCPSite(runner, host, int(port)).start()
+        log.info("serving /healthz and /metrics on http://%s", listen)
+        return runner
+
+    async def _healthz(self, _: web.Request) -> web.Response:
+        report = self.metrics.health.report()
+        return web.Response(text=json.dumps(report), content_type="application/json",
+                            status=503 if report["status"] == "unhealthy" else 200)
+
+    async def _metrics(self, _: web.Request) -> web.Response:
+        body = await asyncio.to_thread(self.metrics.exposition)
+        return web.Response(body=body, headers={"Content-Type": "text/plain; version=0.0.4; charset=utf-8"})
+
+    def summary(self) -> Summary:
+        def total(name: str, **labels: str) -> int:
+            return int(self.metrics.registry.get_sample_value(f"riverwatch_{name}_total", labels) or 0)
+
+        return Summary(
+            messages=total("messages_received"),
+            readings=total("readings_accepted"),
+            rejected=sum(total("readings_rejected", reason=r) for r in REASONS),
+            written=total("readings_written"),
+            alerts={s: total("alerts", state=s) for s in ("firing", "escalated", "resolved")},
+            stations=set(self.stations_seen),
+        )
+
+    def settled(self) -> bool:
+        """Everything journaled is evaluated, stored and notified."""
+        return (self.journal.backlog("rules") == 0 and self.journal.backlog("store") == 0
+                and self.outbox.pending() == 0)
+
+
+async def _within(aw: asyncio.Future | asyncio.Task, timeout: float) -> None:
+    """Await with a deadline; cancel on expiry (what is unfinished is still journaled)."""
+    with contextlib.suppress(TimeoutError, asyncio.CancelledError):
+        await asyncio.wait_for(aw, timeout=max(timeout, 0.1))
+

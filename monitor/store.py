@@ -1,0 +1,241 @@
+"""The store: readings and alerts leave the journal for the time-series database here.
+
+Three writers share one small interface (`write(lines)` raising Retryable or BadBatch):
+InfluxDB v2 through influxdb-client's async API, InfluxDB 1.x through its `/write`, and the embedded
+SQLite store used when `[influxdb]` is absent. `drain` is the journal consumer that batches by size and
+time, retries what can succeed later with capped backoff, and sets aside what never will (4xx), so one bad
+batch cannot wedge the pipeline and a database outage loses nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import sqlite3
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Protocol
+
+import aiohttp
+from influxdb_client.client.influxdb_client_async import InfluxDBClientAsync
+from influxdb_client.rest import ApiException
+
+from monitor.journal import Journal, JournalError
+from monitor.metrics import Metrics
+from monitor.pacing import Backoff, nap
+from monitor.reading import Reading
+
+log = logging.getLogger("riverwatch.store")
+
+MEASUREMENT = "water_quality"
+ALERT_MEASUREMENT = "alert"
+
+
+class RetryableError(Exception):
+    """The database may take this batch later: outage, timeout, 5xx, 429."""
+
+
+class BadBatchError(Exception):
+    """The database refused this batch for good (4xx): retrying cannot help."""
+
+
+def escape_tag(value: str) -> str:
+    """Line-protocol tag escaping: a station id with a space, comma or `=` stays one tag value."""
+    return (value.replace("\\", "\\\\").replace(",", "\\,").replace("=", "\\=").replace(" ", "\\ ")
+            .replace("\n", "\\n").replace("\r", "\\r"))
+
+
+def escape_string_field(value: str) -> str:
+    return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+
+
+def reading_line(r: Reading) -> str:
+    fields = f"value={r.value!r}"
+    if r.flag:
+        fields += f',flag="{escape_string_field(r.flag)}"'
+    return f"{MEASUREMENT},parameter={escape_tag(r.parameter)},station={escape_tag(r.station)} {fields} {r.ts_ns}"
+
+
+class Writer(Protocol):
+    name: str
+
+    async def write(self, lines: Sequence[str]) -> None: ...
+
+    async def close(self) -> None: ...
+
+
+def _classify(status: int, text: str) -> Exception:
+    if status in (408, 429) or status >= 500:
+        return RetryableError(f"HTTP {status}: {text[:300]}")
+    return BadBatchError(f"HTTP {status}: {text[:300]}")
+
+
+class InfluxV2Writer:
+    """InfluxDB 2.x / VictoriaMetrics through influxdb-client's async API (one POST per batch)."""
+
+    name = "influxdb"
+
+    def __init__(self, url: str, org: str, bucket: str, token: str, timeout_s: float = 10.0) -> None:
+        self._url, self._org, self._bucket, self._token = url, org, bucket, token
+        self._timeout_ms = int(timeout_s * 1000)
+        self._client: InfluxDBClientAsync | None = None
+
+    async def write(self, lines: Sequence[str]) -> None:
+        if self._client is None:  # the async client must be made inside the running loop
+            self._client = InfluxDBClientAsync(url=self._url, token=self._token, org=self._org,
+                                               timeout=self._timeout_ms)
+        try:
+            await self._client.write_api().write(bucket=self._bucket, org=self._org, record="\n".join(lines),
+                                                 write_precision="ns")
+        except ApiException as e:
+            raise _classify(int(e.status or 0), str(e.body or e.reason)) from None
+        except (TimeoutError, aiohttp.ClientError, OSError) as e:
+            raise RetryableError(f"{type(e).__name__}: {e}") from None
+
+    async def close(self) -> None:
+        if self._client is not None:
+            await self._client.close()
+
+
+class InfluxV1Writer:
+    """InfluxDB 1.x (1.6 has no /api/v2): POST /write?db=&rp=&precision=ns with basic auth."""
+
+    name = "influxdb-v1"
+
+    def __init__(self, url: str, database: str, retention_policy: str = "", username: str = "",
+                 password: str = "", timeout_s: float = 10.0) -> None:
+        self._url = url.rstrip("/") + "/write"
+        self._params = {"db": database, "precision": "ns"}
+        if retention_policy:
+            self._params["rp"] = retention_policy
+        self._auth = aiohttp.BasicAuth(username, password) if username else None
+        self._timeout = aiohttp.ClientTimeout(total=timeout_s)
+        self._session: aiohttp.ClientSession | None = None
+
+    async def write(self, lines: Sequence[str]) -> None:
+        if self._session is None:
+            self._session = aiohttp.ClientSession(timeout=self._timeout)
+        try:
+            async with self._session.post(self._url, params=self._params, auth=self._auth,
+                                          data="\n".join(lines).encode()) as resp:
+                if resp.status >= 300:
+                    raise _classify(resp.status, await resp.text())
+        except (TimeoutError, aiohttp.ClientError, OSError) as e:
+            raise RetryableError(f"{type(e).__name__}: {e}") from None
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+
+
+class EmbeddedStore:
+    """SQLite under data_dir, for zero-install use. Idempotent per (measurement, series, ts) like InfluxDB."""
+
+    name = "embedded"
+
+    def __init__(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.path = path
+        self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("CREATE TABLE IF NOT EXISTS points(line_key TEXT NOT NULL, ts_ns INTEGER NOT NULL,"
+                         " fields TEXT NOT NULL, PRIMARY KEY(line_key, ts_ns))")
+
+    async def write(self, lines: Sequence[str]) -> None:
+        await asyncio.to_thread(self._write, lines)
+
+    def _write(self, lines: Sequence[str]) -> None:
+        rows = []
+        for line in lines:
+            key, fields, ts = _split_line(line)
+            rows.append((key, int(ts), fields))
+        try:
+            self._db.execute("BEGIN IMMEDIATE")
+            self._db.executemany("INSERT OR REPLACE INTO points VALUES (?, ?, ?)", rows)
+            self._db.execute("COMMIT")
+        except sqlite3.Error as e:
+            with contextlib.suppress(sqlite3.Error):
+                self._db.execute("ROLLBACK")
+            raise RetryableError(f"embedded store {self.path}: {e}") from None
+
+    def count(self, measurement: str = MEASUREMENT) -> int:
+        (n,) = self._db.execute("SELECT count(*) FROM points WHERE line_key LIKE ?", (measurement + ",%",)).fetchone()
+        return int(n)
+
+    async def close(self) -> None:
+        self._db.close()
+
+
+def _split_line(line: str) -> tuple[str, str, str]:
+    """Split a line into (measurement+tags, fields, timestamp), honouring escapes and quoted strings."""
+    parts: list[str] = []
+    start, i, quoted = 0, 0, False
+    while i < len(line):
+        c = line[i]
+        if c == "\\":
+            i += 2
+            continue
+        if c == '"':
+            quoted = not quoted
+        elif c == " " and not quoted:
+            parts.append(line[start:i])
+            start = i + 1
+        i += 1
+    parts.append(line[start:])
+    if len(parts) != 3:
+        raise BadBatchError(f"unparseable line: {line[:200]}")
+    return parts[0], parts[1], parts[2]
+
+
+async def drain(journal: Journal, writer: Writer, metrics: Metrics, wake: asyncio.Event, stop: asyncio.Event,
+                *, batch_size: int = 5000, flush_interval_s: float = 1.0, retry_cap_s: float = 30.0) -> None:
+    """Move readings from the journal to the database, in order, releasing each only after a 2xx.
+
+    Memory is one batch whatever the backlog: the journal on disk absorbs a database outage. After `stop`
+    it keeps writing while it succeeds and returns at the first failure or when the journal is empty.
+    """
+    backoff = Backoff(cap=retry_cap_s)
+    while True:
+        rows = await asyncio.to_thread(journal.read, "store", batch_size)
+        if not rows:
+            if stop.is_set():
+                return
+            await nap(wake, stop, flush_interval_s)
+            continue
+        if len(rows) < batch_size and not stop.is_set():
+            # A partial batch waits one flush interval for company, then goes anyway.
+            await nap(None, stop, flush_interval_s)
+            more = await asyncio.to_thread(journal.read, "store", batch_size)
+            rows = more or rows
+        readings = [r for _, r in rows]
+        last_seq = rows[-1][0]
+        try:
+            await writer.write([reading_line(r) for r in readings])
+        except RetryableError as e:
+            metrics.store_retries.inc()
+            metrics.health.degrade("store", f"{writer.name}: {e}")
+            if stop.is_set():
+                log.warning("store: %s; %d readings stay journaled for the next start", e,
+                            await asyncio.to_thread(journal.backlog, "store"))
+                return
+            delay = backoff.step()
+            log.warning("store: %s; retrying in %.1f s", e, delay)
+            await nap(None, stop, delay)
+            continue
+        except BadBatchError as e:
+            log.error("store: %s refused a batch of %d readings (%s .. %s): %s; set aside in the journal",
+                      writer.name, len(readings), readings[0].station, readings[-1].station, e)
+            metrics.store_bad_batches.inc()
+            metrics.readings_set_aside.inc(len(readings))
+            await asyncio.to_thread(journal.set_aside, readings, str(e))
+        else:
+            metrics.readings_written.inc(len(readings))
+            metrics.health.ok("store")
+        backoff.reset()
+        await asyncio.to_thread(journal.advance, "store", last_seq)
+        try:
+            await asyncio.to_thread(journal.prune)
+        except JournalError as e:
+            log.warning("journal prune: %s", e)
+

@@ -1,0 +1,199 @@
+"""The whole service as a user runs it: `riverwatch run` as a subprocess on a real mosquitto, a real
+VictoriaMetrics (InfluxDB v2 write API) and a real HTTP receiver behind apprise's json://."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from simulators.publish import publish
+from tests.servers import HttpReceiver, Mosquitto, Victoria, free_port
+
+REPO = Path(__file__).resolve().parent.parent
+T0 = 1326585600  # 2012-01-15T08:00:00+08:00
+
+
+class RunningService:
+    def __init__(self, proc: subprocess.Popen[bytes], http: str, log: Path) -> None:
+        self.proc, self.http, self.log = proc, http, log
+
+    def get(self, path: str) -> tuple[int, str]:
+        try:
+            with urllib.request.urlopen(f"http://{self.http}{path}", timeout=5) as r:
+                return r.status, r.read().decode()
+        except urllib.error.HTTPError as e:
+            return e.code, e.read().decode()
+
+    def metric(self, name: str) -> float:
+        total = 0.0
+        for line in self.get("/metrics")[1].splitlines():
+            if line.startswith(name) and not line.startswith("#"):
+                total += float(line.rsplit(" ", 1)[1])
+        return total
+
+    def output(self) -> str:
+        return self.log.read_text(errors="replace")
+
+
+def write_config(tmp: Path, mosquitto: Mosquitto, victoria: Victoria, receiver: HttpReceiver, client_id: str,
+                 http: str) -> Path:
+    cfg = tmp / "riverwatch.toml"
+    cfg.write_text(f"""
+[mqtt]
+url = "{mosquitto.url}"
+topics = ["river/#"]
+client_id = "{client_id}"
+qos = 1
+
+[influxdb]
+url = "{victoria.influx_url}"
+org = "bureau"
+bucket = "water"
+token_env = "RW_TEST_TOKEN"
+flush_interval_s = 0.2
+
+[notify]
+urls = ["{receiver.json_url()}"]
+
+[service]
+data_dir = "data"
+http_listen = "{http}"
+""")
+    return cfg
+
+
+@pytest.fixture
+def service(tmp_path: Path, mosquitto: Mosquitto, victoria: Victoria, http_receiver: HttpReceiver,
+            request: pytest.FixtureRequest) -> Iterator[RunningService]:
+    http = f"127.0.0.1:{free_port()}"
+    cfg = write_config(tmp_path, mosquitto, victoria, http_receiver, f"rw-{request.node.name}"[:60], http)
+    log = tmp_path / "service.log"
+    env = {**os.environ, "RW_TEST_TOKEN": "secret-token-value"}
+    with log.open("wb") as out:
+        proc = subprocess.Popen([sys.executable, "-m", "monitor", "run", "--config", str(cfg)], cwd=tmp_path,
+                                stdout=out, stderr=subprocess.STDOUT, env=env)
+    svc = RunningService(proc, http, log)
+    try:
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            assert proc.poll() is None, f"service exited early:\n{svc.output()}"
+            try:
+                if svc.metric("riverwatch_mqtt_connects_total") >= 1:
+                    break
+            except OSError:
+                pass
+            time.sleep(0.1)
+        else:
+            pytest.fail(f"service did not connect:\n{svc.output()}")
+        yield svc
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
+def single(station: str, parameter: str, ts: float, value: object, unit: str = "mg/L") -> tuple[int, str, bytes]:
+    return int(ts * 1e9), f"river/{station}/{parameter}", json.dumps({"ts": ts, "value": value, "unit": unit}).encode()
+
+
+def wait_until(predicate: object, timeout: float, what: str, svc: RunningService) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():  # type: ignore[operator]
+            return
+        time.sleep(0.1)
+    pytest.fail(f"timed out waiting for {what}\n{svc.output()[-4000:]}")
+
+
+def stop(svc: RunningService) -> float:
+    started = time.monotonic()
+    svc.proc.send_signal(signal.SIGTERM)
+    assert svc.proc.wait(timeout=12) == 0, svc.output()
+    return time.monotonic() - started
+
+
+def test_readings_land_exactly_once_with_their_timestamps_despite_bad_payloads(
+        service: RunningService, mosquitto: Mosquitto, victoria: Victoria, http_receiver: HttpReceiver) -> None:
+    station = "e2e-exact"
+    good = [single(station, "cd", T0 + 600 * i, round(0.0001 * (i % 30), 6)) for i in range(300)]
+    bad = [
+        (0, f"river/{station}/cd", b"not json"),
+        (0, f"river/{station}/cd", json.dumps({"value": "0.003"}).encode()),
+        (0, f"river/{station}/cd", json.dumps({"value": -1}).encode()),
+        (0, f"river/{station}/unobtainium", json.dumps({"value": 1}).encode()),
+        (0, f"river/{station}/cd", json.dumps({"value": 1, "unit": "furlongs"}).encode()),
+        (0, f"river/{station}/cd", b'{"value": NaN}'),
+    ]
+    stream = good[:100] + bad[:3] + good[100:200] + bad[3:] + good[200:]
+    publish(stream, mosquitto.url, window=50)
+
+    wait_until(lambda: service.metric("riverwatch_readings_written_total") >= 300, 30, "300 readings written",
+               service)
+    points = victoria.series_points("water_quality_value", station=station, parameter="cd")
+    expected = [((T0 + 600 * i) * 1000, round(0.0001 * (i % 30), 6)) for i in range(300)]
+    assert points == expected  # each exactly once, with its own timestamp and value
+    metrics = service.get("/metrics")[1]
+    for reason, n in [("malformed", 1), ("not_finite", 1), ("not_numeric", 1), ("negative", 1),
+                      ("unknown_parameter", 1), ("unknown_unit", 1)]:
+        assert f'riverwatch_readings_rejected_total{{reason="{reason}"}} {float(n)}' in metrics
+    assert "rejected payload on topic 'river/e2e-exact/unobtainium'" in service.output()
+    assert http_receiver.posts == []  # nothing here is over a limit
+    status, body = service.get("/healthz")
+    assert status == 200 and json.loads(body)["status"] == "ok"
+    assert "secret-token-value" not in service.output()
+    assert stop(service) < 10
+
+
+def test_one_notification_per_exceedance_and_one_when_resolved(
+        service: RunningService, mosquitto: Mosquitto, http_receiver: HttpReceiver) -> None:
+    station = "e2e-alert"
+    publish([single(station, "cd", T0, 41, "ug/L")], mosquitto.url)
+    (post,) = http_receiver.wait_for(1, timeout=20)
+    text = post.json["title"] + "\n" + post.json["message"]
+    for needle in (station, "cadmium", "0.041 mg/L", "0.005 mg/L", "GB 3838-2002", "Class III", "8.2",
+                   "2012-01-15", "firing"):
+        assert needle in text, f"{needle!r} missing from:\n{text}"
+
+    # More exceeding readings do not notify again; a higher tier escalates once.
+    publish([single(station, "cd", T0 + 3600 * k, 0.03 + 0.001 * k) for k in range(1, 6)], mosquitto.url)
+    publish([single(station, "cd", T0 + 3600 * 6, 0.15)], mosquitto.url)  # 30x: from serious to critical
+    posts = http_receiver.wait_for(2, timeout=20)
+    assert "escalated" in posts[1].json["message"]
+    publish([single(station, "cd", T0 + 3600 * 7, 0.002), single(station, "cd", T0 + 3600 * 8, 0.001)],
+            mosquitto.url)
+    posts = http_receiver.wait_for(3, timeout=20)
+    assert "resolved" in posts[2].json["message"].lower()
+    time.sleep(1.0)
+    assert len(http_receiver.posts) == 3
+    assert stop(service) < 10
+
+
+def test_a_failing_notification_target_is_retried_and_does_not_block_ingest(
+        service: RunningService, mosquitto: Mosquitto, http_receiver: HttpReceiver) -> None:
+    http_receiver.fail_next(2, status=500)
+    publish([single("e2e-retry", "cd", T0, 0.05)], mosquitto.url)
+    publish([single("e2e-retry", "do", T0 + 60 * i, 8.0) for i in range(200)], mosquitto.url)
+    wait_until(lambda: service.metric("riverwatch_readings_written_total") >= 201, 30, "readings written", service)
+    delivered = http_receiver.wait_for(1, timeout=20, delivered_only=True)
+    assert [p.status for p in http_receiver.posts] == [500, 500, 200]
+    assert "e2e-retry" in delivered[-1].json["title"]
+    assert service.metric("riverwatch_notifications_failed_total") == 2
+    assert stop(service) < 10
+
+
+def test_bad_config_exits_2_naming_file_and_key(tmp_path: Path) -> None:
+    cfg = tmp_path / "bad.toml"
+    cfg.write_text('[mqtt]\nurl = "mqtt://127.0.0.1:1883"\nqos = 7\n')
+    proc = subprocess.run([sys.executable, "-m", "monitor", "run", "--config", str(cfg)], capture_output=True,
+                          text=True, timeout=30, cwd=REPO)
+    assert proc.returncode == 2
+    assert f"{cfg}: [mqtt].qos: must be 0, 1 or 2" in proc.stderr

@@ -1,0 +1,60 @@
+"""The journal: what is committed survives, each consumer sees every reading once, and nothing leaves early."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+from monitor.journal import Journal
+from monitor.reading import Reading
+
+
+def readings(n: int, station: str = "s1", start: int = 0) -> list[Reading]:
+    return [Reading(station, "cd", (start + i) * 10**9, 0.001 * i, None) for i in range(n)]
+
+
+def test_consumers_read_in_order_from_their_own_cursor(tmp_path: Path) -> None:
+    j = Journal(tmp_path / "j.sqlite")
+    assert j.append(readings(10)) == 10
+    first = j.read("store", 4)
+    assert [r.ts_ns for _, r in first] == [i * 10**9 for i in range(4)]
+    j.advance("store", first[-1][0])
+    assert [r.ts_ns for _, r in j.read("store", 100)] == [i * 10**9 for i in range(4, 10)]
+    assert len(j.read("rules", 100)) == 10  # the other consumer is unaffected
+    assert j.backlog("store") == 6
+
+
+def test_redelivered_readings_are_absorbed(tmp_path: Path) -> None:
+    j = Journal(tmp_path / "j.sqlite")
+    assert j.append(readings(5)) == 5
+    assert j.append(readings(7)) == 2
+    assert j.backlog("store") == 7
+
+
+def test_rows_leave_only_after_every_consumer_and_the_dedup_window(tmp_path: Path) -> None:
+    j = Journal(tmp_path / "j.sqlite", dedup_window_s=0)
+    j.append(readings(5))
+    last = j.read("store", 5)[-1][0]
+    j.advance("store", last)
+    assert j.prune() == 0  # rules has not seen them yet
+    j.advance("rules", last)
+    assert j.prune() == 5
+
+
+def test_committed_readings_survive_kill_9(tmp_path: Path) -> None:
+    path = tmp_path / "j.sqlite"
+    code = (f"import os, sys; sys.path.insert(0, {str(Path(__file__).parent.parent)!r});"
+            "from monitor.journal import Journal; from monitor.reading import Reading;"
+            f"j = Journal(__import__('pathlib').Path({str(path)!r}));"
+            "j.append([Reading('s', 'cd', i, 0.1, None) for i in range(1000)]);"
+            "os.kill(os.getpid(), 9)")
+    proc = subprocess.run([sys.executable, "-c", code], check=False)
+    assert proc.returncode == -9
+    assert Journal(path).backlog("store") == 1000
+
+
+def test_set_aside_keeps_refused_batches(tmp_path: Path) -> None:
+    j = Journal(tmp_path / "j.sqlite")
+    j.set_aside(readings(3), "HTTP 400: field type conflict")
+    assert j.set_aside_count() == 3
