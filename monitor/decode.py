@@ -95,6 +95,8 @@ def _station(level: str) -> str:
         raise _Reject("bad_station", f"station id must be 1-{MAX_ID_LEN} characters")
     if not level.isprintable():
         raise _Reject("bad_station", f"station id {level!r} contains control characters")
+    if level.endswith("\\"):
+        raise _Reject("bad_station", f"station id {level!r} ends with a backslash (not writable as a tag)")
     return level
 
 

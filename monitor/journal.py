@@ -94,14 +94,14 @@ class Journal:
             except sqlite3.Error as e:
                 raise JournalError(f"journal {self.path}: {e}") from e
 
-    def set_aside(self, readings: Sequence[Reading], error: str) -> None:
-        """Keep a batch the database refused (4xx) for inspection instead of retrying it forever."""
+    def set_aside(self, refused: Sequence[tuple[Reading, str]]) -> None:
+        """Keep readings the database refused (4xx), with the reason, instead of retrying them forever."""
         now = time.time_ns()
         with self._lock:
             try:
                 self._db.executemany(
                     "INSERT INTO set_aside(at_ns, error, station, parameter, ts_ns, value, flag)"
-                    " VALUES (?, ?, ?, ?, ?, ?, ?)", [(now, error[:2000], *r) for r in readings])
+                    " VALUES (?, ?, ?, ?, ?, ?, ?)", [(now, error[:2000], *r) for r, error in refused])
             except sqlite3.Error as e:
                 raise JournalError(f"journal {self.path}: {e}") from e
 

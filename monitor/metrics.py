@@ -60,7 +60,6 @@ class Metrics:
         self.readings_set_aside = Counter("riverwatch_readings_set_aside",
                                           "Readings the database refused (4xx), kept in the journal", registry=r)
         self.store_retries = Counter("riverwatch_store_retries", "Failed writes that will be retried", registry=r)
-        self.store_bad_batches = Counter("riverwatch_store_bad_batches", "Batches refused with a 4xx", registry=r)
         self.readings_evaluated = Counter("riverwatch_readings_evaluated", "Readings checked by the rules",
                                           registry=r)
         self.alerts = Counter("riverwatch_alerts", "Alert transitions", ["state"], registry=r)

@@ -86,6 +86,8 @@ def render(e: AlertEvent, language: str, stations: Mapping[str, Station], tz: ti
     unit = _unit(e.parameter)
     code = f", HJ 212 {p.hj212}" if p and p.hj212 else ""
     excess = (e.value - e.limit.value) / e.limit.value if e.limit.kind == "max" and e.limit.value else None
+    # The ratio is S/C, not C/S, for a minimum and for a range's lower bound (DO, pH below 6).
+    below = e.limit.kind == "min" or (e.limit.kind == "range" and e.limit.low is not None and e.value < e.limit.low)
     if language == "zh":
         sname = f"{st.name_zh or st.name}（{e.station}）" if st else e.station
         pname = p.name_zh if p else e.parameter
@@ -97,7 +99,7 @@ def render(e: AlertEvent, language: str, stations: Mapping[str, Station], tz: ti
             f"指标：{pname}（{e.parameter}{code}）",
             f"监测值：{_num(e.value)}{unit}，监测时间 {_when(e.ts_ns, tz)}",
             f"标准限值：{e.limit.describe()}",
-            f"浓度与限值之比（C/S）：{_num(e.ratio)}",
+            f"限值与浓度之比（S/C）：{_num(e.ratio)}" if below else f"浓度与限值之比（C/S）：{_num(e.ratio)}",
         ]
         if excess is not None:
             lines.append(f"超标倍数（(C−S)/S）：{_num(excess)}" if excess > 0 else "超标倍数（(C−S)/S）：未超标")
@@ -116,7 +118,7 @@ def render(e: AlertEvent, language: str, stations: Mapping[str, Station], tz: ti
             f"Parameter: {pname} ({e.parameter}{code})",
             f"Measured: {_num(e.value)}{unit} at {_when(e.ts_ns, tz)}",
             f"Limit: {e.limit.describe()}",
-            f"Ratio (value/limit): {_num(e.ratio)}" if e.limit.kind != "min"
+            f"Ratio (value/limit): {_num(e.ratio)}" if not below
             else f"Ratio (limit/value, a minimum): {_num(e.ratio)}",
             f"Severity: {e.severity}",
             f"State: {e.state}",

@@ -10,6 +10,7 @@ batch cannot wedge the pipeline and a database outage loses nothing.
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import logging
 import sqlite3
@@ -41,9 +42,13 @@ class BadBatchError(Exception):
 
 
 def escape_tag(value: str) -> str:
-    """Line-protocol tag escaping: a station id with a space, comma or `=` stays one tag value."""
-    return (value.replace("\\", "\\\\").replace(",", "\\,").replace("=", "\\=").replace(" ", "\\ ")
-            .replace("\n", "\\n").replace("\r", "\\r"))
+    """Line-protocol tag escaping: a station id with a space, comma or `=` stays one tag value.
+
+    Backslashes are left alone: InfluxDB reads them literally (measured on 1.6.7), so escaping them would
+    double them in the database. The decoder refuses what cannot be written: control characters and a
+    trailing backslash.
+    """
+    return value.replace(",", "\\,").replace("=", "\\=").replace(" ", "\\ ")
 
 
 def escape_string_field(value: str) -> str:
@@ -66,9 +71,11 @@ class Writer(Protocol):
 
 
 def _classify(status: int, text: str) -> Exception:
-    if status in (408, 429) or status >= 500:
-        return RetryableError(f"HTTP {status}: {text[:300]}")
-    return BadBatchError(f"HTTP {status}: {text[:300]}")
+    """Only a malformed batch is refused for good. Auth (401/403) and a missing database or bucket (404) are
+    configuration an operator fixes while the journal holds the data; 413 and 5xx are retried too."""
+    if status in (400, 422):
+        return BadBatchError(f"HTTP {status}: {text[:300]}")
+    return RetryableError(f"HTTP {status}: {text[:300]}")
 
 
 class InfluxV2Writer:
@@ -109,7 +116,8 @@ class InfluxV1Writer:
         self._params = {"db": database, "precision": "ns"}
         if retention_policy:
             self._params["rp"] = retention_policy
-        self._auth = aiohttp.BasicAuth(username, password) if username else None
+        token = base64.b64encode(f"{username}:{password}".encode()).decode()
+        self._headers = {"Authorization": f"Basic {token}"} if username else {}
         self._timeout = aiohttp.ClientTimeout(total=timeout_s)
         self._session: aiohttp.ClientSession | None = None
 
@@ -117,7 +125,7 @@ class InfluxV1Writer:
         if self._session is None:
             self._session = aiohttp.ClientSession(timeout=self._timeout)
         try:
-            async with self._session.post(self._url, params=self._params, auth=self._auth,
+            async with self._session.post(self._url, params=self._params, headers=self._headers,
                                           data="\n".join(lines).encode()) as resp:
                 if resp.status >= 300:
                     raise _classify(resp.status, await resp.text())
@@ -188,6 +196,23 @@ def _split_line(line: str) -> tuple[str, str, str]:
     return parts[0], parts[1], parts[2]
 
 
+async def write_isolating(writer: Writer, readings: Sequence[Reading]) -> list[tuple[Reading, str]]:
+    """Write a batch; when the database refuses it (4xx), bisect to find the readings it refuses.
+
+    The good readings of a refused batch are still written (writes are idempotent, so resending those a
+    partial write already took is harmless). Costs about log2(batch) extra requests per bad reading.
+    Returns the refused readings with the reason; RetryableError propagates.
+    """
+    try:
+        await writer.write([reading_line(r) for r in readings])
+        return []
+    except BadBatchError as e:
+        if len(readings) == 1:
+            return [(readings[0], str(e))]
+    mid = len(readings) // 2
+    return await write_isolating(writer, readings[:mid]) + await write_isolating(writer, readings[mid:])
+
+
 async def drain(journal: Journal, writer: Writer, metrics: Metrics, wake: asyncio.Event, stop: asyncio.Event,
                 *, batch_size: int = 5000, flush_interval_s: float = 1.0, retry_cap_s: float = 30.0) -> None:
     """Move readings from the journal to the database, in order, releasing each only after a 2xx.
@@ -211,7 +236,7 @@ async def drain(journal: Journal, writer: Writer, metrics: Metrics, wake: asynci
         readings = [r for _, r in rows]
         last_seq = rows[-1][0]
         try:
-            await writer.write([reading_line(r) for r in readings])
+            refused = await write_isolating(writer, readings)
         except RetryableError as e:
             metrics.store_retries.inc()
             metrics.health.degrade("store", f"{writer.name}: {e}")
@@ -223,15 +248,14 @@ async def drain(journal: Journal, writer: Writer, metrics: Metrics, wake: asynci
             log.warning("store: %s; retrying in %.1f s", e, delay)
             await nap(None, stop, delay)
             continue
-        except BadBatchError as e:
-            log.error("store: %s refused a batch of %d readings (%s .. %s): %s; set aside in the journal",
-                      writer.name, len(readings), readings[0].station, readings[-1].station, e)
-            metrics.store_bad_batches.inc()
-            metrics.readings_set_aside.inc(len(readings))
-            await asyncio.to_thread(journal.set_aside, readings, str(e))
-        else:
-            metrics.readings_written.inc(len(readings))
-            metrics.health.ok("store")
+        if refused:
+            (first, error) = refused[0]
+            log.error("store: %s refused %d of %d readings (first: %s/%s at %d ns: %s); set aside in the journal",
+                      writer.name, len(refused), len(readings), first.station, first.parameter, first.ts_ns, error)
+            metrics.readings_set_aside.inc(len(refused))
+            await asyncio.to_thread(journal.set_aside, refused)
+        metrics.readings_written.inc(len(readings) - len(refused))
+        metrics.health.ok("store")
         backoff.reset()
         await asyncio.to_thread(journal.advance, "store", last_seq)
         try:

@@ -116,6 +116,7 @@ def test_senml_base_unit_and_relative_time() -> None:
 
 def test_station_with_control_characters_is_rejected_but_spaces_are_kept() -> None:
     assert one("river/bad\nstation/cd", {"value": 1})[1] == ["bad_station"]
+    assert one("river/trailing\\/cd", {"value": 1})[1] == ["bad_station"]
     assert one("river/Lalang dam,km=0/cd", {"value": 1})[0][0].station == "Lalang dam,km=0"
 
 

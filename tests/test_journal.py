@@ -56,5 +56,5 @@ def test_committed_readings_survive_kill_9(tmp_path: Path) -> None:
 
 def test_set_aside_keeps_refused_batches(tmp_path: Path) -> None:
     j = Journal(tmp_path / "j.sqlite")
-    j.set_aside(readings(3), "HTTP 400: field type conflict")
+    j.set_aside([(r, "HTTP 400: field type conflict") for r in readings(3)])
     assert j.set_aside_count() == 3

@@ -1,0 +1,90 @@
+"""Ingest on a real mosquitto: acknowledged only once journaled, persistent session, reconnect by itself."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import pytest
+
+from monitor.config import MqttConfig
+from monitor.ingest import Ingest
+from monitor.journal import Journal, JournalError
+from monitor.metrics import Metrics
+from monitor.reading import Reading
+from simulators.publish import publish
+from tests.servers import Mosquitto
+
+T0 = 1326585600
+
+
+class BrokenDisk(Journal):
+    """A journal whose disk refuses every write."""
+
+    def append(self, readings: Sequence[Reading]) -> int:
+        raise JournalError(f"journal {self.path}: disk I/O error (test)")
+
+
+def messages(station: str, n: int, start: int = 0) -> list[tuple[int, str, bytes]]:
+    return [(0, f"river/{station}/cd", json.dumps({"ts": T0 + 60 * i, "value": 0.001}).encode())
+            for i in range(start, start + n)]
+
+
+async def ingest_until(cfg: MqttConfig, journal: Journal, done: Callable[[Metrics], bool],
+                       during: Callable[[], None] | None = None, timeout: float = 20.0) -> Metrics:
+    metrics = Metrics()
+    stop = asyncio.Event()
+    ingest = Ingest(cfg, journal, metrics, lambda: None, batch=50)
+    task = asyncio.create_task(ingest.run(stop))
+    try:
+        await asyncio.wait_for(ingest.subscribed.wait(), timeout)
+        if during is not None:
+            await asyncio.to_thread(during)
+        async with asyncio.timeout(timeout):
+            while not done(metrics):
+                await asyncio.sleep(0.05)
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, 5)
+    return metrics
+
+
+@pytest.mark.parametrize("protocol", ["5", "3.1.1"])
+def test_nothing_is_acknowledged_before_it_is_journaled(fresh_mosquitto: Mosquitto, tmp_path: Path,
+                                                        protocol: str) -> None:
+    cfg = MqttConfig(url=fresh_mosquitto.url, client_id=f"ack-{protocol}", protocol=protocol)
+    broken = BrokenDisk(tmp_path / "broken.sqlite")
+    metrics = asyncio.run(ingest_until(cfg, broken, lambda m: m.health.status() == "unhealthy",
+                                       during=lambda: publish(messages("ack", 30), fresh_mosquitto.url)))
+    assert "disk I/O error" in json.dumps(metrics.health.report())
+    # The same session, now with a working disk: the broker still holds every message, because none was acked.
+    journal = Journal(tmp_path / "journal.sqlite")
+    asyncio.run(ingest_until(cfg, journal, lambda m: journal.backlog("store") >= 30))
+    assert sorted(r.ts_ns for _, r in journal.read("store", 100)) == [(T0 + 60 * i) * 10**9 for i in range(30)]
+
+
+def test_the_broker_keeps_messages_while_the_service_is_away(fresh_mosquitto: Mosquitto, tmp_path: Path) -> None:
+    cfg = MqttConfig(url=fresh_mosquitto.url, client_id="away")
+    journal = Journal(tmp_path / "journal.sqlite")
+    asyncio.run(ingest_until(cfg, journal, lambda m: True))  # creates the persistent session
+    publish(messages("away", 200), fresh_mosquitto.url)  # published while nobody is connected
+    asyncio.run(ingest_until(cfg, journal, lambda m: journal.backlog("store") >= 200))
+    assert journal.backlog("store") == 200
+
+
+def test_ingest_reconnects_after_a_broker_restart_and_loses_nothing(fresh_mosquitto: Mosquitto,
+                                                                     tmp_path: Path) -> None:
+    cfg = MqttConfig(url=fresh_mosquitto.url, client_id="restart")
+    journal = Journal(tmp_path / "journal.sqlite")
+
+    def publish_around_a_restart() -> None:
+        publish(messages("restart", 100), fresh_mosquitto.url)
+        fresh_mosquitto.restart()
+        publish(messages("restart", 100, start=100), fresh_mosquitto.url)
+
+    metrics = asyncio.run(ingest_until(cfg, journal, lambda m: journal.backlog("store") >= 200,
+                                       during=publish_around_a_restart, timeout=40))
+    assert journal.backlog("store") == 200
+    assert metrics.registry.get_sample_value("riverwatch_mqtt_connects_total") >= 2
