@@ -30,6 +30,7 @@ CREATE TABLE IF NOT EXISTS readings(
     value REAL NOT NULL, flag TEXT, received_ns INTEGER NOT NULL);
 CREATE UNIQUE INDEX IF NOT EXISTS readings_key ON readings(station, parameter, ts_ns);
 CREATE TABLE IF NOT EXISTS cursors(consumer TEXT PRIMARY KEY, seq INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS alert_lines(id INTEGER PRIMARY KEY AUTOINCREMENT, line TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS set_aside(
     id INTEGER PRIMARY KEY, at_ns INTEGER NOT NULL, error TEXT NOT NULL,
     station TEXT, parameter TEXT, ts_ns INTEGER, value REAL, flag TEXT);
@@ -102,6 +103,25 @@ class Journal:
                 self._db.executemany(
                     "INSERT INTO set_aside(at_ns, error, station, parameter, ts_ns, value, flag)"
                     " VALUES (?, ?, ?, ?, ?, ?, ?)", [(now, error[:2000], *r) for r, error in refused])
+            except sqlite3.Error as e:
+                raise JournalError(f"journal {self.path}: {e}") from e
+
+    def append_alert_lines(self, lines: Sequence[str]) -> None:
+        """Alert points for the database ride in the journal too, so a database outage loses none."""
+        with self._lock:
+            try:
+                self._db.executemany("INSERT INTO alert_lines(line) VALUES (?)", [(x,) for x in lines])
+            except sqlite3.Error as e:
+                raise JournalError(f"journal {self.path}: {e}") from e
+
+    def alert_lines(self, limit: int) -> list[tuple[int, str]]:
+        with self._lock:
+            return list(self._db.execute("SELECT id, line FROM alert_lines ORDER BY id LIMIT ?", (limit,)))
+
+    def release_alert_lines(self, last_id: int) -> None:
+        with self._lock:
+            try:
+                self._db.execute("DELETE FROM alert_lines WHERE id <= ?", (last_id,))
             except sqlite3.Error as e:
                 raise JournalError(f"journal {self.path}: {e}") from e
 

@@ -28,7 +28,7 @@ from monitor.metrics import Metrics
 from monitor.notify import Outbox, deliver, parse_offset, render
 from monitor.pacing import nap
 from monitor.rules import Rules
-from monitor.store import EmbeddedStore, InfluxV1Writer, InfluxV2Writer, Writer, drain
+from monitor.store import EmbeddedStore, InfluxV1Writer, InfluxV2Writer, Writer, alert_line, drain
 from monitor.thresholds import ThresholdSet, load, shipped_path
 
 log = logging.getLogger("riverwatch.service")
@@ -140,14 +140,18 @@ class Service:
             self.stations_seen.update(r.station for r in readings)
             events = [e for check in self.rules.evaluate(readings) for e in self.alerts.update(check)]
             events.sort(key=lambda e: e.ts_ns)
+            alert_points = []
             for e in events:
                 msg = render(e, self.cfg.notify.language, self.thresholds.stations, self._tz)
                 await asyncio.to_thread(self.outbox.add, msg)
+                alert_points.append(alert_line(e, msg.title))
                 self.metrics.alerts.labels(e.state).inc()
                 if self.on_alert is not None:
                     self.on_alert(e)
             if events:
+                await asyncio.to_thread(self.journal.append_alert_lines, alert_points)
                 self._notify_wake.set()
+                self._store_wake.set()
             self.metrics.readings_evaluated.inc(len(readings))
             await asyncio.to_thread(self.journal.advance, "rules", rows[-1][0])
 
@@ -190,7 +194,7 @@ class Service:
     def settled(self) -> bool:
         """Everything journaled is evaluated, stored and notified."""
         return (self.journal.backlog("rules") == 0 and self.journal.backlog("store") == 0
-                and self.outbox.pending() == 0)
+                and not self.journal.alert_lines(1) and self.outbox.pending() == 0)
 
 
 async def _within(aw: asyncio.Future | asyncio.Task, timeout: float) -> None:

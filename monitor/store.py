@@ -22,6 +22,7 @@ import aiohttp
 from influxdb_client.client.influxdb_client_async import InfluxDBClientAsync
 from influxdb_client.rest import ApiException
 
+from monitor.alerts import AlertEvent
 from monitor.journal import Journal, JournalError
 from monitor.metrics import Metrics
 from monitor.pacing import Backoff, nap
@@ -60,6 +61,16 @@ def reading_line(r: Reading) -> str:
     if r.flag:
         fields += f',flag="{escape_string_field(r.flag)}"'
     return f"{MEASUREMENT},parameter={escape_tag(r.parameter)},station={escape_tag(r.station)} {fields} {r.ts_ns}"
+
+
+def alert_line(e: AlertEvent, message: str) -> str:
+    """The `alert` measurement of interface.md, at the time of the reading that caused the transition."""
+    tags = (f"parameter={escape_tag(e.parameter)},severity={escape_tag(e.severity)},state={escape_tag(e.state)},"
+            f"station={escape_tag(e.station)}")
+    rule = getattr(e, "rule", "instantaneous")
+    fields = (f'value={e.value!r},limit={e.limit.value!r},ratio={float(e.ratio)!r},rule="{escape_string_field(rule)}",'
+              f'message="{escape_string_field(message)}"')
+    return f"{ALERT_MEASUREMENT},{tags} {fields} {e.ts_ns}"
 
 
 class Writer(Protocol):
@@ -213,6 +224,18 @@ async def write_isolating(writer: Writer, readings: Sequence[Reading]) -> list[t
     return await write_isolating(writer, readings[:mid]) + await write_isolating(writer, readings[mid:])
 
 
+async def _write_alert_lines(journal: Journal, writer: Writer) -> None:
+    """Alert points are few: written whole each round, set aside (logged) only if the database refuses them."""
+    rows = await asyncio.to_thread(journal.alert_lines, 500)
+    if not rows:
+        return
+    try:
+        await writer.write([line for _, line in rows])
+    except BadBatchError as e:
+        log.error("store: %s refused %d alert points: %s", writer.name, len(rows), e)
+    await asyncio.to_thread(journal.release_alert_lines, rows[-1][0])
+
+
 async def drain(journal: Journal, writer: Writer, metrics: Metrics, wake: asyncio.Event, stop: asyncio.Event,
                 *, batch_size: int = 5000, flush_interval_s: float = 1.0, retry_cap_s: float = 30.0) -> None:
     """Move readings from the journal to the database, in order, releasing each only after a 2xx.
@@ -222,6 +245,10 @@ async def drain(journal: Journal, writer: Writer, metrics: Metrics, wake: asynci
     """
     backoff = Backoff(cap=retry_cap_s)
     while True:
+        try:
+            await _write_alert_lines(journal, writer)
+        except RetryableError as e:
+            log.warning("store: alert points: %s; retrying with the next batch", e)
         rows = await asyncio.to_thread(journal.read, "store", batch_size)
         if not rows:
             if stop.is_set():

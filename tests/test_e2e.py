@@ -154,7 +154,7 @@ def test_readings_land_exactly_once_with_their_timestamps_despite_bad_payloads(
 
 
 def test_one_notification_per_exceedance_and_one_when_resolved(
-        service: RunningService, mosquitto: Mosquitto, http_receiver: HttpReceiver) -> None:
+        service: RunningService, mosquitto: Mosquitto, victoria: Victoria, http_receiver: HttpReceiver) -> None:
     station = "e2e-alert"
     publish([single(station, "cd", T0, 41, "ug/L")], mosquitto.url)
     (post,) = http_receiver.wait_for(1, timeout=20)
@@ -174,6 +174,12 @@ def test_one_notification_per_exceedance_and_one_when_resolved(
     assert "resolved" in posts[2].json["message"].lower()
     time.sleep(1.0)
     assert len(http_receiver.posts) == 3
+    # The transitions are in the database too (measurement `alert`), for dashboards.
+    alerts = {(row["metric"]["state"], row["metric"]["severity"]): row["values"]
+              for row in victoria.export(f'alert_ratio{{station="{station}"}}')}
+    assert alerts == {("firing", "serious"): [pytest.approx(8.2)], ("escalated", "critical"): [pytest.approx(30.0)],
+                      ("resolved", "critical"): [pytest.approx(0.4)]}
+    assert victoria.series_points("alert_limit", station=station, state="firing") == [(T0 * 1000, 0.005)]
     assert stop(service) < 10
 
 
