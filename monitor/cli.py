@@ -78,7 +78,6 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _run(config: Path | None) -> int:
     from monitor.config import ConfigError, load_config
-    from monitor.journal import JournalError
     from monitor.service import Service
     from monitor.thresholds import ThresholdError
 
@@ -91,9 +90,6 @@ def _run(config: Path | None) -> int:
     except ThresholdError as e:
         print(f"riverwatch: bad threshold files:\n{e}", file=sys.stderr)
         return 2
-    except JournalError as e:
-        print(f"riverwatch: {e}", file=sys.stderr)
-        return 1
     if cfg.mqtt.embedded:
         return asyncio.run(_run_with_embedded_broker(service))
 

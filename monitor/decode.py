@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from datetime import datetime
 from typing import Any, NamedTuple
 
@@ -40,6 +41,10 @@ REASONS = (
 
 # Parameters that may legitimately be negative; every other one is a concentration or a positive quantity.
 _SIGNED = frozenset({"temp"})
+_AMBIGUOUS_BACKSLASH = re.compile(r"\\[\\ ,=]")
+# SenML value fields other than the numeric `v`: riverwatch takes numbers only.
+_SENML_OTHER_VALUES = ("vs", "vb", "vd", "s")
+_SENML_BASE_FIELDS = ("bn", "bt", "bu", "bv", "bs", "bver")
 
 
 class Rejection(NamedTuple):
@@ -66,6 +71,8 @@ def decode(topic: str, payload: bytes, now_ns: int) -> Decoded:
         return Decoded([], [e.rejection])
     except (RecursionError, MemoryError):
         return Decoded([], [Rejection("malformed", "JSON nested too deeply")])
+    except (TypeError, ValueError, OverflowError) as e:  # a gap in the checks below must not kill ingest
+        return Decoded([], [Rejection("malformed", f"{type(e).__name__}: {str(e)[:100]}")])
 
 
 def _decode(topic: str, payload: bytes, now_ns: int) -> Decoded:
@@ -97,6 +104,11 @@ def _station(level: str) -> str:
         raise _Reject("bad_station", f"station id {level!r} contains control characters")
     if level.endswith("\\"):
         raise _Reject("bad_station", f"station id {level!r} ends with a backslash (not writable as a tag)")
+    if _AMBIGUOUS_BACKSLASH.search(level):
+        # InfluxDB 1.x reads `\\ ` as an escaped space, VictoriaMetrics and the embedded store as an escaped
+        # backslash and a separator: such an id would be a different series, or a broken line, per database.
+        raise _Reject("bad_station", f"station id {level!r} has a backslash before a space, comma, '=' or"
+                                     " backslash (not writable as a tag)")
     return level
 
 
@@ -128,13 +140,16 @@ def _reading(station: str, name: Any, value: Any, unit: Any, flag: Any, ts_ns: i
         raise _Reject("bad_flag", f"flag {str(flag)[:32]!r} must be a short printable string")
     if ts_ns > now_ns + MAX_FUTURE_NS:
         raise _Reject("bad_timestamp", "timestamp is more than a day in the future")
+    if ts_ns < 0:
+        raise _Reject("bad_timestamp", "timestamp is before 1970")
     return Reading(station, param, ts_ns, v, flag)
 
 
 def _epoch_ns(seconds: Any) -> int:
     if isinstance(seconds, bool) or not isinstance(seconds, int | float):
         raise _Reject("bad_timestamp", f"time {str(seconds)[:40]!r} is not a number")
-    if not math.isfinite(seconds) or not 0 <= seconds < 2**33:  # 2**33 s is the year 2242
+    # Compare before anything converts to float: a 400-digit int overflows math.isfinite.
+    if (isinstance(seconds, float) and not math.isfinite(seconds)) or not 0 <= seconds < 2**33:  # 2**33 s: 2242
         raise _Reject("bad_timestamp", f"time {seconds!r} is out of range")
     return round(seconds * 1_000_000) * 1000  # microsecond resolution: floats carry no more
 
@@ -161,7 +176,7 @@ def _senml(station: str, records: list[Any], now_ns: int) -> Decoded:
         raise _Reject("malformed", "empty SenML pack")
     readings: list[Reading] = []
     rejections: list[Rejection] = []
-    base_name, base_time, base_unit = "", 0.0, None
+    base_name, base_time, base_unit, base_value = "", 0.0, None, 0.0
     for i, rec in enumerate(records):
         try:
             if not isinstance(rec, dict):
@@ -177,7 +192,16 @@ def _senml(station: str, records: list[Any], now_ns: int) -> Decoded:
                 base_time = float(bt)
             if "bu" in rec:
                 base_unit = rec["bu"]
+            if "bv" in rec:
+                bv = rec["bv"]
+                if isinstance(bv, bool) or not isinstance(bv, int | float) or not math.isfinite(bv):
+                    raise _Reject("not_numeric", f"SenML record {i}: bv {str(bv)[:32]!r} is not a number")
+                base_value = float(bv)
             if "n" not in rec and "v" not in rec:
+                if any(k in rec for k in _SENML_OTHER_VALUES):
+                    raise _Reject("not_numeric", f"SenML record {i} has no name and no numeric v")
+                if not any(k in rec for k in _SENML_BASE_FIELDS):
+                    raise _Reject("malformed", f"SenML record {i} has neither n nor v")
                 continue  # a base-only record
             name = base_name + rec.get("n", "")
             if resolve(name) is None and resolve(rec.get("n", "") if isinstance(rec.get("n"), str) else ""):
@@ -189,12 +213,17 @@ def _senml(station: str, records: list[Any], now_ns: int) -> Decoded:
                 raise _Reject("bad_timestamp", f"SenML record {i}: t {str(t)[:32]!r} is not a number")
             when = base_time + t
             ts_ns = now_ns + _signed_ns(when) if abs(when) < SENML_RELATIVE_LIMIT else _epoch_ns(when)
-            readings.append(_reading(station, name, rec["v"], rec.get("u", base_unit), rec.get("flag"),
+            value = rec["v"]
+            if base_value and isinstance(value, int | float) and not isinstance(value, bool):
+                value = base_value + value  # RFC 8428: the value is bv + v
+            readings.append(_reading(station, name, value, rec.get("u", base_unit), rec.get("flag"),
                                      ts_ns, now_ns, f"SenML record {i} v"))
         except _Reject as e:
             rejections.append(e.rejection)
         except (TypeError, OverflowError, ValueError) as e:
             rejections.append(Rejection("malformed", f"SenML record {i}: {e}"))
+    if not readings and not rejections:
+        raise _Reject("malformed", "SenML pack has only base records, no measurement")
     return Decoded(readings, rejections)
 
 

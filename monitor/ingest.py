@@ -2,10 +2,11 @@
 
 The session is persistent (fixed client id; clean_session off for 3.1.1, clean_start off with a session
 expiry for MQTT 5), so the broker keeps QoS 1 messages while the service is away. aiomqtt acknowledges a
-message as soon as it enters its queue, which would lose it on a crash; `ManualAck` turns that off in
+message as soon as it enters its queue, which would lose it on a crash; `PahoControl` turns that off in
 paho underneath and acknowledges after the journal commit. The broker's in-flight window (ReceiveMaximum
-on MQTT 5, mosquitto's max_inflight_messages on 3.1.1) is the backpressure: while a batch is being
-committed, the broker stops sending. The connection loop never gives up; it backs off, capped.
+on MQTT 5, mosquitto's max_inflight_messages on 3.1.1) should be the backpressure, but mosquitto 2.0
+does not keep to it once acknowledgements flow, so `PahoControl` also pauses reading the socket when
+more than 4 batches are waiting. The connection loop never gives up; it backs off, capped.
 """
 
 from __future__ import annotations
@@ -32,20 +33,75 @@ from monitor.reading import Reading
 log = logging.getLogger("riverwatch.ingest")
 
 
-class ManualAck:
-    """The one place that reaches into aiomqtt's private paho client (aiomqtt PR #346 is not merged).
+class PahoControl:
+    """The one place that reaches into aiomqtt's private paho client: manual acks and read flow control.
 
-    Must be created before the client connects: afterwards the persistent session's backlog would
-    already have been acknowledged on arrival.
+    Manual acknowledgement (aiomqtt PR #346 is not merged) must be switched on before the client connects:
+    afterwards the persistent session's backlog would already have been acknowledged on arrival.
+
+    Flow control: mosquitto 2.0 stops honouring the client's Receive Maximum once acknowledgements flow
+    (measured here: window 10, 268 messages queued), so aiomqtt's unbounded queue would grow whenever the
+    input outpaces the journal. Pausing the socket's reader instead makes TCP hold the broker back: the
+    backlog then waits in the broker's queue for our persistent session, not in our memory.
     """
 
-    def __init__(self, client: aiomqtt.Client) -> None:
+    def __init__(self, client: aiomqtt.Client, high: int) -> None:
+        self._aio = client
         self._paho = client._client
         self._paho.manual_ack_set(True)
+        self._fd = -1
+        self.high = high
+        self.paused = False
+
+    def take_over_reading(self) -> None:
+        """Replace aiomqtt's socket reader with ours (same logic, plus the pause), once connected."""
+        sock = self._paho.socket()
+        if sock is None:
+            return
+        self._fd = sock.fileno()
+        loop = asyncio.get_running_loop()
+        loop.remove_reader(self._fd)
+        loop.add_reader(self._fd, self._read)
 
     def ack(self, message: aiomqtt.Message) -> None:
         if message.qos > 0:
             self._paho.ack(message.mid, message.qos)
+
+    def pause_reading(self) -> None:
+        sock = self._paho.socket()
+        if self.paused or sock is None or sock.fileno() != self._fd:
+            return
+        asyncio.get_running_loop().remove_reader(self._fd)
+        self.paused = True
+
+    def resume_reading(self) -> None:
+        if not self.paused:
+            return
+        self.paused = False
+        sock = self._paho.socket()
+        if sock is None or sock.fileno() != self._fd:
+            return  # closed or reconnected meanwhile: aiomqtt registered the new socket itself
+        loop = asyncio.get_running_loop()
+        loop.add_reader(self._fd, self._read)
+        loop.call_soon(self._read)  # TLS may hold decrypted bytes that no readiness event will announce
+
+    def _read(self) -> None:
+        """aiomqtt's reader callback (read what is there; a failure ends the connection), and the pause."""
+        if self.paused:
+            return
+        try:
+            while True:
+                self._paho.loop_read()
+                if len(self._aio.messages) > self.high:
+                    self.pause_reading()
+                    break
+                sock = self._paho._sock
+                if not (hasattr(sock, "pending") and sock.pending() > 0):
+                    break
+        except Exception as exc:
+            disconnected = self._aio._disconnected
+            if not disconnected.done():
+                disconnected.set_exception(exc)
 
 
 class RejectionLog:
@@ -67,6 +123,25 @@ class RejectionLog:
         self._window[reason] = (start, count)
         if count <= self.burst:
             log.warning("rejected payload on topic %r: %s: %s", topic[:200], reason, detail)
+
+
+# CONNACK codes that mean "these credentials": MQTT 5 (134 bad user name or password, 135 not authorized,
+# which mosquitto also sends for a wrong password) and MQTT 3.1.1 (4, 5).
+_AUTH_CODES = frozenset({134, 135, 4, 5})
+
+
+def explain(e: aiomqtt.MqttError, cfg: MqttConfig) -> str:
+    """An operator's reading of a connection failure: paho's codes and timeouts do not name the cause."""
+    rc = getattr(e, "rc", None)
+    code = getattr(rc, "value", rc)
+    if isinstance(e, aiomqtt.MqttCodeError) and code in _AUTH_CODES:
+        who = f"user {cfg.username!r}" if cfg.username else "an anonymous client"
+        return f"authentication failed for {who}: the broker refused the credentials ({e})"
+    text = str(e)
+    if cfg.tls and "timed out" in text.lower() and not cfg.cert_file:
+        return (f"{text} during the TLS connection; if the broker requires a client certificate, set cert_file"
+                " and key_file")
+    return text
 
 
 def _client(cfg: MqttConfig) -> aiomqtt.Client:
@@ -94,6 +169,7 @@ class Ingest:
         self.batch = batch
         self.log_rejection = RejectionLog()
         self.subscribed = asyncio.Event()  # set once the first subscription is acknowledged
+        self.queue_peak = 0  # most messages ever waiting in aiomqtt's queue: bounded by flow control
 
     async def run(self, stop: asyncio.Event) -> None:
         """Connect, consume and reconnect until `stop`; returns after the current batch is journaled."""
@@ -101,15 +177,15 @@ class Ingest:
         shown = f"{self.cfg.host}:{self.cfg.port}"
         while not stop.is_set():
             client = _client(self.cfg)
-            acker = ManualAck(client)
+            acker = PahoControl(client, high=4 * self.batch)
             try:
                 async with client:
                     self.metrics.mqtt_connects.inc()
                     self.metrics.health.ok("mqtt")
                     log.info("connected to %s as %s", shown, self.cfg.client_id)
-                    backoff.reset()
+                    acker.take_over_reading()
                     # The persistent session's backlog arrives before the SUBACK: consume first.
-                    consumer = asyncio.create_task(self._consume(client, acker, stop))
+                    consumer = asyncio.create_task(self._consume(client, acker, stop, backoff))
                     await client.subscribe([(t, self.cfg.qos) for t in self.cfg.topics], timeout=math.inf)
                     self.subscribed.set()
                     await consumer
@@ -117,8 +193,9 @@ class Ingest:
                 if stop.is_set():
                     break
                 delay = backoff.step()
-                self.metrics.health.degrade("mqtt", f"broker {shown}: {e}")
-                log.warning("broker %s: %s; reconnecting in %.1f s", shown, e, delay)
+                why = explain(e, self.cfg)
+                self.metrics.health.degrade("mqtt", f"broker {shown}: {why}")
+                log.warning("broker %s: %s; reconnecting in %.1f s", shown, why, delay)
             except JournalError as e:
                 # Nothing of this batch was acknowledged: the broker redelivers it after we reconnect.
                 delay = backoff.step()
@@ -130,11 +207,17 @@ class Ingest:
                 await asyncio.wait_for(stop.wait(), timeout=delay)
         log.info("ingest stopped")
 
-    async def _consume(self, client: aiomqtt.Client, acker: ManualAck, stop: asyncio.Event) -> None:
+    async def _consume(self, client: aiomqtt.Client, acker: PahoControl, stop: asyncio.Event,
+                       backoff: Backoff) -> None:
+        """Batches until stop; the backoff resets only once a batch is journaled (a connection alone proves
+        nothing when the disk is full, and would make the reconnects a storm)."""
         messages = client.messages
         stopping = asyncio.ensure_future(stop.wait())
+        low = self.batch
         try:
             while True:
+                if acker.paused and len(messages) <= low:
+                    acker.resume_reading()
                 nxt = asyncio.ensure_future(anext(messages))
                 await asyncio.wait([nxt, stopping], return_when=asyncio.FIRST_COMPLETED)
                 if not nxt.done():
@@ -143,13 +226,15 @@ class Ingest:
                 batch = [nxt.result()]
                 while len(batch) < self.batch and len(messages) > 0:
                     batch.append(await anext(messages))
+                self.queue_peak = max(self.queue_peak, len(batch) + len(messages))
                 await self._handle(batch, acker)
+                backoff.reset()
                 if stop.is_set():
                     return
         finally:
             stopping.cancel()
 
-    async def _handle(self, batch: list[aiomqtt.Message], acker: ManualAck) -> None:
+    async def _handle(self, batch: list[aiomqtt.Message], acker: PahoControl) -> None:
         now = time.time_ns()
         readings: list[Reading] = []
         for m in batch:

@@ -11,7 +11,6 @@ Three small stages, each testable alone (after Alertmanager's notify pipeline):
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import hashlib
 import logging
 import sqlite3
@@ -28,6 +27,7 @@ from apprise.decorators import notify as apprise_plugin
 
 from monitor.alerts import AlertEvent
 from monitor.metrics import Metrics
+from monitor.pacing import nap
 from monitor.params import PARAMETERS
 from monitor.thresholds import Station
 
@@ -210,39 +210,43 @@ async def deliver(outbox: Outbox, url: str, metrics: Metrics, wake: asyncio.Even
         return
     delay = 1.0
     while True:
-        item = await asyncio.to_thread(outbox.next_for, target)
+        try:
+            item = await asyncio.to_thread(outbox.next_for, target)
+        except sqlite3.Error as e:  # the outbox's disk is full or read-only: wait, the messages are still there
+            log.error("notify: outbox %s; retrying in 5 s", e)
+            await nap(wake, stop, 5.0)
+            if stop.is_set():
+                return
+            continue
         now = time.time_ns()
         if item is None or item[3] > now:
             if stop.is_set():
                 return
-            wait_s = 5.0 if item is None else min(5.0, (item[3] - now) / 1e9)
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(_first(wake, stop), timeout=wait_s)
-            wake.clear()
+            await nap(wake, stop, 5.0 if item is None else min(5.0, (item[3] - now) / 1e9))
             continue
         row_id, msg, _attempts, _ = item
         result = await ap.async_notify(body=msg.body, title=msg.title, notify_type=msg.notify_type,
                                        timeout=timeout_s)
+        try:
+            if result:
+                await asyncio.to_thread(outbox.delivered, row_id)
+            else:
+                await asyncio.to_thread(outbox.failed, row_id, delay, _status(result))
+        except sqlite3.Error as e:
+            # Sent (or not) but not recorded: it may be sent once more after the disk recovers.
+            log.error("notify: cannot record the delivery in the outbox: %s", e)
         if result:
-            await asyncio.to_thread(outbox.delivered, row_id)
             metrics.notifications_sent.inc()
             metrics.health.ok(f"notify:{shown}")
             delay = 1.0
             continue
         metrics.notifications_failed.inc()
         metrics.health.degrade(f"notify:{shown}", "delivery failing; retrying")
-        status = getattr(getattr(result, "status", None), "name", "FAILURE")
-        log.warning("notify: %s failed (%s); retrying in %.0f s", shown, status, delay)
-        await asyncio.to_thread(outbox.failed, row_id, delay, status)
+        log.warning("notify: %s failed (%s); retrying in %.0f s", shown, _status(result), delay)
         if stop.is_set():
             return
         delay = min(delay * 2, retry_cap_s)
 
 
-async def _first(*events: asyncio.Event) -> None:
-    waiters = [asyncio.ensure_future(e.wait()) for e in events]
-    try:
-        await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        for w in waiters:
-            w.cancel()
+def _status(result: object) -> str:
+    return str(getattr(getattr(result, "status", None), "name", "FAILURE"))

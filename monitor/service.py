@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import copy
 import json
 import logging
+import sqlite3
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -23,12 +25,12 @@ from monitor.alerts import AlertBook, AlertEvent
 from monitor.config import Config
 from monitor.decode import REASONS
 from monitor.ingest import Ingest
-from monitor.journal import Journal
+from monitor.journal import Journal, JournalError
 from monitor.metrics import Metrics
 from monitor.notify import Outbox, deliver, parse_offset, render
-from monitor.pacing import nap
+from monitor.pacing import Backoff, nap
 from monitor.rules import Rules
-from monitor.store import EmbeddedStore, InfluxV1Writer, InfluxV2Writer, Writer, alert_line, drain
+from monitor.store import Drain, EmbeddedStore, InfluxV1Writer, InfluxV2Writer, Writer, alert_line
 from monitor.thresholds import ThresholdSet, load, shipped_path
 
 log = logging.getLogger("riverwatch.service")
@@ -69,20 +71,54 @@ class Service:
         self.cfg = cfg
         self.thresholds = thresholds if thresholds is not None else load_thresholds(cfg)
         self.metrics = Metrics()
-        data = cfg.service.data_dir
-        self.journal = Journal(data / "journal.sqlite")
-        self.writer = make_writer(cfg)
-        self.outbox = Outbox(data / "outbox.sqlite", cfg.notify.urls)
         self.rules = Rules(self.thresholds, cfg.thresholds.default_class)
         self.alerts = AlertBook()
         self.on_alert = on_alert
         self.stations_seen: set[str] = set()
+        self._rules_done = 0  # highest journal seq whose alert events are persisted
         self._tz = parse_offset(cfg.notify.utc_offset)
         self._store_wake = asyncio.Event()
         self._rules_wake = asyncio.Event()
         self._notify_wake = asyncio.Event()
+        # Opened by run(), which waits for a usable data_dir (read-only, full, missing) instead of crashing.
+        self.journal: Journal
+        self.outbox: Outbox
+        self.writer: Writer
+        self.ingest: Ingest
+
+    async def _open(self, stop: asyncio.Event) -> bool:
+        """Open the journal, the outbox and the store; until data_dir takes writes, report unhealthy and retry.
+
+        Nothing connects to the broker before this succeeds, so nothing is acknowledged that could not be
+        journaled. Returns False if stopped first.
+        """
+        data = self.cfg.service.data_dir
+        backoff = Backoff(first=1.0, cap=10.0)
+        while not stop.is_set():
+            journal = None
+            try:
+                data.mkdir(parents=True, exist_ok=True)
+                journal = Journal(data / "journal.sqlite")
+                journal.probe()
+                self.outbox = Outbox(data / "outbox.sqlite", self.cfg.notify.urls)
+                self.writer = make_writer(self.cfg)
+                self.journal = journal
+                break
+            except (JournalError, sqlite3.Error, OSError) as e:
+                if journal is not None:
+                    journal.close()
+                delay = backoff.step()
+                self.metrics.health.fail("journal", f"data_dir {data}: {e}")
+                log.error("cannot use data_dir %s: %s; nothing is consumed until it can; retrying in %.0f s",
+                          data, e, delay)
+                await nap(None, stop, delay)
+        else:
+            return False
+        self.metrics.health.ok("journal")
         self.metrics.bind_backlogs(lambda: self.journal.backlog("store"), self.outbox.pending)
-        self.ingest = Ingest(cfg.mqtt, self.journal, self.metrics, self._journaled, batch=cfg.service.ingest_batch)
+        self.ingest = Ingest(self.cfg.mqtt, self.journal, self.metrics, self._journaled,
+                             batch=self.cfg.service.ingest_batch)
+        return True
 
     def _journaled(self) -> None:
         self._store_wake.set()
@@ -90,15 +126,19 @@ class Service:
 
     async def run(self, stop: asyncio.Event, ready: asyncio.Event | None = None) -> None:
         """Run until `stop` is set, then shut down within the budget."""
-        self.metrics.health.ok("journal")
+        asyncio.get_running_loop().set_exception_handler(_log_loop_error)
         http = await self._start_http()
+        if not await self._open(stop):
+            if http is not None:
+                await http.cleanup()
+            return
         tail_stop = asyncio.Event()  # tells the rules, store and notifier that ingest is done
         influx = self.cfg.influxdb
-        store_task = asyncio.create_task(drain(
-            self.journal, self.writer, self.metrics, self._store_wake, tail_stop,
+        store_task = asyncio.create_task(Drain(
+            self.journal, self.writer, self.metrics, self._store_wake,
             batch_size=influx.batch_size if influx else 5000,
             flush_interval_s=influx.flush_interval_s if influx else 0.2,
-            retry_cap_s=influx.retry_cap_s if influx else 5.0))
+            retry_cap_s=influx.retry_cap_s if influx else 5.0).run(tail_stop))
         rules_task = asyncio.create_task(self._evaluate(tail_stop))
         notify_stop = asyncio.Event()
         notify_tasks = [asyncio.create_task(deliver(self.outbox, url, self.metrics, self._notify_wake, notify_stop,
@@ -128,32 +168,60 @@ class Service:
         self.outbox.close()
 
     async def _evaluate(self, stop: asyncio.Event) -> None:
-        """The rules' journal consumer: every journaled reading is evaluated once, in journal order."""
+        """The rules' journal consumer: every journaled reading is evaluated once, in journal order.
+
+        A journal error (disk full, read-only) pauses it and marks the service unhealthy; it resumes where
+        its cursor stands, so a reading is evaluated again rather than skipped (the outbox drops repeats).
+        """
+        backoff = Backoff(first=0.5, cap=10.0)
         while True:
-            rows = await asyncio.to_thread(self.journal.read, "rules", 5000)
-            if not rows:
+            # Alert state moves only with a batch whose events were all persisted: a failed batch is
+            # evaluated again from the same state, so its transitions are neither lost nor doubled.
+            before, done_before = copy.deepcopy(self.alerts), self._rules_done
+            try:
+                if self._rules_done:  # persisted, but the cursor could not record it: only retry that
+                    await asyncio.to_thread(self.journal.advance, "rules", self._rules_done)
+                if await self._evaluate_batch(stop):
+                    return
+                backoff.reset()
+            except (JournalError, sqlite3.Error) as e:
+                if self._rules_done == done_before:  # this batch's events were not all persisted
+                    self.alerts = before
+                self.metrics.health.fail("journal", str(e))
+                delay = backoff.step()
+                log.error("rules: %s; retrying in %.1f s", e, delay)
                 if stop.is_set():
                     return
-                await nap(self._rules_wake, stop, 1.0)
-                continue
-            readings = [r for _, r in rows]
-            self.stations_seen.update(r.station for r in readings)
-            events = [e for check in self.rules.evaluate(readings) for e in self.alerts.update(check)]
-            events.sort(key=lambda e: e.ts_ns)
-            alert_points = []
-            for e in events:
-                msg = render(e, self.cfg.notify.language, self.thresholds.stations, self._tz)
-                await asyncio.to_thread(self.outbox.add, msg)
-                alert_points.append(alert_line(e, msg.title))
-                self.metrics.alerts.labels(e.state).inc()
-                if self.on_alert is not None:
-                    self.on_alert(e)
-            if events:
-                await asyncio.to_thread(self.journal.append_alert_lines, alert_points)
-                self._notify_wake.set()
-                self._store_wake.set()
-            self.metrics.readings_evaluated.inc(len(readings))
-            await asyncio.to_thread(self.journal.advance, "rules", rows[-1][0])
+                await nap(None, stop, delay)
+
+    async def _evaluate_batch(self, stop: asyncio.Event) -> bool:
+        """One batch of the rules' consumer; True when stopped and caught up."""
+        rows = [r for r in await asyncio.to_thread(self.journal.read, "rules", 5000) if r[0] > self._rules_done]
+        if not rows:
+            if stop.is_set():
+                return True
+            await nap(self._rules_wake, stop, 1.0)
+            return False
+        readings = [r for _, r in rows]
+        self.stations_seen.update(r.station for r in readings)
+        events = [e for check in self.rules.evaluate(readings) for e in self.alerts.update(check)]
+        events.sort(key=lambda e: e.ts_ns)
+        alert_points = []
+        for e in events:
+            msg = render(e, self.cfg.notify.language, self.thresholds.stations, self._tz)
+            await asyncio.to_thread(self.outbox.add, msg)
+            alert_points.append(alert_line(e, msg.title))
+            self.metrics.alerts.labels(e.state).inc()
+            if self.on_alert is not None:
+                self.on_alert(e)
+        if events:
+            await asyncio.to_thread(self.journal.append_alert_lines, alert_points)
+            self._notify_wake.set()
+            self._store_wake.set()
+        self._rules_done = rows[-1][0]
+        self.metrics.readings_evaluated.inc(len(readings))
+        await asyncio.to_thread(self.journal.advance, "rules", rows[-1][0])
+        return False
 
     async def _start_http(self) -> web.AppRunner | None:
         listen = self.cfg.service.http_listen
@@ -195,6 +263,16 @@ class Service:
         """Everything journaled is evaluated, stored and notified."""
         return (self.journal.backlog("rules") == 0 and self.journal.backlog("store") == 0
                 and not self.journal.alert_lines(1) and self.outbox.pending() == 0)
+
+
+def _log_loop_error(loop: asyncio.AbstractEventLoop, context: dict[str, object]) -> None:
+    """Errors in loop callbacks (aiomqtt's socket callbacks after a failed TLS handshake, say) as one log line.
+
+    They are already handled where it matters (the connection is retried); a multi-line traceback per
+    reconnect would bury the line that says why.
+    """
+    exc = context.get("exception")
+    log.warning("event loop: %s%s", context.get("message", "error"), f": {exc!r}" if exc else "")
 
 
 async def _within(aw: asyncio.Future | asyncio.Task, timeout: float) -> None:

@@ -2,7 +2,7 @@
 
 Three writers share one small interface (`write(lines)` raising Retryable or BadBatch):
 InfluxDB v2 through influxdb-client's async API, InfluxDB 1.x through its `/write`, and the embedded
-SQLite store used when `[influxdb]` is absent. `drain` is the journal consumer that batches by size and
+SQLite store used when `[influxdb]` is absent. `Drain` is the journal consumer that batches by size and
 time, retries what can succeed later with capped backoff, and sets aside what never will (4xx), so one bad
 batch cannot wedge the pipeline and a database outage loses nothing.
 """
@@ -195,7 +195,7 @@ def _split_line(line: str) -> tuple[str, str, str]:
         if c == "\\":
             i += 2
             continue
-        if c == '"':
+        if c == '"' and parts:  # quotes delimit string fields only; in tags they are plain characters
             quoted = not quoted
         elif c == " " and not quoted:
             parts.append(line[start:i])
@@ -236,57 +236,84 @@ async def _write_alert_lines(journal: Journal, writer: Writer) -> None:
     await asyncio.to_thread(journal.release_alert_lines, rows[-1][0])
 
 
-async def drain(journal: Journal, writer: Writer, metrics: Metrics, wake: asyncio.Event, stop: asyncio.Event,
-                *, batch_size: int = 5000, flush_interval_s: float = 1.0, retry_cap_s: float = 30.0) -> None:
-    """Move readings from the journal to the database, in order, releasing each only after a 2xx.
+class Drain:
+    """The store's journal consumer: readings to the database, in order, each released only after a 2xx.
 
-    Memory is one batch whatever the backlog: the journal on disk absorbs a database outage. After `stop`
-    it keeps writing while it succeeds and returns at the first failure or when the journal is empty.
+    Memory is one batch whatever the backlog: the journal on disk absorbs a database outage. If the
+    database confirmed a batch but the journal cannot record that (disk full), the confirmation is kept in
+    memory and the batch is not sent again: a database without per-key overwrite (VictoriaMetrics without
+    dedup) would otherwise store it twice.
     """
-    backoff = Backoff(cap=retry_cap_s)
-    while True:
+
+    def __init__(self, journal: Journal, writer: Writer, metrics: Metrics, wake: asyncio.Event, *,
+                 batch_size: int = 5000, flush_interval_s: float = 1.0, retry_cap_s: float = 30.0) -> None:
+        self.journal, self.writer, self.metrics, self.wake = journal, writer, metrics, wake
+        self.batch_size, self.flush_interval_s = batch_size, flush_interval_s
+        self.backoff = Backoff(cap=retry_cap_s)
+        self.confirmed = 0  # highest seq the database confirmed, whether or not the cursor records it yet
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Until `stop`; then keep writing while it succeeds and return at the first failure or when empty."""
+        while True:
+            try:
+                if await self._batch(stop):
+                    return
+                self.backoff.reset()
+                continue
+            except RetryableError as e:
+                self.metrics.store_retries.inc()
+                self.metrics.health.degrade("store", f"{self.writer.name}: {e}")
+                if stop.is_set():
+                    left = await asyncio.to_thread(self.journal.backlog, "store")
+                    log.warning("store: %s; %d readings stay journaled for the next start", e, left)
+                    return
+                delay = self.backoff.step()
+                log.warning("store: %s; retrying in %.1f s", e, delay)
+            except JournalError as e:
+                self.metrics.health.fail("journal", str(e))
+                if stop.is_set():
+                    return
+                delay = self.backoff.step()
+                log.error("store: %s; retrying in %.1f s", e, delay)
+            await nap(None, stop, delay)
+
+    async def _read(self) -> list[tuple[int, Reading]]:
+        rows = await asyncio.to_thread(self.journal.read, "store", self.batch_size)
+        return [row for row in rows if row[0] > self.confirmed]
+
+    async def _batch(self, stop: asyncio.Event) -> bool:
+        """One batch; True when stopped and the journal is empty."""
+        await self._release()
         try:
-            await _write_alert_lines(journal, writer)
+            await _write_alert_lines(self.journal, self.writer)
         except RetryableError as e:
             log.warning("store: alert points: %s; retrying with the next batch", e)
-        rows = await asyncio.to_thread(journal.read, "store", batch_size)
+        rows = await self._read()
         if not rows:
             if stop.is_set():
-                return
-            await nap(wake, stop, flush_interval_s)
-            continue
-        if len(rows) < batch_size and not stop.is_set():
+                return True
+            await nap(self.wake, stop, self.flush_interval_s)
+            return False
+        if len(rows) < self.batch_size and not stop.is_set():
             # A partial batch waits one flush interval for company, then goes anyway.
-            await nap(None, stop, flush_interval_s)
-            more = await asyncio.to_thread(journal.read, "store", batch_size)
-            rows = more or rows
+            await nap(None, stop, self.flush_interval_s)
+            rows = await self._read() or rows
         readings = [r for _, r in rows]
-        last_seq = rows[-1][0]
-        try:
-            refused = await write_isolating(writer, readings)
-        except RetryableError as e:
-            metrics.store_retries.inc()
-            metrics.health.degrade("store", f"{writer.name}: {e}")
-            if stop.is_set():
-                log.warning("store: %s; %d readings stay journaled for the next start", e,
-                            await asyncio.to_thread(journal.backlog, "store"))
-                return
-            delay = backoff.step()
-            log.warning("store: %s; retrying in %.1f s", e, delay)
-            await nap(None, stop, delay)
-            continue
+        refused = await write_isolating(self.writer, readings)
         if refused:
             (first, error) = refused[0]
             log.error("store: %s refused %d of %d readings (first: %s/%s at %d ns: %s); set aside in the journal",
-                      writer.name, len(refused), len(readings), first.station, first.parameter, first.ts_ns, error)
-            metrics.readings_set_aside.inc(len(refused))
-            await asyncio.to_thread(journal.set_aside, refused)
-        metrics.readings_written.inc(len(readings) - len(refused))
-        metrics.health.ok("store")
-        backoff.reset()
-        await asyncio.to_thread(journal.advance, "store", last_seq)
-        try:
-            await asyncio.to_thread(journal.prune)
-        except JournalError as e:
-            log.warning("journal prune: %s", e)
+                      self.writer.name, len(refused), len(readings), first.station, first.parameter, first.ts_ns,
+                      error)
+            self.metrics.readings_set_aside.inc(len(refused))
+            await asyncio.to_thread(self.journal.set_aside, refused)
+        self.confirmed = rows[-1][0]
+        self.metrics.readings_written.inc(len(readings) - len(refused))
+        self.metrics.health.ok("store")
+        await self._release()
+        return False
 
+    async def _release(self) -> None:
+        if self.confirmed:
+            await asyncio.to_thread(self.journal.advance, "store", self.confirmed)
+            await asyncio.to_thread(self.journal.prune)

@@ -48,6 +48,12 @@ def victoria(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Victoria]:
     yield from _run(lambda: Victoria(tmp_path_factory.mktemp("victoria")))
 
 
+@pytest.fixture
+def fresh_victoria(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Victoria]:
+    """A VictoriaMetrics of the test's own, free to stop for an outage."""
+    yield from _run(lambda: Victoria(tmp_path_factory.mktemp("fresh_victoria")))
+
+
 @pytest.fixture(scope="session")
 def influxdb1(tmp_path_factory: pytest.TempPathFactory) -> Iterator[InfluxDB1]:
     """Shared InfluxDB 1.6.7 with auth on; admin credentials in ``.username`` / ``.password``."""

@@ -492,7 +492,7 @@ bind-address = "{self.host}:{self.rpc_port}"
         return {"Authorization": f"Basic {token}"}
 
     def _query_raw(self, q: str, db: str | None, user: str | None, password: str | None) -> tuple[int, bytes]:
-        params = {"q": q}
+        params = {"q": q, "epoch": "ns"}
         if db:
             params["db"] = db
         headers = {"Content-Type": "application/x-www-form-urlencoded", **self._auth_headers(user, password)}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -32,11 +33,22 @@ def messages(station: str, n: int, start: int = 0) -> list[tuple[int, str, bytes
             for i in range(start, start + n)]
 
 
+class SlowDisk(Journal):
+    """A journal on a disk that takes 20 ms per commit: the input outpaces it."""
+
+    def append(self, readings: Sequence[Reading]) -> int:
+        time.sleep(0.02)
+        return super().append(readings)
+
+
 async def ingest_until(cfg: MqttConfig, journal: Journal, done: Callable[[Metrics], bool],
-                       during: Callable[[], None] | None = None, timeout: float = 20.0) -> Metrics:
+                       during: Callable[[], None] | None = None, timeout: float = 20.0,
+                       seen: list[Ingest] | None = None) -> Metrics:
     metrics = Metrics()
     stop = asyncio.Event()
     ingest = Ingest(cfg, journal, metrics, lambda: None, batch=50)
+    if seen is not None:
+        seen.append(ingest)
     task = asyncio.create_task(ingest.run(stop))
     try:
         await asyncio.wait_for(ingest.subscribed.wait(), timeout)
@@ -88,3 +100,16 @@ def test_ingest_reconnects_after_a_broker_restart_and_loses_nothing(fresh_mosqui
                                        during=publish_around_a_restart, timeout=40))
     assert journal.backlog("store") == 200
     assert metrics.registry.get_sample_value("riverwatch_mqtt_connects_total") >= 2
+
+
+@pytest.mark.parametrize("protocol", ["5", "3.1.1"])
+def test_a_slow_journal_holds_the_broker_back_instead_of_filling_memory(fresh_mosquitto: Mosquitto, tmp_path: Path,
+                                                                        protocol: str) -> None:
+    cfg = MqttConfig(url=fresh_mosquitto.url, client_id=f"flow-{protocol}", protocol=protocol)
+    journal = SlowDisk(tmp_path / "journal.sqlite")
+    seen: list[Ingest] = []
+    asyncio.run(ingest_until(cfg, journal, lambda m: journal.backlog("store") >= 6000, seen=seen, timeout=60,
+                             during=lambda: publish(messages("flow", 6000), fresh_mosquitto.url)))
+    assert journal.backlog("store") == 6000
+    # At most 4 batches wait in memory (plus what one socket read brings); the rest waited at the broker.
+    assert seen[0].queue_peak <= 4 * 50 + 100

@@ -171,7 +171,7 @@ def test_influxdb1_auth_write_query_and_400(influxdb1: InfluxDB1) -> None:
     status, body = influxdb1.write("rw_srv", f"water_quality,station=s1 value=7.1 {TS_2012_NS}")
     assert (status, body) == (204, "")
     rows = influxdb1.points("SELECT value, station FROM water_quality", db="rw_srv")
-    assert rows == [{"time": "2012-01-01T12:00:00Z", "value": 7.1, "station": "s1"}]
+    assert rows == [{"time": TS_2012_NS, "value": 7.1, "station": "s1"}]
 
     # Field-type conflict (float then string) and an unparsable line: 400 with the reason.
     status, body = influxdb1.write("rw_srv", f'water_quality,station=s1 value="high" {TS_2012_NS + 1}')
@@ -191,7 +191,7 @@ def test_influxdb1_auth_write_query_and_400(influxdb1: InfluxDB1) -> None:
     # Data and the admin user survive a restart on the same port.
     influxdb1.restart()
     assert influxdb1.points("SELECT value FROM water_quality", db="rw_srv") == [
-        {"time": "2012-01-01T12:00:00Z", "value": 7.1}
+        {"time": TS_2012_NS, "value": 7.1}
     ]
 
 

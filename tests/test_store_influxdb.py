@@ -11,7 +11,7 @@ import pytest
 from monitor.journal import Journal
 from monitor.metrics import Metrics
 from monitor.reading import Reading
-from monitor.store import BadBatchError, InfluxV1Writer, InfluxV2Writer, RetryableError, drain, reading_line
+from monitor.store import BadBatchError, Drain, InfluxV1Writer, InfluxV2Writer, RetryableError, reading_line
 from tests.servers import InfluxDB1, Victoria
 
 T2012 = 1326585600 * 10**9
@@ -25,8 +25,8 @@ def run_drain(journal: Journal, writer: object, until: object, timeout: float = 
 
     async def go() -> None:
         stop, wake = asyncio.Event(), asyncio.Event()
-        task = asyncio.create_task(drain(journal, writer, metrics, wake, stop, batch_size=100,  # type: ignore[arg-type]
-                                         flush_interval_s=0.05, retry_cap_s=0.5))
+        task = asyncio.create_task(Drain(journal, writer, metrics, wake, batch_size=100,  # type: ignore[arg-type]
+                                         flush_interval_s=0.05, retry_cap_s=0.5).run(stop))
         deadline = asyncio.get_running_loop().time() + timeout
         while not until(metrics):  # type: ignore[operator]
             assert asyncio.get_running_loop().time() < deadline, "drain did not get there in time"
