@@ -7,6 +7,7 @@ and never appear in messages.
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 import tomllib
@@ -14,6 +15,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
+
+log = logging.getLogger("riverwatch.config")
 
 
 class ConfigError(Exception):
@@ -91,12 +94,21 @@ class ServiceConfig:
 
 
 @dataclass(frozen=True)
+class DeadLetterConfig:
+    file: Path | None = None  # JSON lines, rotated at max_bytes to one .1 file
+    max_bytes: int = 10 * 1024 * 1024
+    topic: str | None = None  # or published (QoS 0) on this MQTT topic
+    max_per_second: float = 50.0
+
+
+@dataclass(frozen=True)
 class Config:
     mqtt: MqttConfig = MqttConfig(embedded=True)
     influxdb: InfluxConfig | None = None
     thresholds: ThresholdsConfig = ThresholdsConfig()
     notify: NotifyConfig = NotifyConfig()
     service: ServiceConfig = ServiceConfig()
+    dead_letter: DeadLetterConfig | None = None
     source: str = "(defaults)"
 
 
@@ -135,10 +147,16 @@ class _Section:
         return tuple(value)
 
     def secret(self, key: str, base: Path) -> str | None:
-        """`<key>_env` names an environment variable, `<key>_file` a file; the value itself is never inline."""
+        """`<key>_env` names an environment variable, `<key>_file` a file. An inline value works, with a
+        warning: config files get copied, committed and pasted into tickets."""
         env, file = self.get(f"{key}_env", str, None), self.get(f"{key}_file", str, None)
-        if key in self.data:
-            raise self.err(key, f"secrets are not kept in the config: use {key}_env or {key}_file")
+        inline = self.get(key, str, None)
+        if sum(x is not None for x in (env, file, inline)) > 1:
+            raise self.err(key, f"set only one of {key}, {key}_env and {key}_file")
+        if inline is not None:
+            log.warning("%s: [%s].%s: a secret written in the config file; use %s_env or %s_file instead",
+                        self.file, self.name, key, key, key)
+            return inline
         if env is not None:
             if env not in os.environ:
                 raise self.err(f"{key}_env", f"environment variable {env} is not set")
@@ -182,16 +200,19 @@ def load_config(path: str | Path | None) -> Config:
         raise ConfigError(f"{p}: not UTF-8 text") from None
     base = p.resolve().parent
     file = str(p)
-    known = {"mqtt", "influxdb", "thresholds", "notify", "service"}
+    known = {"mqtt", "influxdb", "thresholds", "notify", "service", "dead_letter"}
     for key in data:
         if key not in known:
             raise ConfigError(f"{file}: [{key}]: unknown section (expected one of {', '.join(sorted(known))})")
+    mqtt = _mqtt(_Section(file, "mqtt", data["mqtt"]), base) if "mqtt" in data else MqttConfig(embedded=True)
     return Config(
-        mqtt=_mqtt(_Section(file, "mqtt", data["mqtt"]), base) if "mqtt" in data else MqttConfig(embedded=True),
+        mqtt=mqtt,
         influxdb=_influx(_Section(file, "influxdb", data["influxdb"]), base) if "influxdb" in data else None,
         thresholds=_thresholds(_Section(file, "thresholds", data.get("thresholds", {})), base),
         notify=_notify(_Section(file, "notify", data.get("notify", {}))),
         service=_service(_Section(file, "service", data.get("service", {})), base),
+        dead_letter=_dead_letter(_Section(file, "dead_letter", data["dead_letter"]), base, mqtt)
+        if "dead_letter" in data else None,
         source=file,
     )
 
@@ -283,3 +304,27 @@ def _service(s: _Section, base: Path) -> ServiceConfig:
     cfg = ServiceConfig(data_dir=data_dir, http_listen=listen, ingest_batch=int(s.number("ingest_batch", 500, 1)))
     s.done()
     return cfg
+
+
+def _dead_letter(s: _Section, base: Path, mqtt: MqttConfig) -> DeadLetterConfig:
+    file, topic = s.get("file", str, None), s.get("topic", str, None)
+    if (file is None) == (topic is None):
+        raise s.err("file", "set exactly one of file or topic")
+    if topic is not None:
+        if not topic or "+" in topic or "#" in topic:
+            raise s.err("topic", "must be a plain topic name, without wildcards")
+        clash = next((t for t in mqtt.topics if mqtt_topic_matches(t, topic)), None)
+        if clash is not None:
+            raise s.err("topic", f"{topic!r} matches the subscription {clash!r}: dead letters would come back in")
+    cfg = DeadLetterConfig(file=s.path(file, base) if file else None,
+                           max_bytes=int(s.number("max_bytes", 10 * 1024 * 1024, 4096)), topic=topic,
+                           max_per_second=s.number("max_per_second", 50.0, 0.1))
+    s.done()
+    return cfg
+
+
+def mqtt_topic_matches(subscription: str, topic: str) -> bool:
+    """MQTT filter matching (`+` one level, `#` the rest), as the broker applies it."""
+    from paho.mqtt.client import topic_matches_sub
+
+    return bool(topic_matches_sub(subscription, topic))

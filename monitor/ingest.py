@@ -24,7 +24,8 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
 from monitor.config import MqttConfig
-from monitor.decode import decode
+from monitor.deadletter import DeadLetterSink, TopicSink
+from monitor.decode import Rejection, decode
 from monitor.journal import Journal, JournalError
 from monitor.metrics import Metrics
 from monitor.pacing import Backoff
@@ -163,11 +164,12 @@ def _client(cfg: MqttConfig) -> aiomqtt.Client:
 
 class Ingest:
     def __init__(self, cfg: MqttConfig, journal: Journal, metrics: Metrics, on_journaled: Callable[[], None],
-                 *, batch: int = 500) -> None:
+                 *, batch: int = 500, dead_letter: DeadLetterSink | None = None) -> None:
         self.cfg, self.journal, self.metrics = cfg, journal, metrics
         self.on_journaled = on_journaled
         self.batch = batch
         self.log_rejection = RejectionLog()
+        self.dead_letter = dead_letter
         self.subscribed = asyncio.Event()  # set once the first subscription is acknowledged
         self.queue_peak = 0  # most messages ever waiting in aiomqtt's queue: bounded by flow control
 
@@ -227,23 +229,25 @@ class Ingest:
                 while len(batch) < self.batch and len(messages) > 0:
                     batch.append(await anext(messages))
                 self.queue_peak = max(self.queue_peak, len(batch) + len(messages))
-                await self._handle(batch, acker)
+                await self._handle(batch, acker, client)
                 backoff.reset()
                 if stop.is_set():
                     return
         finally:
             stopping.cancel()
 
-    async def _handle(self, batch: list[aiomqtt.Message], acker: PahoControl) -> None:
+    async def _handle(self, batch: list[aiomqtt.Message], acker: PahoControl, client: aiomqtt.Client) -> None:
         now = time.time_ns()
         readings: list[Reading] = []
         for m in batch:
-            payload = m.payload if isinstance(m.payload, bytes | bytearray) else str(m.payload).encode()
-            decoded = decode(m.topic.value, bytes(payload), now)
+            payload = bytes(m.payload if isinstance(m.payload, bytes | bytearray) else str(m.payload).encode())
+            decoded = decode(m.topic.value, payload, now)
             readings.extend(decoded.readings)
             for rej in decoded.rejections:
                 self.metrics.readings_rejected.labels(rej.reason).inc()
                 self.log_rejection(m.topic.value, rej.reason, rej.detail)
+            if decoded.rejections and self.dead_letter is not None:
+                await self._keep_dead_letter(client, m.topic.value, payload, decoded.rejections)
         self.metrics.messages_received.inc(len(batch))
         new = await asyncio.to_thread(self.journal.append, readings)  # raises JournalError: no ack
         self.metrics.health.ok("journal")
@@ -253,3 +257,12 @@ class Ingest:
             acker.ack(m)
         if new:
             self.on_journaled()
+
+    async def _keep_dead_letter(self, client: aiomqtt.Client, topic: str, payload: bytes,
+                                rejections: list[Rejection]) -> None:
+        assert self.dead_letter is not None
+        rec = self.dead_letter.keep(topic, payload, rejections)
+        if rec is not None and isinstance(self.dead_letter, TopicSink):
+            # QoS 0: a QoS 1 publish would wait for a PUBACK that a paused reader cannot read.
+            with contextlib.suppress(aiomqtt.MqttError):
+                await client.publish(self.dead_letter.topic, rec, qos=0)

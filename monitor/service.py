@@ -23,6 +23,7 @@ from aiohttp import web
 
 from monitor.alerts import AlertBook, AlertEvent
 from monitor.config import Config
+from monitor.deadletter import DeadLetterSink, FileSink, TopicSink
 from monitor.decode import REASONS
 from monitor.ingest import Ingest
 from monitor.journal import Journal, JournalError
@@ -45,6 +46,16 @@ def make_writer(cfg: Config) -> Writer:
     if i.api == "v1":
         return InfluxV1Writer(i.url, i.database, i.retention_policy, i.username, i.password, i.timeout_s)
     return InfluxV2Writer(i.url, i.org, i.bucket, i.token, i.timeout_s)
+
+
+def make_dead_letter(cfg: Config) -> DeadLetterSink | None:
+    d = cfg.dead_letter
+    if d is None:
+        return None
+    if d.file is not None:
+        return FileSink(d.file, d.max_bytes)
+    assert d.topic is not None
+    return TopicSink(d.topic, d.max_per_second)
 
 
 def load_thresholds(cfg: Config) -> ThresholdSet:
@@ -117,7 +128,7 @@ class Service:
         self.metrics.health.ok("journal")
         self.metrics.bind_backlogs(lambda: self.journal.backlog("store"), self.outbox.pending)
         self.ingest = Ingest(self.cfg.mqtt, self.journal, self.metrics, self._journaled,
-                             batch=self.cfg.service.ingest_batch)
+                             batch=self.cfg.service.ingest_batch, dead_letter=make_dead_letter(self.cfg))
         return True
 
     def _journaled(self) -> None:

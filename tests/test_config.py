@@ -135,7 +135,10 @@ BAD = {
     "qos": ("[mqtt]\nqos = 7\n", "[mqtt].qos"),
     "unknown section": ("[mqqt]\nurl = \"mqtt://127.0.0.1:1883\"\n", "[mqqt]"),
     "unknown key in mqtt": ("[mqtt]\nurl = \"mqtt://127.0.0.1:1883\"\ntopic = \"river/#\"\n", "[mqtt].topic"),
-    "inline password": (f"[mqtt]\nusername = \"svc\"\npassword = \"{SECRET}\"\n", "[mqtt].password"),
+    "password twice": (f"[mqtt]\npassword = \"{SECRET}\"\npassword_env = \"X\"\n", "[mqtt].password"),
+    "dead letters nowhere": ("[dead_letter]\nmax_bytes = 100000\n", "[dead_letter].file"),
+    "dead letters back in": ("[mqtt]\ntopics = [\"river/#\"]\n[dead_letter]\ntopic = \"river/rejected\"\n",
+                             "[dead_letter].topic"),
     "password_env unset": ("[mqtt]\npassword_env = \"RW_TEST_SURELY_UNSET_VARIABLE\"\n", "[mqtt].password_env"),
     "influxdb api v3": ("[influxdb]\nurl = \"http://127.0.0.1:8086\"\napi = \"v3\"\nbucket = \"w\"\n",
                         "[influxdb].api"),
@@ -192,3 +195,15 @@ def test_valid_edge_values_are_accepted(tmp_path: Path) -> None:
     assert cfg.mqtt.qos == 0
     assert cfg.notify.utc_offset == "-05:30"
     assert cfg.service.http_listen == ""
+
+
+def test_an_inline_secret_works_with_a_warning_that_does_not_show_it(tmp_path: Path,
+                                                                     caplog: pytest.LogCaptureFixture) -> None:
+    path = tmp_path / "inline.toml"
+    path.write_text(f'[mqtt]\nusername = "svc"\npassword = "{SECRET}"\n', encoding="utf-8")
+    with caplog.at_level("WARNING", logger="riverwatch.config"):
+        cfg = load_config(path)
+    assert cfg.mqtt.password == SECRET
+    assert f"{path}: [mqtt].password: a secret written in the config file" in caplog.text
+    assert SECRET not in caplog.text
+    assert SECRET not in repr(cfg)
