@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import faulthandler
 import logging
+import os
 import signal
 import sys
 from collections.abc import Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 
 from monitor import __version__
@@ -41,6 +44,33 @@ def _parser() -> argparse.ArgumentParser:
     rep.add_argument("--speed", type=float, default=0.0, help="simulated seconds per real second (0: max)")
     rep.add_argument("--root", default="river", help="topic root (default: river)")
 
+    al = sub.add_parser("alerts", help="list alerts with state, times, peak value and ratio")
+    al.add_argument("--config", type=Path)
+    al.add_argument("--active", action="store_true", help="only alerts not yet resolved")
+    al.add_argument("--since", help="only alerts updated since this time (ISO 8601 with offset)")
+
+    si = sub.add_parser("silence", help="silence notifications for a station (planned maintenance)")
+    si_sub = si.add_subparsers(dest="silence_command", required=True, metavar="SUBCOMMAND")
+    si_add = si_sub.add_parser("add", help="add a silence")
+    si_add.add_argument("--config", type=Path)
+    si_add.add_argument("--station", required=True)
+    si_add.add_argument("--parameter")
+    si_add.add_argument("--until", required=True, help="ISO 8601 time with offset")
+    si_add.add_argument("--reason", required=True)
+    si_add.add_argument("--by", default=os.environ.get("USER", "operator"), help="who (for the audit log)")
+    si_list = si_sub.add_parser("list", help="list active silences")
+    si_list.add_argument("--config", type=Path)
+    si_list.add_argument("--all", action="store_true", help="include expired ones")
+    si_exp = si_sub.add_parser("expire", help="end a silence now")
+    si_exp.add_argument("id", type=int)
+    si_exp.add_argument("--config", type=Path)
+    si_exp.add_argument("--by", default=os.environ.get("USER", "operator"))
+
+    ack = sub.add_parser("ack", help="acknowledge an alert: stops repeats, not escalations")
+    ack.add_argument("alert_id")
+    ack.add_argument("--by", required=True, help="who acknowledges (for the audit log)")
+    ack.add_argument("--config", type=Path)
+
     th = sub.add_parser("thresholds", help="threshold file tools")
     th_sub = th.add_subparsers(dest="thresholds_command", required=True, metavar="SUBCOMMAND")
     chk = th_sub.add_parser("check", help="validate threshold files; one path:line: message per problem")
@@ -71,6 +101,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 return _replay(args)
             case "thresholds":
                 return _thresholds_check(args.paths)
+            case "alerts" | "silence" | "ack":
+                return _ledger_command(args)
     except KeyboardInterrupt:
         return 130
     return 2
@@ -90,6 +122,7 @@ def _run(config: Path | None) -> int:
     except ThresholdError as e:
         print(f"riverwatch: bad threshold files:\n{e}", file=sys.stderr)
         return 2
+    faulthandler.register(signal.SIGUSR1, all_threads=True)  # `kill -USR1 PID` prints every thread's stack
     if cfg.mqtt.embedded:
         return asyncio.run(_run_with_embedded_broker(service))
 
@@ -123,6 +156,69 @@ async def _run_with_embedded_broker(service: object) -> int:
     finally:
         await broker.shutdown()
     return 0
+
+
+def _parse_time(text: str, flag: str) -> int:
+    try:
+        dt = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise UsageError(f"{flag} {text!r} is not an ISO 8601 time") from None
+    if dt.tzinfo is None:
+        raise UsageError(f"{flag} {text!r} needs a UTC offset, e.g. {text}+08:00")
+    return int(dt.timestamp() * 1e9)
+
+
+class UsageError(Exception):
+    pass
+
+
+def _ledger_command(args: argparse.Namespace) -> int:
+    """alerts / silence / ack: they work on the ledger in data_dir, also while the service runs."""
+    from monitor.config import ConfigError, load_config
+    from monitor.ledger import Ledger, LedgerError
+
+    try:
+        cfg = load_config(args.config)
+        ledger = Ledger(cfg.service.data_dir / "alerts.sqlite")
+    except ConfigError as e:
+        print(f"riverwatch: {e}", file=sys.stderr)
+        return 2
+    try:
+        if args.command == "alerts":
+            since = _parse_time(args.since, "--since") if args.since else None
+            rows = ledger.alerts(active_only=args.active, since_ns=since)
+            print(f"{'ALERT':<34} {'STATE':<9} {'SEVERITY':<9} {'STARTED (UTC)':<17} {'UPDATED (UTC)':<17} "
+                  f"{'PEAK':>10} {'RATIO':>7}  ACK")
+            for a in rows:
+                print(f"{a.alert_id:<34} {a.state:<9} {a.severity:<9} {_utc(a.started_ns):<17} "
+                      f"{_utc(a.updated_ns):<17} {a.peak_value:>10.4g} {a.peak_ratio:>7.3g}  "
+                      f"{a.acked_by or ''}{' (flapping)' if a.flapping else ''}")
+        elif args.command == "ack":
+            a = ledger.ack(args.alert_id, args.by)
+            print(f"acknowledged {a.alert_id} ({a.state}, {a.severity}) by {args.by}: repeats stop, escalations "
+                  "still notify")
+        elif args.silence_command == "add":
+            sid = ledger.add_silence(args.station, args.parameter, _parse_time(args.until, "--until"), args.reason,
+                                     args.by)
+            print(f"silence {sid}: {args.station}/{args.parameter or '*'} until {args.until} ({args.reason})")
+        elif args.silence_command == "list":
+            for s in ledger.silences(include_expired=args.all):
+                state = "expired" if s.expired_ns else "active"
+                print(f"{s.id:>4} {s.station}/{s.parameter or '*'} {_utc(s.starts_ns)} .. {_utc(s.until_ns)} "
+                      f"{state} by {s.created_by}: {s.reason}")
+        else:
+            ledger.expire_silence(args.id, args.by)
+            print(f"silence {args.id} expired")
+    except (LedgerError, UsageError) as e:
+        print(f"riverwatch: {e}", file=sys.stderr)
+        return 2
+    finally:
+        ledger.close()
+    return 0
+
+
+def _utc(ts_ns: int) -> str:
+    return datetime.fromtimestamp(ts_ns / 1e9, UTC).strftime("%Y-%m-%d %H:%M")
 
 
 def _thresholds_check(paths: Sequence[Path]) -> int:

@@ -78,12 +78,31 @@ class ThresholdsConfig:
 
 
 @dataclass(frozen=True)
+class RouteConfig:
+    """One target that gets only what concerns it; an empty filter matches everything."""
+
+    url: str = field(repr=False)
+    rivers: tuple[str, ...] = ()
+    stations: tuple[str, ...] = ()
+    parameters: tuple[str, ...] = ()
+    min_severity: str | None = None
+    intakes: bool = False  # only alerts at a water intake or whose incident is heading for one
+
+
+SEVERITIES = ("warning", "serious", "critical")
+
+
+@dataclass(frozen=True)
 class NotifyConfig:
     urls: tuple[str, ...] = field(default=("console://",), repr=False)
+    routes: tuple[RouteConfig, ...] = ()
+    apprise_config: Path | None = None  # apprise's own YAML/TEXT file; its tags route (see notify.event_tags)
     language: str = "en"
     utc_offset: str | None = None  # "+08:00": how reading times are shown; None: the machine's local offset
     timeout_s: float = 15.0
     retry_cap_s: float = 300.0
+    repeat_interval_s: float = 4 * 3600.0  # re-send a firing, unacknowledged alert this often (wall clock)
+    front_velocity_km_per_day: float = 12.0  # for arrival estimates until two stations have been hit
 
 
 @dataclass(frozen=True)
@@ -146,7 +165,7 @@ class _Section:
             raise self.err(key, "expected a list of non-empty strings")
         return tuple(value)
 
-    def secret(self, key: str, base: Path) -> str | None:
+    def secret(self, key: str, base: Path, warn_inline: bool = True) -> str | None:
         """`<key>_env` names an environment variable, `<key>_file` a file. An inline value works, with a
         warning: config files get copied, committed and pasted into tickets."""
         env, file = self.get(f"{key}_env", str, None), self.get(f"{key}_file", str, None)
@@ -154,6 +173,8 @@ class _Section:
         if sum(x is not None for x in (env, file, inline)) > 1:
             raise self.err(key, f"set only one of {key}, {key}_env and {key}_file")
         if inline is not None:
+            if not warn_inline:
+                return inline
             log.warning("%s: [%s].%s: a secret written in the config file; use %s_env or %s_file instead",
                         self.file, self.name, key, key, key)
             return inline
@@ -209,7 +230,7 @@ def load_config(path: str | Path | None) -> Config:
         mqtt=mqtt,
         influxdb=_influx(_Section(file, "influxdb", data["influxdb"]), base) if "influxdb" in data else None,
         thresholds=_thresholds(_Section(file, "thresholds", data.get("thresholds", {})), base),
-        notify=_notify(_Section(file, "notify", data.get("notify", {}))),
+        notify=_notify(_Section(file, "notify", data.get("notify", {})), base),
         service=_service(_Section(file, "service", data.get("service", {})), base),
         dead_letter=_dead_letter(_Section(file, "dead_letter", data["dead_letter"]), base, mqtt)
         if "dead_letter" in data else None,
@@ -280,16 +301,39 @@ def _thresholds(s: _Section, base: Path) -> ThresholdsConfig:
     return ThresholdsConfig(files=files, default_class=klass)
 
 
-def _notify(s: _Section) -> NotifyConfig:
-    urls = s.strings("urls", ("console://",))
+def _notify(s: _Section, base: Path) -> NotifyConfig:
+    routes = tuple(_route(_Section(s.file, f"notify.route[{i}]", r), base)
+                   for i, r in enumerate(s.get("route", list, [])))
+    apprise_file = s.get("apprise_config", str, None)
+    apprise_path = s.path(apprise_file, base) if apprise_file else None
+    if apprise_path is not None and not apprise_path.is_file():
+        raise s.err("apprise_config", f"no such file: {apprise_path}")
+    default_urls = ("console://",) if not routes and apprise_path is None else ()
+    urls = s.strings("urls", default_urls)
     language = s.get("language", str, "en")
     if language not in ("en", "zh"):
         raise s.err("language", 'must be "en" or "zh"')
     offset = s.get("utc_offset", str, None)
     if offset is not None and not re.fullmatch(r"[+-](0\d|1[0-4]):[0-5]\d", offset):
         raise s.err("utc_offset", 'expected an offset such as "+08:00"')
-    cfg = NotifyConfig(urls=urls, language=language, utc_offset=offset, timeout_s=s.number("timeout_s", 15.0, 0.1),
-                       retry_cap_s=s.number("retry_cap_s", 300.0, 0.1))
+    cfg = NotifyConfig(urls=urls, routes=routes, apprise_config=apprise_path, language=language, utc_offset=offset,
+                       timeout_s=s.number("timeout_s", 15.0, 0.1), retry_cap_s=s.number("retry_cap_s", 300.0, 0.1),
+                       repeat_interval_s=s.number("repeat_interval_s", 4 * 3600.0, 1.0),
+                       front_velocity_km_per_day=s.number("front_velocity_km_per_day", 12.0, 0.001))
+    s.done()
+    return cfg
+
+
+def _route(s: _Section, base: Path) -> RouteConfig:
+    url = s.secret("url", base, warn_inline=False)  # apprise URLs often carry tokens: url_env / url_file
+    if not url:
+        raise s.err("url", "required (or url_env / url_file for a URL with credentials)")
+    severity = s.get("min_severity", str, None)
+    if severity is not None and severity not in SEVERITIES:
+        raise s.err("min_severity", f"must be one of {', '.join(SEVERITIES)}")
+    cfg = RouteConfig(url=url, rivers=s.strings("rivers", ()), stations=s.strings("stations", ()),
+                      parameters=s.strings("parameters", ()), min_severity=severity,
+                      intakes=bool(s.get("intakes", bool, False)))
     s.done()
     return cfg
 

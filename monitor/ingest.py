@@ -188,7 +188,15 @@ class Ingest:
                     acker.take_over_reading()
                     # The persistent session's backlog arrives before the SUBACK: consume first.
                     consumer = asyncio.create_task(self._consume(client, acker, stop, backoff))
-                    await client.subscribe([(t, self.cfg.qos) for t in self.cfg.topics], timeout=math.inf)
+                    subscribing = asyncio.create_task(
+                        client.subscribe([(t, self.cfg.qos) for t in self.cfg.topics], timeout=math.inf))
+                    # If the consumer fails first (the journal refuses the backlog), stop waiting for a SUBACK
+                    # that a paused reader would never read.
+                    await asyncio.wait([consumer, subscribing], return_when=asyncio.FIRST_COMPLETED)
+                    if not subscribing.done():
+                        subscribing.cancel()
+                        consumer.result()
+                    subscribing.result()
                     self.subscribed.set()
                     await consumer
             except aiomqtt.MqttError as e:

@@ -65,6 +65,8 @@ class Metrics:
         self.alerts = Counter("riverwatch_alerts", "Alert transitions", ["state"], registry=r)
         self.notifications_sent = Counter("riverwatch_notifications_sent", "Notifications delivered",
                                           registry=r)
+        self.notifications_silenced = Counter("riverwatch_notifications_silenced",
+                                              "Transitions not notified because a silence covered them", registry=r)
         self.notifications_failed = Counter("riverwatch_notifications_failed",
                                             "Notification attempts that failed (retried)", registry=r)
         self.mqtt_connects = Counter("riverwatch_mqtt_connects", "Successful broker connections", registry=r)

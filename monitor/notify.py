@@ -18,7 +18,7 @@ import sys
 import threading
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
@@ -26,6 +26,8 @@ import apprise
 from apprise.decorators import notify as apprise_plugin
 
 from monitor.alerts import AlertEvent
+from monitor.config import SEVERITIES, NotifyConfig, RouteConfig
+from monitor.incidents import Incident
 from monitor.metrics import Metrics
 from monitor.pacing import nap
 from monitor.params import PARAMETERS
@@ -66,8 +68,8 @@ def _unit(parameter: str) -> str:
     return f" {unit}" if unit else ""
 
 
-def _when(ts_ns: int, tz: timezone) -> str:
-    return datetime.fromtimestamp(ts_ns / 1e9, tz).isoformat(sep=" ", timespec="seconds")
+def _when(ts_ns: int, tz: timezone, timespec: str = "seconds") -> str:
+    return datetime.fromtimestamp(ts_ns / 1e9, tz).isoformat(sep=" ", timespec=timespec)
 
 
 def parse_offset(text: str | None) -> timezone:
@@ -80,7 +82,8 @@ def parse_offset(text: str | None) -> timezone:
     return timezone(sign * timedelta(hours=int(hours), minutes=int(minutes or 0)))
 
 
-def render(e: AlertEvent, language: str, stations: Mapping[str, Station], tz: timezone) -> Message:
+def render(e: AlertEvent, language: str, stations: Mapping[str, Station], tz: timezone,
+           incident: Incident | None = None, default_km_per_day: float = 12.0, repeat: bool = False) -> Message:
     p = PARAMETERS.get(e.parameter)
     st = stations.get(e.station)
     unit = _unit(e.parameter)
@@ -125,7 +128,111 @@ def render(e: AlertEvent, language: str, stations: Mapping[str, Station], tz: ti
             f"Alert: {e.alert_id}, since {_when(e.started_ns, tz)}, peak {_num(e.peak_value)}{unit}"
             f" ({_num(e.peak_ratio)}x)",
         ]
-    return Message(f"{e.alert_id}#{e.state}#{e.ts_ns}", title, "\n".join(lines), _NOTIFY_TYPE[e.state])
+    if incident is not None:
+        lines += _incident_lines(e, incident, language, stations, tz, default_km_per_day)
+    if repeat:
+        title = ("[仍在告警] " if language == "zh" else "[STILL FIRING] ") + title
+    key = f"{e.alert_id}#{e.state}#{e.ts_ns}" + (f"#repeat{time.time_ns()}" if repeat else "")
+    return Message(key, title, "\n".join(lines), _NOTIFY_TYPE[e.state])
+
+
+def _incident_lines(e: AlertEvent, inc: Incident, language: str, stations: Mapping[str, Station], tz: timezone,
+                    default_km_per_day: float) -> list[str]:
+    """The incident, the stations hit so far, the front velocity and the arrival estimates ahead of it."""
+    hits = sorted(inc.hits, key=lambda h: h.river_km)
+    v, source = inc.velocity(default_km_per_day)
+    ahead = inc.arrivals(stations, default_km_per_day) if e.state != "resolved" else []
+
+    def name(sid: str, zh: bool) -> str:
+        st = stations.get(sid)
+        return (st.name_zh or st.name if zh else st.name) if st and st.name else sid
+
+    if language == "zh":
+        lines = [f"事件：{inc.id}（{inc.river}），已超标站点：" + "；".join(
+            f"{name(h.station, True)}（{_num(h.river_km)} km，{_when(h.first_ns, tz)}）" for h in hits)]
+        if ahead:
+            origin = "观测值" if source.startswith("observed") else "配置值"
+            lines.append(f"污染团前锋速度：{_num(v)} km/天（{origin}）")
+        lines += [f"预计到达 {name(a.station.id, True)}（{a.station.id}{'，取水口' if a.station.intake else ''}）："
+                  f"约 {_when(a.eta_ns, tz, 'minutes')}，距前锋 {_num(a.distance_km)} km" for a in ahead]
+        return lines
+    lines = [f"Incident: {inc.id} on the {inc.river}; stations hit so far: " + ", ".join(
+        f"{name(h.station, False)} (km {_num(h.river_km)}, {_when(h.first_ns, tz)})" for h in hits)]
+    if ahead:
+        lines.append(f"Front velocity: {_num(v)} km/day ({source})")
+    lines += [f"Expected at {name(a.station.id, False)} ({a.station.id}{', water intake' if a.station.intake else ''})"
+              f" around {_when(a.eta_ns, tz, 'minutes')}, {_num(a.distance_km)} km" for a in ahead]
+    return lines
+
+
+@dataclass(frozen=True)
+class Target:
+    """One notification target and what it wants: a route's filters, or apprise config tags."""
+
+    url: str = field(repr=False)
+    route: RouteConfig | None = None
+    tags: frozenset[str] = frozenset()
+
+    @property
+    def id(self) -> str:
+        return target_id(self.url)
+
+    def wants(self, e: AlertEvent, stations: Mapping[str, Station], incident: Incident | None) -> bool:
+        if self.tags:  # apprise semantics: any of the target's tags
+            return bool(self.tags & event_tags(e, stations, incident))
+        r = self.route
+        if r is None:
+            return True
+        st = stations.get(e.station)
+        return ((not r.rivers or (st is not None and st.river in r.rivers))
+                and (not r.stations or e.station in r.stations)
+                and (not r.parameters or e.parameter in r.parameters)
+                and (r.min_severity is None or _rank(e.severity) >= _rank(r.min_severity))
+                and (not r.intakes or concerns_intake(e, stations, incident)))
+
+
+def _rank(severity: str) -> int:
+    return SEVERITIES.index(severity) if severity in SEVERITIES else len(SEVERITIES)
+
+
+def concerns_intake(e: AlertEvent, stations: Mapping[str, Station], incident: Incident | None) -> bool:
+    """At a water intake, or on a river where the front is still upstream of one."""
+    st = stations.get(e.station)
+    if st is not None and st.intake:
+        return True
+    if incident is None or not incident.hits:
+        return False
+    front = max(h.river_km for h in incident.hits)
+    return any(s.intake and s.river == incident.river and s.river_km is not None and s.river_km > front
+               for s in stations.values())
+
+
+def event_tags(e: AlertEvent, stations: Mapping[str, Station], incident: Incident | None) -> set[str]:
+    """Tags an apprise config file can route on: all, river:NAME, station:ID, parameter:ID, severity:S,
+    min:S (for S at or below the alert's severity: `min:serious` gets serious and critical), intake."""
+    st = stations.get(e.station)
+    tags = {"all", f"station:{e.station}", f"parameter:{e.parameter}", f"severity:{e.severity}"}
+    tags |= {f"min:{s}" for s in SEVERITIES[: _rank(e.severity) + 1]}
+    if st is not None and st.river:
+        tags.add(f"river:{st.river.lower()}")
+    if concerns_intake(e, stations, incident):
+        tags.add("intake")
+    return {t.lower() for t in tags}
+
+
+def make_targets(cfg: NotifyConfig) -> list[Target]:
+    targets = [Target(u) for u in cfg.urls] + [Target(r.url, route=r) for r in cfg.routes]
+    if cfg.apprise_config is not None:
+        ac = apprise.AppriseConfig()
+        ac.add(str(cfg.apprise_config))
+        for server in ac.services():
+            targets.append(Target(server.url(privacy=False), tags=frozenset(str(t).lower() for t in server.tags)))
+    unique: dict[str, Target] = {}
+    for t in targets:  # one worker per URL, or a message would go out twice
+        if t.id in unique:
+            log.warning("notify: %s is configured more than once; the first entry is used", private_url(t.url))
+        unique.setdefault(t.id, t)
+    return list(unique.values())
 
 
 def target_id(url: str) -> str:
@@ -144,7 +251,7 @@ class Outbox:
 
     def __init__(self, path: Path, targets: Sequence[str]) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
-        self._ids = [target_id(u) for u in targets]
+        self._ids = [target_id(u) for u in targets]  # the URLs' ids: the outbox stores no credentials
         self._lock = threading.Lock()
         self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
         self._db.execute("PRAGMA journal_mode=WAL")
@@ -155,8 +262,8 @@ class Outbox:
             " created_ns INTEGER NOT NULL, attempts INTEGER NOT NULL DEFAULT 0, next_ns INTEGER NOT NULL,"
             " delivered_ns INTEGER, last_error TEXT, UNIQUE(target, key))")
 
-    def add(self, m: Message) -> int:
-        """Queue for every target; returns how many rows were new."""
+    def add(self, m: Message, targets: Sequence[str] | None = None) -> int:
+        """Queue for the given target ids (all by default); returns how many rows were new."""
         now = time.time_ns()
         with self._lock:
             before = self._db.total_changes
@@ -164,7 +271,7 @@ class Outbox:
             self._db.executemany(
                 "INSERT OR IGNORE INTO outbox(target, key, title, body, notify_type, created_ns, next_ns)"
                 " VALUES (?, ?, ?, ?, ?, ?, ?)", [(t, m.key, m.title, m.body, m.notify_type, now, now)
-                                                  for t in self._ids])
+                                                  for t in (self._ids if targets is None else targets)])
             self._db.execute("COMMIT")
             return self._db.total_changes - before
 

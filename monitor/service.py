@@ -25,10 +25,12 @@ from monitor.alerts import AlertBook, AlertEvent
 from monitor.config import Config
 from monitor.deadletter import DeadLetterSink, FileSink, TopicSink
 from monitor.decode import REASONS
+from monitor.incidents import Incidents
 from monitor.ingest import Ingest
 from monitor.journal import Journal, JournalError
+from monitor.ledger import Ledger
 from monitor.metrics import Metrics
-from monitor.notify import Outbox, deliver, parse_offset, render
+from monitor.notify import Outbox, deliver, make_targets, parse_offset, render
 from monitor.pacing import Backoff, nap
 from monitor.rules import Rules
 from monitor.store import Drain, EmbeddedStore, InfluxV1Writer, InfluxV2Writer, Writer, alert_line
@@ -84,6 +86,8 @@ class Service:
         self.metrics = Metrics()
         self.rules = Rules(self.thresholds, cfg.thresholds.default_class)
         self.alerts = AlertBook()
+        self.incidents = Incidents(self.thresholds.stations, cfg.notify.front_velocity_km_per_day)
+        self.targets = make_targets(cfg.notify)
         self.on_alert = on_alert
         self.stations_seen: set[str] = set()
         self._rules_done = 0  # highest journal seq whose alert events are persisted
@@ -94,6 +98,7 @@ class Service:
         # Opened by run(), which waits for a usable data_dir (read-only, full, missing) instead of crashing.
         self.journal: Journal
         self.outbox: Outbox
+        self.ledger: Ledger
         self.writer: Writer
         self.ingest: Ingest
 
@@ -111,7 +116,8 @@ class Service:
                 data.mkdir(parents=True, exist_ok=True)
                 journal = Journal(data / "journal.sqlite")
                 journal.probe()
-                self.outbox = Outbox(data / "outbox.sqlite", self.cfg.notify.urls)
+                self.outbox = Outbox(data / "outbox.sqlite", [t.url for t in self.targets])
+                self.ledger = Ledger(data / "alerts.sqlite")
                 self.writer = make_writer(self.cfg)
                 self.journal = journal
                 break
@@ -151,11 +157,12 @@ class Service:
             flush_interval_s=influx.flush_interval_s if influx else 0.2,
             retry_cap_s=influx.retry_cap_s if influx else 5.0).run(tail_stop))
         rules_task = asyncio.create_task(self._evaluate(tail_stop))
+        repeat_task = asyncio.create_task(self._repeat(tail_stop))
         notify_stop = asyncio.Event()
         notify_tasks = [asyncio.create_task(deliver(self.outbox, url, self.metrics, self._notify_wake, notify_stop,
                                                     timeout_s=self.cfg.notify.timeout_s,
                                                     retry_cap_s=self.cfg.notify.retry_cap_s))
-                        for url in self.cfg.notify.urls]
+                        for url in [t.url for t in self.targets]]
         ingest_task = asyncio.create_task(self.ingest.run(stop))
         if ready is not None:
             ready.set()
@@ -164,6 +171,7 @@ class Service:
         await _within(ingest_task, 2.0)
         tail_stop.set()
         await _within(rules_task, deadline - time.monotonic() - 3.0)
+        await _within(repeat_task, 0.5)
         notify_stop.set()
         self._notify_wake.set()
         await _within(asyncio.gather(store_task, *notify_tasks), deadline - time.monotonic())
@@ -177,6 +185,7 @@ class Service:
             log.warning("%d notifications stay in the outbox; they are sent at the next start", pending)
         self.journal.close()
         self.outbox.close()
+        self.ledger.close()
 
     async def _evaluate(self, stop: asyncio.Event) -> None:
         """The rules' journal consumer: every journaled reading is evaluated once, in journal order.
@@ -188,7 +197,7 @@ class Service:
         while True:
             # Alert state moves only with a batch whose events were all persisted: a failed batch is
             # evaluated again from the same state, so its transitions are neither lost nor doubled.
-            before, done_before = copy.deepcopy(self.alerts), self._rules_done
+            before, done_before = copy.deepcopy((self.alerts, self.incidents)), self._rules_done
             try:
                 if self._rules_done:  # persisted, but the cursor could not record it: only retry that
                     await asyncio.to_thread(self.journal.advance, "rules", self._rules_done)
@@ -197,7 +206,7 @@ class Service:
                 backoff.reset()
             except (JournalError, sqlite3.Error) as e:
                 if self._rules_done == done_before:  # this batch's events were not all persisted
-                    self.alerts = before
+                    self.alerts, self.incidents = before
                 self.metrics.health.fail("journal", str(e))
                 delay = backoff.step()
                 log.error("rules: %s; retrying in %.1f s", e, delay)
@@ -217,11 +226,8 @@ class Service:
         self.stations_seen.update(r.station for r in readings)
         events = [e for check in self.rules.evaluate(readings) for e in self.alerts.update(check)]
         events.sort(key=lambda e: e.ts_ns)
-        alert_points = []
+        alert_points = [alert_line(e, await self._dispatch(e)) for e in events]
         for e in events:
-            msg = render(e, self.cfg.notify.language, self.thresholds.stations, self._tz)
-            await asyncio.to_thread(self.outbox.add, msg)
-            alert_points.append(alert_line(e, msg.title))
             self.metrics.alerts.labels(e.state).inc()
             if self.on_alert is not None:
                 self.on_alert(e)
@@ -233,6 +239,54 @@ class Service:
         self.metrics.readings_evaluated.inc(len(readings))
         await asyncio.to_thread(self.journal.advance, "rules", rows[-1][0])
         return False
+
+    async def _dispatch(self, e: AlertEvent) -> str:
+        """One transition through the notify pipeline: incident, ledger, silence, route, outbox. Returns the
+        title (for the alert point in the database)."""
+        stations = self.thresholds.stations
+        incident = self.incidents.on_event(e)
+        await asyncio.to_thread(self.ledger.record, e, incident.id if incident else None)
+        msg = render(e, self.cfg.notify.language, stations, self._tz, incident,
+                     self.cfg.notify.front_velocity_km_per_day)
+        now = time.time_ns()
+        silence = await asyncio.to_thread(self.ledger.silence_for, e.station, e.parameter, now)
+        if silence is not None:
+            self.metrics.notifications_silenced.inc()
+            await asyncio.to_thread(self.ledger.note, "riverwatch", "suppressed", f"alert {e.alert_id}",
+                                    f"{e.state} silenced by silence {silence.id} ({silence.reason})")
+            return msg.title
+        wanted = [t.id for t in self.targets if t.wants(e, stations, incident)]
+        await asyncio.to_thread(self.outbox.add, msg, wanted)
+        await asyncio.to_thread(self.ledger.mark_sent, e.alert_id, now)
+        return msg.title
+
+    async def _repeat(self, stop: asyncio.Event) -> None:
+        """Re-send firing alerts nobody acknowledged, every repeat_interval (wall clock)."""
+        interval = self.cfg.notify.repeat_interval_s
+        while not stop.is_set():
+            await nap(None, stop, min(60.0, interval / 4))
+            now = time.time_ns()
+            try:
+                due = [a for a in await asyncio.to_thread(self.ledger.alerts, True)
+                       if a.acked_by is None and a.last_sent_ns is not None
+                       and now - a.last_sent_ns >= interval * 1e9]
+                for a in due:
+                    limit = self.rules.limit(a.station, a.parameter)
+                    if limit is None:
+                        continue
+                    e = AlertEvent(a.alert_id, "firing", a.station, a.parameter, a.updated_ns, a.value,
+                                   a.value / limit.value if limit.value else 0.0, a.severity, limit, a.started_ns,
+                                   a.peak_value, a.peak_ratio)
+                    if await asyncio.to_thread(self.ledger.silence_for, a.station, a.parameter, now) is None:
+                        msg = render(e, self.cfg.notify.language, self.thresholds.stations, self._tz,
+                                     self.incidents.open_for(a.incident_id), self.cfg.notify.front_velocity_km_per_day,
+                                     repeat=True)
+                        wanted = [t.id for t in self.targets if t.wants(e, self.thresholds.stations, None)]
+                        await asyncio.to_thread(self.outbox.add, msg, wanted)
+                        self._notify_wake.set()
+                    await asyncio.to_thread(self.ledger.mark_sent, a.alert_id, now)
+            except sqlite3.Error as e:
+                log.error("repeat notifications: %s", e)
 
     async def _start_http(self) -> web.AppRunner | None:
         listen = self.cfg.service.http_listen

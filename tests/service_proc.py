@@ -87,7 +87,10 @@ class ServiceProcess:
             if predicate():
                 return time.monotonic() - started
             time.sleep(0.05)
-        raise AssertionError(f"timed out after {timeout} s waiting for {what}:\n{self.output()[-4000:]}")
+        if self.running():  # the stacks of a service that is stuck say where
+            self.proc.send_signal(signal.SIGUSR1)  # type: ignore[union-attr]
+            time.sleep(0.5)
+        raise AssertionError(f"timed out after {timeout} s waiting for {what}:\n{self.output()[-8000:]}")
 
     def terminate(self, timeout: float = 12.0) -> tuple[int, float]:
         """SIGTERM; returns (exit code, seconds to exit)."""

@@ -43,7 +43,7 @@ class SlowDisk(Journal):
 
 async def ingest_until(cfg: MqttConfig, journal: Journal, done: Callable[[Metrics], bool],
                        during: Callable[[], None] | None = None, timeout: float = 20.0,
-                       seen: list[Ingest] | None = None) -> Metrics:
+                       seen: list[Ingest] | None = None, wait_subscribed: bool = True) -> Metrics:
     metrics = Metrics()
     stop = asyncio.Event()
     ingest = Ingest(cfg, journal, metrics, lambda: None, batch=50)
@@ -51,7 +51,8 @@ async def ingest_until(cfg: MqttConfig, journal: Journal, done: Callable[[Metric
         seen.append(ingest)
     task = asyncio.create_task(ingest.run(stop))
     try:
-        await asyncio.wait_for(ingest.subscribed.wait(), timeout)
+        if wait_subscribed:
+            await asyncio.wait_for(ingest.subscribed.wait(), timeout)
         if during is not None:
             await asyncio.to_thread(during)
         async with asyncio.timeout(timeout):
@@ -113,3 +114,19 @@ def test_a_slow_journal_holds_the_broker_back_instead_of_filling_memory(fresh_mo
     assert journal.backlog("store") == 6000
     # At most 4 batches wait in memory (plus what one socket read brings); the rest waited at the broker.
     assert seen[0].queue_peak <= 4 * 50 + 100
+
+
+def test_a_refused_backlog_does_not_wedge_the_connection(fresh_mosquitto: Mosquitto, tmp_path: Path) -> None:
+    """A backlog bigger than the read window meets a journal that refuses it: the client must reconnect and
+    retry, not wait forever for a SUBACK behind a paused reader."""
+    cfg = MqttConfig(url=fresh_mosquitto.url, client_id="wedge")
+    asyncio.run(ingest_until(cfg, Journal(tmp_path / "first.sqlite"), lambda m: True))  # the session exists
+    publish(messages("wedge", 2000), fresh_mosquitto.url)
+    metrics = asyncio.run(ingest_until(
+        cfg, BrokenDisk(tmp_path / "broken.sqlite"),
+        lambda m: (m.registry.get_sample_value("riverwatch_mqtt_connects_total") or 0) >= 3, timeout=30,
+        wait_subscribed=False))
+    assert metrics.health.status() == "unhealthy"
+    journal = Journal(tmp_path / "journal.sqlite")
+    asyncio.run(ingest_until(cfg, journal, lambda m: journal.backlog("store") >= 2000, timeout=30))
+    assert journal.backlog("store") == 2000

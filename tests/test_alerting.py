@@ -1,0 +1,134 @@
+"""Alerts a bureau can act on, on real processes: routing, incidents with arrival estimates, silences,
+acknowledgements and repeats, through the `riverwatch` commands a duty officer would type."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from simulators.publish import publish
+from tests.servers import HttpReceiver, Mosquitto
+from tests.service_proc import ServiceProcess
+
+T0 = 1326585600  # 2012-01-15T08:00:00+08:00
+DAY = 86400
+
+
+def single(station: str, ts: float, value: float) -> tuple[int, str, bytes]:
+    return int(ts * 1e9), f"river/{station}/cd", json.dumps({"ts": ts, "value": value}).encode()
+
+
+@pytest.fixture
+def receivers() -> Iterator[dict[str, HttpReceiver]]:
+    made = {name: HttpReceiver() for name in ("county", "province", "water_company")}
+    for r in made.values():
+        r.start()
+    yield made
+    for r in made.values():
+        r.stop()
+
+
+@pytest.fixture
+def service(tmp_path: Path, mosquitto: Mosquitto, receivers: dict[str, HttpReceiver],
+            request: pytest.FixtureRequest) -> Iterator[ServiceProcess]:
+    repo = Path(__file__).resolve().parent.parent
+    r = receivers
+    svc = ServiceProcess(tmp_path, f"""
+[mqtt]
+url = "{mosquitto.url}"
+client_id = "alerting-{request.node.name[:40]}"
+
+[thresholds]
+files = ["{repo}/thresholds/gb3838-2002.toml", "{repo}/thresholds/longjiang-stations.toml"]
+
+[notify]
+urls = []
+utc_offset = "+08:00"
+repeat_interval_s = 2
+front_velocity_km_per_day = 10
+
+[[notify.route]]
+url = "{r['county'].json_url()}"
+rivers = ["Longjiang"]
+
+[[notify.route]]
+url = "{r['province'].json_url()}"
+min_severity = "serious"
+
+[[notify.route]]
+url = "{r['water_company'].json_url()}"
+intakes = true
+""")
+    svc.start()
+    yield svc
+    svc.stop()
+
+
+def riverwatch(svc: ServiceProcess, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "monitor", *args, "--config", str(svc.config)], capture_output=True,
+                          text=True, timeout=30, cwd=svc.workdir)
+
+
+def test_routing_and_an_incident_with_arrival_estimates(service: ServiceProcess, mosquitto: Mosquitto,
+                                                        receivers: dict[str, HttpReceiver]) -> None:
+    county, province, company = receivers["county"], receivers["province"], receivers["water_company"]
+    publish([single("lalang", T0, 0.006)], mosquitto.url)  # 1.2x: a warning
+    county.wait_for(1, timeout=20)
+    company.wait_for(1, timeout=20)  # the front is upstream of the Liuzhou intake: it concerns the company
+    publish([single("yemao", T0 + 2 * DAY, 0.03)], mosquitto.url)  # 6x: serious; 25 km in 2 days
+    (p,) = province.wait_for(1, timeout=20)
+    text = p.json["message"]
+    assert "Incident: longjiang/cd/" in text
+    assert "Front velocity: 12.5 km/day (observed between lalang and yemao)" in text
+    # Liuzhou Hexi intake is 135 km below Yemao: 10.8 days after 2012-01-17 08:00 +08:00.
+    assert "Expected at Liuzhou Hexi" in text and "(liuzhou-hexi, water intake) around 2012-01-28 03:12+08:00" \
+        in text, text
+    publish([single("luodong", T0 + 4 * DAY, 0.03)], mosquitto.url)
+    posts = county.wait_for(3, timeout=20)
+    assert "stations hit so far: Lalang" in posts[2].json["message"] and "Yemao" in posts[2].json["message"]
+    time.sleep(1)
+    assert len(province.posts) == 2  # the warning at Lalang never reached the provincial office
+    assert all("[WARNING]" not in x.json["title"] for x in province.posts)
+    # Alerts are listed for the duty officer.
+    out = riverwatch(service, "alerts", "--active").stdout
+    assert re.search(r"yemao/cd/\S+\s+firing\s+serious", out), out
+
+
+def test_silence_ack_and_repeats(service: ServiceProcess, mosquitto: Mosquitto,
+                                 receivers: dict[str, HttpReceiver]) -> None:
+    county = receivers["county"]
+    until = (datetime.now(UTC) + timedelta(hours=2)).isoformat()
+    proc = riverwatch(service, "silence", "add", "--station", "lalang", "--until", until, "--reason",
+                      "analyser maintenance", "--by", "li")
+    assert proc.returncode == 0, proc.stderr
+    publish([single("lalang", T0, 0.05)], mosquitto.url)
+    service.wait(lambda: service.metric("riverwatch_notifications_silenced_total") >= 1, 20, "a silenced alert")
+    assert county.posts == []
+    assert "lalang" in riverwatch(service, "silence", "list").stdout
+
+    publish([single("yemao", T0, 0.05)], mosquitto.url)  # 10x: serious
+    first = county.wait_for(1, timeout=20)[0]
+    alert_id = re.search(r"Alert: (\S+),", first.json["message"]).group(1)  # type: ignore[union-attr]
+    repeats = county.wait_for(2, timeout=20)  # repeat_interval_s = 2: still firing, nobody acknowledged
+    assert repeats[1].json["title"].startswith("[STILL FIRING]")
+    proc = riverwatch(service, "ack", alert_id, "--by", "wang")
+    assert proc.returncode == 0, proc.stderr
+    time.sleep(0.5)
+    settled = len(county.posts)
+    time.sleep(5)
+    assert len(county.posts) == settled  # acknowledged: no more repeats
+    publish([single("yemao", T0 + 3600, 0.2)], mosquitto.url)  # 40x: an escalation still notifies
+    posts = county.wait_for(settled + 1, timeout=20)
+    assert "ESCALATED" in posts[-1].json["title"]
+    listing = riverwatch(service, "alerts").stdout
+    assert re.search(rf"{re.escape(alert_id)}\s+escalated\s+critical.*wang", listing), listing
+    assert riverwatch(service, "ack", "no/such/alert", "--by", "wang").returncode == 2
+    assert service.terminate()[0] == 0
