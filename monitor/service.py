@@ -245,7 +245,6 @@ class Service:
         title (for the alert point in the database)."""
         stations = self.thresholds.stations
         incident = self.incidents.on_event(e)
-        await asyncio.to_thread(self.ledger.record, e, incident.id if incident else None)
         msg = render(e, self.cfg.notify.language, stations, self._tz, incident,
                      self.cfg.notify.front_velocity_km_per_day)
         now = time.time_ns()
@@ -254,10 +253,15 @@ class Service:
             self.metrics.notifications_silenced.inc()
             await asyncio.to_thread(self.ledger.note, "riverwatch", "suppressed", f"alert {e.alert_id}",
                                     f"{e.state} silenced by silence {silence.id} ({silence.reason})")
-            return msg.title
-        wanted = [t.id for t in self.targets if t.wants(e, stations, incident)]
-        await asyncio.to_thread(self.outbox.add, msg, wanted)
-        await asyncio.to_thread(self.ledger.mark_sent, e.alert_id, now)
+        else:
+            wanted = [t.id for t in self.targets if t.wants(e, stations, incident)]
+            await asyncio.to_thread(self.outbox.add, msg, wanted)
+        # The ledger only after the outbox: the ledger restores alert state at start-up, so a transition it
+        # knows of must already be owed to the targets (a crash in between re-evaluates and re-queues it,
+        # and the outbox's key drops the copy).
+        await asyncio.to_thread(self.ledger.record, e, incident.id if incident else None)
+        if silence is None:
+            await asyncio.to_thread(self.ledger.mark_sent, e.alert_id, now)
         return msg.title
 
     async def _repeat(self, stop: asyncio.Event) -> None:

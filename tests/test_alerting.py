@@ -132,3 +132,31 @@ def test_silence_ack_and_repeats(service: ServiceProcess, mosquitto: Mosquitto,
     assert re.search(rf"{re.escape(alert_id)}\s+escalated\s+critical.*wang", listing), listing
     assert riverwatch(service, "ack", "no/such/alert", "--by", "wang").returncode == 2
     assert service.terminate()[0] == 0
+
+
+def test_kill_9_between_alert_and_delivery_sends_exactly_one_notification(
+        tmp_path: Path, mosquitto: Mosquitto, http_receiver: HttpReceiver) -> None:
+    svc = ServiceProcess(tmp_path, f"""
+[mqtt]
+url = "{mosquitto.url}"
+client_id = "alerting-kill9"
+[notify]
+urls = ["{http_receiver.json_url()}"]
+retry_cap_s = 1
+""")
+    try:
+        http_receiver.fail_next(10_000, status=500)  # the bureau's gateway is down
+        svc.start()
+        publish([single("kill9-station", T0, 0.05)], mosquitto.url)
+        svc.wait(lambda: svc.metric("riverwatch_notifications_failed_total") >= 2, 20, "failed deliveries")
+        svc.kill9()
+        http_receiver.recover()
+        svc.start()
+        delivered = http_receiver.wait_for(1, timeout=20, delivered_only=True)
+        time.sleep(2)
+        ok = [p for p in http_receiver.posts if p.status == 200]
+        assert len(ok) == 1, [p.json["title"] for p in ok]
+        assert "kill9-station" in delivered[0].json["title"] and "FIRING" in delivered[0].json["title"]
+        assert svc.terminate()[0] == 0
+    finally:
+        svc.stop()
