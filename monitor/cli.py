@@ -35,7 +35,10 @@ def _parser() -> argparse.ArgumentParser:
     sim.add_argument("--mqtt", help="broker URL, e.g. mqtt://127.0.0.1:1883")
     sim.add_argument("--speed", type=float, default=0.0, help="simulated seconds per real second (0: max)")
     sim.add_argument("--seed", type=int, default=2012)
+    sim.add_argument("--start", help="start time (ISO 8601; a bare date means midnight +08:00)")
     sim.add_argument("--out", type=Path, help="also write the readings as replay CSV")
+    sim.add_argument("--ground-truth", type=Path, help="write when each true concentration crossed each limit "
+                                                       "(JSON, or CSV if the name ends in .csv)")
     sim.add_argument("--root", default="river", help="topic root (default: river)")
 
     rep = sub.add_parser("replay", help="publish recorded readings (replay CSV) to a broker")
@@ -75,6 +78,10 @@ def _parser() -> argparse.ArgumentParser:
     th_sub = th.add_subparsers(dest="thresholds_command", required=True, metavar="SUBCOMMAND")
     chk = th_sub.add_parser("check", help="validate threshold files; one path:line: message per problem")
     chk.add_argument("paths", nargs="+", type=Path)
+    show = th_sub.add_parser("show", help="the effective limits and rules at a station, and where each comes from")
+    show.add_argument("--station", required=True)
+    show.add_argument("--config", type=Path, help="take the threshold files and default class from this config")
+    show.add_argument("paths", nargs="*", type=Path, help="threshold files (default: the config's, or the shipped)")
     return p
 
 
@@ -99,8 +106,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                 return _simulate(args)
             case "replay":
                 return _replay(args)
-            case "thresholds":
+            case "thresholds" if args.thresholds_command == "check":
                 return _thresholds_check(args.paths)
+            case "thresholds":
+                return _thresholds_show(args)
             case "alerts" | "silence" | "ack":
                 return _ledger_command(args)
     except KeyboardInterrupt:
@@ -131,6 +140,7 @@ def _run(config: Path | None) -> int:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
+        loop.add_signal_handler(signal.SIGHUP, service.request_reload)
         await service.run(stop)
 
     asyncio.run(main())
@@ -151,6 +161,7 @@ async def _run_with_embedded_broker(service: object) -> int:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
+    loop.add_signal_handler(signal.SIGHUP, service.request_reload)
     try:
         await service.run(stop)
     finally:
@@ -221,6 +232,24 @@ def _utc(ts_ns: int) -> str:
     return datetime.fromtimestamp(ts_ns / 1e9, UTC).strftime("%Y-%m-%d %H:%M")
 
 
+def _thresholds_show(args: argparse.Namespace) -> int:
+    from monitor.config import ConfigError, load_config
+    from monitor.service import threshold_paths
+    from monitor.thresholds import ThresholdError, show
+
+    try:
+        cfg = load_config(args.config)
+        paths = list(args.paths) or threshold_paths(cfg)
+        print(show(paths, args.station, cfg.thresholds.default_class))
+    except ConfigError as e:
+        print(f"riverwatch: {e}", file=sys.stderr)
+        return 2
+    except ThresholdError as e:
+        print(e, file=sys.stderr)
+        return 1
+    return 0
+
+
 def _thresholds_check(paths: Sequence[Path]) -> int:
     from monitor.thresholds import check
 
@@ -233,44 +262,16 @@ def _thresholds_check(paths: Sequence[Path]) -> int:
 
 
 def _simulate(args: argparse.Namespace) -> int:
-    from monitor.params import PARAMETERS
-    from simulators.longjiang import SCENARIOS, single_messages
-    from simulators.publish import publish
-    from simulators.replaycsv import write_csv
+    from simulators.commands import simulate
 
-    if args.scenario not in SCENARIOS:
-        print(f"riverwatch: unknown scenario {args.scenario!r} (known: {', '.join(sorted(SCENARIOS))})",
-              file=sys.stderr)
-        return 2
-    if not args.mqtt and not args.out:
-        print("riverwatch: simulate needs --mqtt URL, --out FILE.csv, or both", file=sys.stderr)
-        return 2
-    readings = SCENARIOS[args.scenario](seed=args.seed).readings()
-    if args.out:
-        n = write_csv(args.out, readings, lambda p: PARAMETERS[p].unit)
-        print(f"wrote {n} readings to {args.out}", file=sys.stderr)
-    if args.mqtt:
-        n = publish(single_messages(readings, root=args.root), args.mqtt, speed=args.speed, progress=True)
-        print(f"published {n} readings to {args.mqtt}", file=sys.stderr)
-    return 0
+    return simulate(args.scenario, args.mqtt, args.speed, args.seed, args.start, args.out, args.ground_truth,
+                    root=args.root)
 
 
 def _replay(args: argparse.Namespace) -> int:
-    from simulators.publish import publish
-    from simulators.replaycsv import csv_messages, read_csv
+    from simulators.commands import replay
 
-    try:
-        rows = list(read_csv(args.file))
-    except OSError as e:
-        print(f"riverwatch: {args.file}: {e.strerror}", file=sys.stderr)
-        return 2
-    except ValueError as e:
-        print(f"riverwatch: {e}", file=sys.stderr)
-        return 2
-    rows.sort(key=lambda r: r[0])
-    n = publish(csv_messages(rows, root=args.root), args.mqtt, speed=args.speed, progress=True)
-    print(f"replayed {n} readings to {args.mqtt}", file=sys.stderr)
-    return 0
+    return replay(args.file, args.mqtt, args.speed, root=args.root)
 
 
 if __name__ == "__main__":

@@ -47,6 +47,23 @@ _SENML_OTHER_VALUES = ("vs", "vb", "vd", "s")
 _SENML_BASE_FIELDS = ("bn", "bt", "bu", "bv", "bs", "bver")
 
 
+BELOW_DL_FLAG = "<DL"
+_BELOW_DL_TEXT = re.compile(r"\s*(?:<\s*(?P<lt>[0-9.]+(?:[eE][-+]?\d+)?)|(?P<cn>[0-9.]+(?:[eE][-+]?\d+)?)\s*[Ll])\s*")
+
+
+def parse_below_dl(text: str) -> float | None:
+    """The detection limit in "0.00005L" (the Chinese reports' way of writing "below 0.00005") or "<0.00005";
+    None for anything else. Decoders pass such a cell on as Reading(value=<the limit>, flag=BELOW_DL_FLAG)."""
+    m = _BELOW_DL_TEXT.fullmatch(text)
+    if m is None:
+        return None
+    try:
+        value = float(m.group("lt") or m.group("cn"))
+    except ValueError:
+        return None
+    return value if math.isfinite(value) and value >= 0 else None
+
+
 class Rejection(NamedTuple):
     reason: str  # one of REASONS
     detail: str
@@ -125,6 +142,8 @@ def _reading(station: str, name: Any, value: Any, unit: Any, flag: Any, ts_ns: i
     if factor is None:
         raise _Reject("unknown_unit", f"unknown unit {str(unit)[:32]!r} for {param}"
                                       f" (expected {PARAMETERS[param].unit or 'no unit'})")
+    if isinstance(value, str) and (dl := parse_below_dl(value)) is not None:
+        value, flag = dl, flag or BELOW_DL_FLAG  # "0.00005L": below the detection limit of 0.00005
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise _Reject("not_numeric", f"{value_key} {str(value)[:32]!r} of {param} is not a number")
     try:

@@ -24,8 +24,8 @@ from simulators.publish import publish
 
 log = logging.getLogger("riverwatch.demo")
 
-# Simulated seconds per real second: the 26 days of the scenario in about 15 s.
-DEFAULT_SPEED = 150_000.0
+# Simulated seconds per real second: the 36 days of the scenario in about 16 s.
+DEFAULT_SPEED = 200_000.0
 
 
 def _free_port() -> int:

@@ -69,6 +69,7 @@ class Metrics:
                                               "Transitions not notified because a silence covered them", registry=r)
         self.notifications_failed = Counter("riverwatch_notifications_failed",
                                             "Notification attempts that failed (retried)", registry=r)
+        self.reloads = Counter("riverwatch_threshold_reloads", "Threshold files reloaded", registry=r)
         self.mqtt_connects = Counter("riverwatch_mqtt_connects", "Successful broker connections", registry=r)
         self.journal_backlog = Gauge("riverwatch_journal_backlog", "Readings journaled but not yet stored",
                                      registry=r)

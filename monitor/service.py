@@ -11,17 +11,17 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import copy
 import json
 import logging
 import sqlite3
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 from aiohttp import web
 
-from monitor.alerts import AlertBook, AlertEvent
+from monitor.alerts import AlertEvent, Evaluator
 from monitor.config import Config
 from monitor.deadletter import DeadLetterSink, FileSink, TopicSink
 from monitor.decode import REASONS
@@ -32,7 +32,6 @@ from monitor.ledger import Ledger
 from monitor.metrics import Metrics
 from monitor.notify import Outbox, deliver, make_targets, parse_offset, render
 from monitor.pacing import Backoff, nap
-from monitor.rules import Rules
 from monitor.store import Drain, EmbeddedStore, InfluxV1Writer, InfluxV2Writer, Writer, alert_line
 from monitor.thresholds import ThresholdSet, load, shipped_path
 
@@ -60,12 +59,12 @@ def make_dead_letter(cfg: Config) -> DeadLetterSink | None:
     return TopicSink(d.topic, d.max_per_second)
 
 
-def load_thresholds(cfg: Config) -> ThresholdSet:
-    """The configured files; the shipped GB 3838-2002 when none is given or the files hold only stations."""
-    thresholds = load(list(cfg.thresholds.files)) if cfg.thresholds.files else None
-    if thresholds is None or not thresholds.standards:
-        thresholds = load([*cfg.thresholds.files, shipped_path()])
-    return thresholds
+def threshold_paths(cfg: Config) -> list[Path]:
+    """The configured files; plus the shipped GB 3838-2002 when none is given or the files hold no standard."""
+    files = list(cfg.thresholds.files)
+    if not files or not load(files).standards:
+        files.append(shipped_path())
+    return files
 
 
 @dataclass
@@ -82,15 +81,18 @@ class Service:
     def __init__(self, cfg: Config, thresholds: ThresholdSet | None = None,
                  on_alert: Callable[[AlertEvent], None] | None = None) -> None:
         self.cfg = cfg
-        self.thresholds = thresholds if thresholds is not None else load_thresholds(cfg)
+        self.threshold_paths = threshold_paths(cfg)
+        self.evaluator = Evaluator(thresholds if thresholds is not None else load(self.threshold_paths),
+                                   cfg.thresholds.default_class)
         self.metrics = Metrics()
-        self.rules = Rules(self.thresholds, cfg.thresholds.default_class)
-        self.alerts = AlertBook()
         self.incidents = Incidents(self.thresholds.stations, cfg.notify.front_velocity_km_per_day)
         self.targets = make_targets(cfg.notify)
         self.on_alert = on_alert
         self.stations_seen: set[str] = set()
         self._rules_done = 0  # highest journal seq whose alert events are persisted
+        self._unpersisted: tuple[list[AlertEvent], int] | None = None
+        self._reload_requested = asyncio.Event()
+        self._last_tick = 0.0
         self._tz = parse_offset(cfg.notify.utc_offset)
         self._store_wake = asyncio.Event()
         self._rules_wake = asyncio.Event()
@@ -132,10 +134,18 @@ class Service:
         else:
             return False
         self.metrics.health.ok("journal")
+        for a in self.ledger.alerts(active_only=True):  # alerts open at the last stop continue, not re-fire
+            self.evaluator.book.restore(a.alert_id, a.station, a.parameter, a.rule, a.severity, a.started_ns,
+                                        a.peak_value, a.peak_ratio, a.updated_ns, a.value)
         self.metrics.bind_backlogs(lambda: self.journal.backlog("store"), self.outbox.pending)
         self.ingest = Ingest(self.cfg.mqtt, self.journal, self.metrics, self._journaled,
                              batch=self.cfg.service.ingest_batch, dead_letter=make_dead_letter(self.cfg))
         return True
+
+    @property
+    def thresholds(self) -> ThresholdSet:
+        """The thresholds in force (they change on reload)."""
+        return self.evaluator.thresholds
 
     def _journaled(self) -> None:
         self._store_wake.set()
@@ -158,6 +168,7 @@ class Service:
             retry_cap_s=influx.retry_cap_s if influx else 5.0).run(tail_stop))
         rules_task = asyncio.create_task(self._evaluate(tail_stop))
         repeat_task = asyncio.create_task(self._repeat(tail_stop))
+        watch_task = asyncio.create_task(self._watch_thresholds(tail_stop))
         notify_stop = asyncio.Event()
         notify_tasks = [asyncio.create_task(deliver(self.outbox, url, self.metrics, self._notify_wake, notify_stop,
                                                     timeout_s=self.cfg.notify.timeout_s,
@@ -172,6 +183,7 @@ class Service:
         tail_stop.set()
         await _within(rules_task, deadline - time.monotonic() - 3.0)
         await _within(repeat_task, 0.5)
+        await _within(watch_task, 0.5)
         notify_stop.set()
         self._notify_wake.set()
         await _within(asyncio.gather(store_task, *notify_tasks), deadline - time.monotonic())
@@ -190,23 +202,27 @@ class Service:
     async def _evaluate(self, stop: asyncio.Event) -> None:
         """The rules' journal consumer: every journaled reading is evaluated once, in journal order.
 
-        A journal error (disk full, read-only) pauses it and marks the service unhealthy; it resumes where
-        its cursor stands, so a reading is evaluated again rather than skipped (the outbox drops repeats).
+        A batch's events stay in memory until all of them are persisted (outbox, ledger, alert points); a
+        journal or outbox error (disk full) retries the persisting, never the evaluation, so alert state
+        moves once per reading and no transition is lost or doubled. The cursor moves after that. The
+        no-data clock ticks at least every second, and a requested reload happens here, between batches.
         """
         backoff = Backoff(first=0.5, cap=10.0)
         while True:
-            # Alert state moves only with a batch whose events were all persisted: a failed batch is
-            # evaluated again from the same state, so its transitions are neither lost nor doubled.
-            before, done_before = copy.deepcopy((self.alerts, self.incidents)), self._rules_done
             try:
-                if self._rules_done:  # persisted, but the cursor could not record it: only retry that
-                    await asyncio.to_thread(self.journal.advance, "rules", self._rules_done)
-                if await self._evaluate_batch(stop):
-                    return
+                if self._unpersisted is None:
+                    got = await self._next_events(stop)
+                    if got is None:
+                        return
+                    self._unpersisted = got
+                events, seq = self._unpersisted
+                await self._persist(events)
+                self._unpersisted = None
+                if seq > self._rules_done:
+                    self._rules_done = seq
+                    await asyncio.to_thread(self.journal.advance, "rules", seq)
                 backoff.reset()
             except (JournalError, sqlite3.Error) as e:
-                if self._rules_done == done_before:  # this batch's events were not all persisted
-                    self.alerts, self.incidents = before
                 self.metrics.health.fail("journal", str(e))
                 delay = backoff.step()
                 log.error("rules: %s; retrying in %.1f s", e, delay)
@@ -214,31 +230,69 @@ class Service:
                     return
                 await nap(None, stop, delay)
 
-    async def _evaluate_batch(self, stop: asyncio.Event) -> bool:
-        """One batch of the rules' consumer; True when stopped and caught up."""
+    async def _next_events(self, stop: asyncio.Event) -> tuple[list[AlertEvent], int] | None:
+        """The next batch's transitions and its last journal seq; None when stopped and caught up."""
+        if self._reload_requested.is_set():
+            self._reload_requested.clear()
+            return self._reload(), 0
+        now = time.monotonic()
+        if now - self._last_tick >= 1.0:
+            self._last_tick = now
+            ticked = self.evaluator.tick()
+            if ticked:
+                return ticked, 0
         rows = [r for r in await asyncio.to_thread(self.journal.read, "rules", 5000) if r[0] > self._rules_done]
         if not rows:
             if stop.is_set():
-                return True
+                return None
             await nap(self._rules_wake, stop, 1.0)
-            return False
+            return [], 0
         readings = [r for _, r in rows]
         self.stations_seen.update(r.station for r in readings)
-        events = [e for check in self.rules.evaluate(readings) for e in self.alerts.update(check)]
-        events.sort(key=lambda e: e.ts_ns)
+        events = self.evaluator.process(readings)
+        self.metrics.readings_evaluated.inc(len(readings))
+        return events, rows[-1][0]
+
+    async def _persist(self, events: list[AlertEvent]) -> None:
+        if not events:
+            return
         alert_points = [alert_line(e, await self._dispatch(e)) for e in events]
+        await asyncio.to_thread(self.journal.append_alert_lines, alert_points)
         for e in events:
             self.metrics.alerts.labels(e.state).inc()
             if self.on_alert is not None:
                 self.on_alert(e)
-        if events:
-            await asyncio.to_thread(self.journal.append_alert_lines, alert_points)
-            self._notify_wake.set()
-            self._store_wake.set()
-        self._rules_done = rows[-1][0]
-        self.metrics.readings_evaluated.inc(len(readings))
-        await asyncio.to_thread(self.journal.advance, "rules", rows[-1][0])
-        return False
+        self._notify_wake.set()
+        self._store_wake.set()
+
+    def _reload(self) -> list[AlertEvent]:
+        """Validate and swap the threshold files; on any problem the rules in force stay."""
+        events, problems = self.evaluator.reload_files(self.threshold_paths, self.cfg.thresholds.default_class)
+        if problems:
+            self.metrics.health.degrade("thresholds", f"reload refused: {problems[0]} (+{len(problems) - 1} more)")
+            return []
+        self.metrics.health.ok("thresholds")
+        self.metrics.reloads.inc()
+        self.incidents.stations = self.evaluator.thresholds.stations
+        return events
+
+    async def _watch_thresholds(self, stop: asyncio.Event) -> None:
+        """Reload when a threshold file changes (checked every 2 s), as on SIGHUP."""
+        def stamp() -> tuple[float, ...]:
+            return tuple(p.stat().st_mtime if p.exists() else 0.0 for p in self.threshold_paths)
+
+        seen = stamp()
+        while not stop.is_set():
+            await nap(None, stop, 2.0)
+            now = stamp()
+            if now != seen:
+                seen = now
+                log.info("threshold files changed; reloading")
+                self.request_reload()
+
+    def request_reload(self) -> None:
+        self._reload_requested.set()
+        self._rules_wake.set()
 
     async def _dispatch(self, e: AlertEvent) -> str:
         """One transition through the notify pipeline: incident, ledger, silence, route, outbox. Returns the
@@ -275,7 +329,7 @@ class Service:
                        if a.acked_by is None and a.last_sent_ns is not None
                        and now - a.last_sent_ns >= interval * 1e9]
                 for a in due:
-                    limit = self.rules.limit(a.station, a.parameter)
+                    limit = self.evaluator.rules.limit(a.station, a.parameter)
                     if limit is None:
                         continue
                     e = AlertEvent(a.alert_id, "firing", a.station, a.parameter, a.updated_ns, a.value,

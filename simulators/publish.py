@@ -21,6 +21,8 @@ from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode, MQTTProtocolVersi
 from paho.mqtt.reasoncodes import ReasonCode
 from tqdm import tqdm
 
+from simulators.messages import rfc3339
+
 _DEFAULT_PORTS = {"mqtt": 1883, "tcp": 1883, "mqtts": 8883, "ssl": 8883}
 
 
@@ -119,13 +121,16 @@ def publish(
     username: str | None = None,
     password: str | None = None,
     timeout: float = 30.0,
+    unit: str = "msg",
+    total: int | None = None,
 ) -> int:
     """Publish (ts_ns, topic, payload) messages and return their count once every one is acknowledged.
 
     `speed` X replays X simulated seconds per real second from the first message's ts_ns; 0 is as fast as
     possible. At most `window` messages are outstanding. Raises RuntimeError if the broker cannot be reached,
     refuses the connection, or stops acknowledging for `timeout` seconds (for example because it went away and
-    did not come back); error messages name host:port only, never credentials.
+    did not come back); error messages name host:port only, never credentials. With `progress`, a bar on
+    stderr shows the messages acknowledged, their rate and the simulated time (the ts_ns being sent).
     """
     if not 1 <= window <= 65_535:
         raise ValueError("window must be between 1 and 65535 (message ids must not wrap)")
@@ -155,9 +160,11 @@ def publish(
     if tls:
         client.tls_set()
 
-    total = len(messages) if isinstance(messages, Sized) else None
-    bar = tqdm(total=total, unit="msg", file=sys.stderr, disable=not progress, desc="publish", dynamic_ncols=True)
+    if total is None and isinstance(messages, Sized):
+        total = len(messages)
+    bar = tqdm(total=total, unit=unit, file=sys.stderr, disable=not progress, desc="publish", dynamic_ncols=True)
     shown = 0
+    next_show = 0.0
     try:
         try:
             client.connect(host, port, keepalive=60)
@@ -173,6 +180,7 @@ def publish(
                 raise RuntimeError(f"no CONNACK from MQTT broker {where} within {timeout:g} s")
 
         first_ts: int | None = None
+        last_ts: int | None = None
         real_start = 0.0
         for ts_ns, topic, payload in messages:
             until = None
@@ -190,10 +198,15 @@ def publish(
             if not queued:
                 raise RuntimeError(f"publish to {where} failed: {mqtt.error_string(rc)}")
             acked = tracker.acked
-            if acked != shown:
+            if progress and acked != shown and time.monotonic() >= next_show:
+                next_show = time.monotonic() + 0.1
+                bar.set_postfix_str(f"sim {rfc3339(ts_ns)}", refresh=False)
                 bar.update(acked - shown)
                 shown = acked
+            last_ts = ts_ns
         tracker.wait(0, timeout)
+        if last_ts is not None:
+            bar.set_postfix_str(f"sim {rfc3339(last_ts)}", refresh=False)
         bar.update(tracker.acked - shown)
         if tracker.refused:
             raise RuntimeError(f"MQTT broker {where} refused {tracker.refused} message(s)")

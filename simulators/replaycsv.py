@@ -15,7 +15,7 @@ from datetime import UTC, datetime, timedelta, timezone
 from decimal import Decimal, InvalidOperation
 
 from monitor.reading import Reading
-from simulators.longjiang import rfc3339, single_payload
+from simulators.messages import rfc3339, single_payload
 
 HEADER: tuple[str, ...] = ("ts", "station", "parameter", "value", "unit", "flag")
 REQUIRED: tuple[str, ...] = ("ts", "station", "parameter", "value", "unit")

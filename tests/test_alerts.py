@@ -8,7 +8,7 @@ import pytest
 
 from monitor.alerts import AlertBook, AlertEvent
 from monitor.reading import Reading
-from monitor.rules import Rules
+from monitor.rules import Rules, SeriesCheck
 from monitor.thresholds import ThresholdSet, load, shipped_path
 
 T0 = 1_326_585_600 * 10**9  # 2012-01-15T00:00:00Z
@@ -30,9 +30,14 @@ def series(values: Sequence[float], station: str = "lalang", parameter: str = "c
     return [Reading(station, parameter, start + i * HOUR, v) for i, v in enumerate(values)]
 
 
+# Rules keep per-series state (windows, the last time seen), so each AlertBook gets the Rules it grew up with.
+_RULES_OF: dict[int, tuple[AlertBook, Rules]] = {}
+
+
 def run(rules: Rules, book: AlertBook, readings: Sequence[Reading]) -> list[AlertEvent]:
+    own = _RULES_OF.setdefault(id(book), (book, Rules(rules.thresholds, "III")))[1]
     events: list[AlertEvent] = []
-    for check in rules.evaluate(readings):
+    for check in own.evaluate(readings):
         events += book.update(check)
     return events
 
@@ -170,7 +175,7 @@ def test_a_maintenance_reading_does_not_resolve_an_alert(rules: Rules) -> None:
     readings = series([0.04, 0.001, 0.04])
     readings[1] = readings[1]._replace(flag="maintenance")
     assert states(run(rules, book, readings)) == ["firing"]
-    assert ("lalang", "cd") in book.open
+    assert ("lalang", "cd", "") in book.open
 
 
 def test_series_are_independent(rules: Rules) -> None:
@@ -186,3 +191,48 @@ def test_dissolved_oxygen_alerts_on_a_shortfall(rules: Rules) -> None:
     events = run(rules, AlertBook(), series([6.0, 4.0, 0.2, 7.0], parameter="do"))
     assert states(events) == ["firing", "escalated", "resolved"]
     assert [e.severity for e in events] == ["warning", "critical", "critical"]
+
+
+# ---------------------------------------------------------------- hysteresis and rule keys, at the AlertBook
+
+
+def check_of(values: Sequence[float], calm: Sequence[bool] | None = None, start: int = T0, key: str = "",
+             hold: int | None = None, severity: str = "") -> SeriesCheck:
+    import numpy as np
+
+    from monitor.thresholds import Limit
+
+    v = np.array(values)
+    lim = Limit("cd", "max", 0.005, None, "mg/L", "GB 3838-2002", "III", "")
+    return SeriesCheck("lalang", "cd", lim, np.array([start + i * HOUR for i in range(len(v))], dtype=np.int64), v,
+                       v / 0.005, v > 0.005, rule="test", key=key, calm=None if calm is None else np.array(calm),
+                       severity=severity, clear_hold_ns=hold)
+
+
+def test_a_clear_needs_calm_readings_held_across_batches() -> None:
+    book = AlertBook()
+    values = [0.006, 0.003, 0.003, 0.0045, 0.003, 0.003, 0.003]
+    calm = [v <= 0.004 for v in values]
+    whole = book.update(check_of(values, calm, hold=2 * HOUR))
+    assert states(whole) == ["firing", "resolved"] and whole[1].ts_ns == T0 + 6 * HOUR
+    split = AlertBook()
+    events = [e for i in range(len(values)) for e in split.update(check_of(values[i:i + 1], calm[i:i + 1],
+                                                                           start=T0 + i * HOUR, hold=2 * HOUR))]
+    assert [(e.state, e.ts_ns) for e in events] == [(e.state, e.ts_ns) for e in whole]
+
+
+def test_alerts_of_different_rules_on_one_series_are_independent() -> None:
+    book = AlertBook()
+    a = book.update(check_of([0.006, 0.001]))
+    b = book.update(check_of([0.006], key="rate", severity="serious"))
+    assert [e.alert_id for e in a] == ["lalang/cd/20120115T0000Z"] * 2
+    assert [(e.alert_id, e.severity, e.rule) for e in b] == [("lalang/cd/rate/20120115T0000Z", "serious", "test")]
+    assert list(book.open) == [("lalang", "cd", "rate")]
+
+
+def test_events_default_to_the_instantaneous_rule() -> None:
+    from monitor.thresholds import Limit
+
+    e = AlertEvent("a", "firing", "s", "cd", 0, 1.0, 1.0, "warning", Limit("cd", "max", 1, None, "", "", "", ""),
+                   0, 1.0, 1.0)
+    assert (e.rule, e.detail) == ("instantaneous", "")

@@ -123,3 +123,12 @@ def test_station_with_control_characters_is_rejected_but_spaces_are_kept() -> No
 def test_station_and_parameter_are_the_last_topic_levels_for_any_root_depth() -> None:
     readings, _ = one("bureau/guangxi/river/lalang/cd", {"value": 0.001})
     assert (readings[0].station, readings[0].parameter) == ("lalang", "cd")
+
+
+def test_below_detection_limit_convention_is_kept_as_the_limit_with_a_flag() -> None:
+    readings, rejected = one("river/s1/cd", {"value": "0.00005L"})  # the Chinese reports' "below 0.00005"
+    assert rejected == []
+    assert (readings[0].value, readings[0].flag) == (0.00005, "<DL")
+    readings, _ = one("river/s1/cd", {"value": "<0.1", "unit": "ug/L"})
+    assert readings[0].value == pytest.approx(0.0001) and readings[0].flag == "<DL"
+    assert one("river/s1/cd", {"value": "high"})[1] == ["not_numeric"]
