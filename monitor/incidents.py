@@ -44,13 +44,19 @@ class Incident:
     open_alerts: set[str] = field(default_factory=set)
 
     def velocity(self, default_km_per_day: float) -> tuple[float, str]:
-        """Front velocity in km/day and where it comes from."""
+        """Front velocity in km/day and where it comes from: between the two stations farthest downstream.
+
+        The latest reach predicts the next one best: on the Longjiang the front crawled through the deep
+        reservoir pools below Lalang (about 3 km/day) and ran at 12 km/day below Luodong, so an average from
+        the source would have put the arrival at Nuomitan days late (measured on the simulator: 107 h late
+        against 6 h early from the last reach).
+        """
         ordered = sorted(self.hits, key=lambda h: h.river_km)
-        if len(ordered) >= 2:
-            first, last = ordered[0], ordered[-1]
-            days = (last.first_ns - first.first_ns) / NS_PER_DAY
-            if last.river_km > first.river_km and days > 0:
-                return (last.river_km - first.river_km) / days, f"observed between {first.station} and {last.station}"
+        for i in range(len(ordered) - 1, 0, -1):
+            last, prev = ordered[-1], ordered[i - 1]
+            days = (last.first_ns - prev.first_ns) / NS_PER_DAY
+            if last.river_km > prev.river_km and days > 0:
+                return (last.river_km - prev.river_km) / days, f"observed between {prev.station} and {last.station}"
         return default_km_per_day, "configured (fewer than two stations hit)"
 
     def arrivals(self, stations: Mapping[str, Station], default_km_per_day: float) -> list[Arrival]:

@@ -19,8 +19,9 @@ import threading
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta, timezone, tzinfo
 from pathlib import Path
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import apprise
 from apprise.decorators import notify as apprise_plugin
@@ -68,8 +69,20 @@ def _unit(parameter: str) -> str:
     return f" {unit}" if unit else ""
 
 
-def _when(ts_ns: int, tz: timezone, timespec: str = "seconds") -> str:
+def _when(ts_ns: int, tz: tzinfo, timespec: str = "seconds") -> str:
     return datetime.fromtimestamp(ts_ns / 1e9, tz).isoformat(sep=" ", timespec=timespec)
+
+
+def station_tz(st: Station | None, default: tzinfo) -> tzinfo:
+    """Times are shown in the station's own time zone when its file names one (IANA or +08:00)."""
+    if st is None or not st.timezone:
+        return default
+    if st.timezone[0] in "+-":
+        return parse_offset(st.timezone)
+    try:
+        return ZoneInfo(st.timezone)
+    except (ZoneInfoNotFoundError, ValueError):
+        return default
 
 
 def parse_offset(text: str | None) -> timezone:
@@ -82,10 +95,11 @@ def parse_offset(text: str | None) -> timezone:
     return timezone(sign * timedelta(hours=int(hours), minutes=int(minutes or 0)))
 
 
-def render(e: AlertEvent, language: str, stations: Mapping[str, Station], tz: timezone,
+def render(e: AlertEvent, language: str, stations: Mapping[str, Station], tz: tzinfo,
            incident: Incident | None = None, default_km_per_day: float = 12.0, repeat: bool = False) -> Message:
     p = PARAMETERS.get(e.parameter)
     st = stations.get(e.station)
+    tz = station_tz(st, tz)
     unit = _unit(e.parameter)
     code = f", HJ 212 {p.hj212}" if p and p.hj212 else ""
     excess = (e.value - e.limit.value) / e.limit.value if e.limit.kind == "max" and e.limit.value else None
@@ -136,7 +150,7 @@ def render(e: AlertEvent, language: str, stations: Mapping[str, Station], tz: ti
     return Message(key, title, "\n".join(lines), _NOTIFY_TYPE[e.state])
 
 
-def _incident_lines(e: AlertEvent, inc: Incident, language: str, stations: Mapping[str, Station], tz: timezone,
+def _incident_lines(e: AlertEvent, inc: Incident, language: str, stations: Mapping[str, Station], tz: tzinfo,
                     default_km_per_day: float) -> list[str]:
     """The incident, the stations hit so far, the front velocity and the arrival estimates ahead of it."""
     hits = sorted(inc.hits, key=lambda h: h.river_km)
@@ -154,14 +168,16 @@ def _incident_lines(e: AlertEvent, inc: Incident, language: str, stations: Mappi
             origin = "观测值" if source.startswith("observed") else "配置值"
             lines.append(f"污染团前锋速度：{_num(v)} km/天（{origin}）")
         lines += [f"预计到达 {name(a.station.id, True)}（{a.station.id}{'，取水口' if a.station.intake else ''}）："
-                  f"约 {_when(a.eta_ns, tz, 'minutes')}，距前锋 {_num(a.distance_km)} km" for a in ahead]
+                  f"约 {_when(a.eta_ns, station_tz(a.station, tz), 'minutes')}，距前锋 {_num(a.distance_km)} km"
+                  for a in ahead]
         return lines
     lines = [f"Incident: {inc.id} on the {inc.river}; stations hit so far: " + ", ".join(
         f"{name(h.station, False)} (km {_num(h.river_km)}, {_when(h.first_ns, tz)})" for h in hits)]
     if ahead:
         lines.append(f"Front velocity: {_num(v)} km/day ({source})")
     lines += [f"Expected at {name(a.station.id, False)} ({a.station.id}{', water intake' if a.station.intake else ''})"
-              f" around {_when(a.eta_ns, tz, 'minutes')}, {_num(a.distance_km)} km" for a in ahead]
+              f" around {_when(a.eta_ns, station_tz(a.station, tz), 'minutes')}, {_num(a.distance_km)} km"
+              for a in ahead]
     return lines
 
 

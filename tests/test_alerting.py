@@ -160,3 +160,75 @@ retry_cap_s = 1
         assert svc.terminate()[0] == 0
     finally:
         svc.stop()
+
+
+def test_longjiang_incident_arrival_estimates_match_the_ground_truth(tmp_path: Path, mosquitto: Mosquitto,
+                                                                      http_receiver: HttpReceiver) -> None:
+    """The simulated Longjiang plume through the real service: the duty officer's thread names one incident,
+    and once the front is past Sancha its arrival at Nuomitan is right to within half a day."""
+    from simulators.longjiang import single_messages
+    from simulators.scenarios import SCENARIOS
+
+    repo = Path(__file__).resolve().parent.parent
+    scenario = SCENARIOS["longjiang-2012"]()
+    truth = {e.station: e.start_ns for e in scenario.ground_truth().episodes
+             if e.parameter == "cd" and e.klass == "III"}
+    svc = ServiceProcess(tmp_path, f"""
+[mqtt]
+url = "{mosquitto.url}"
+client_id = "alerting-longjiang"
+[thresholds]
+files = ["{repo}/thresholds/gb3838-2002.toml", "{repo}/thresholds/longjiang-stations.toml"]
+[notify]
+urls = ["{http_receiver.json_url()}"]
+""")
+    try:
+        svc.start()
+        publish(list(single_messages([r for r in scenario.readings() if r.parameter == "cd"])), mosquitto.url)
+        svc.wait(lambda: any("FIRING" in p.json["title"] and "(nuomitan)" in p.json["title"]
+                             for p in http_receiver.posts), 60, "the alert at Nuomitan")
+        firing = [p.json for p in http_receiver.posts if "FIRING" in p.json["title"]]
+        incidents = {re.search(r"Incident: (\S+) on", m["message"]).group(1) for m in firing}  # type: ignore[union-attr]
+        assert len(incidents) == 1, incidents
+        at_sancha = next(m["message"] for m in firing if "(sancha)" in m["title"])
+        assert re.search(r"stations hit so far: Lalang.*Yemao.*Luodong.*Sancha", at_sancha), at_sancha
+        eta = re.search(r"Expected at .*\(nuomitan\) around (\S+ \S+),", at_sancha).group(1)  # type: ignore[union-attr]
+        eta_ns = int(datetime.fromisoformat(eta).timestamp() * 1e9)
+        error_h = (eta_ns - truth["nuomitan"]) / 3.6e12
+        print(f"\nETA at Nuomitan from Sancha: {eta}, error {error_h:+.1f} h")
+        assert abs(error_h) <= 12
+        assert not any("(liuzhou-hexi)" in m["title"] for m in firing)  # the intake stayed compliant
+        assert svc.terminate()[0] == 0
+    finally:
+        svc.stop()
+
+
+def test_a_restart_neither_repeats_nor_forgets_an_open_alert(tmp_path: Path, mosquitto: Mosquitto,
+                                                              http_receiver: HttpReceiver) -> None:
+    svc = ServiceProcess(tmp_path, f"""
+[mqtt]
+url = "{mosquitto.url}"
+client_id = "alerting-restart"
+[notify]
+urls = ["{http_receiver.json_url()}"]
+""")
+    try:
+        svc.start()
+        publish([single("restart-station", T0, 0.05)], mosquitto.url)
+        http_receiver.wait_for(1, timeout=20)
+        assert svc.terminate()[0] == 0
+        svc.start()
+        publish([single("restart-station", T0 + 3600, 0.06)], mosquitto.url)  # still over: the same alert
+        svc.wait(lambda: svc.metric("riverwatch_readings_evaluated_total") >= 1, 20, "the reading evaluated")
+        time.sleep(1)
+        assert len(http_receiver.posts) == 1  # not fired again
+        svc.kill9()
+        svc.start()
+        publish([single("restart-station", T0 + 7200, 0.001)], mosquitto.url)  # back under: it resolves
+        posts = http_receiver.wait_for(2, timeout=20)
+        assert "RESOLVED" in posts[1].json["title"]
+        first_id = re.search(r"Alert: (\S+),", posts[0].json["message"]).group(1)  # type: ignore[union-attr]
+        assert f"Alert: {first_id}," in posts[1].json["message"]
+        assert svc.terminate()[0] == 0
+    finally:
+        svc.stop()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -68,8 +69,11 @@ def test_english_resolved_message_says_resolved(thresholds: ThresholdSet,
 
 def test_the_time_is_shown_with_the_configured_offset(thresholds: ThresholdSet,
                                                        cadmium: tuple[AlertEvent, AlertEvent]) -> None:
-    assert "2012-01-15 00:00:00+00:00" in render(cadmium[0], "en", thresholds.stations, parse_offset("+00:00")).body
-    assert "2012-01-14 18:30:00-05:30" in render(cadmium[0], "en", thresholds.stations, parse_offset("-05:30")).body
+    no_zone = dataclasses.replace(cadmium[0], station="station-without-a-time-zone")
+    assert "2012-01-15 00:00:00+00:00" in render(no_zone, "en", thresholds.stations, parse_offset("+00:00")).body
+    assert "2012-01-14 18:30:00-05:30" in render(no_zone, "en", thresholds.stations, parse_offset("-05:30")).body
+    # A station whose file names its time zone (Lalang: Asia/Shanghai) is shown in it, whatever the default.
+    assert "2012-01-15 08:00:00+08:00" in render(cadmium[0], "en", thresholds.stations, parse_offset("-05:30")).body
 
 
 def test_parse_offset() -> None:
