@@ -106,6 +106,8 @@ class NotifyConfig:
     retry_cap_s: float = 300.0
     repeat_interval_s: float = 4 * 3600.0  # re-send a firing, unacknowledged alert this often (wall clock)
     front_velocity_km_per_day: float = 12.0  # for arrival estimates until two stations have been hit
+    flap_max_transitions: int = 4  # more transitions than this within flap_window_s (reading time): flapping
+    flap_window_s: float = 3600.0
 
 
 @dataclass(frozen=True)
@@ -322,7 +324,9 @@ def _notify(s: _Section, base: Path) -> NotifyConfig:
     cfg = NotifyConfig(urls=urls, routes=routes, apprise_config=apprise_path, language=language, utc_offset=offset,
                        timeout_s=s.number("timeout_s", 15.0, 0.1), retry_cap_s=s.number("retry_cap_s", 300.0, 0.1),
                        repeat_interval_s=s.number("repeat_interval_s", 4 * 3600.0, 1.0),
-                       front_velocity_km_per_day=s.number("front_velocity_km_per_day", 12.0, 0.001))
+                       front_velocity_km_per_day=s.number("front_velocity_km_per_day", 12.0, 0.001),
+                       flap_max_transitions=int(s.number("flap_max_transitions", 4, 2)),
+                       flap_window_s=s.number("flap_window_s", 3600.0, 1.0))
     s.done()
     return cfg
 

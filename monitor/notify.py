@@ -96,7 +96,8 @@ def parse_offset(text: str | None) -> timezone:
 
 
 def render(e: AlertEvent, language: str, stations: Mapping[str, Station], tz: tzinfo,
-           incident: Incident | None = None, default_km_per_day: float = 12.0, repeat: bool = False) -> Message:
+           incident: Incident | None = None, default_km_per_day: float = 12.0, repeat: bool = False,
+           flapping: bool = False) -> Message:
     p = PARAMETERS.get(e.parameter)
     st = stations.get(e.station)
     tz = station_tz(st, tz)
@@ -146,6 +147,10 @@ def render(e: AlertEvent, language: str, stations: Mapping[str, Station], tz: tz
         lines += _incident_lines(e, incident, language, stations, tz, default_km_per_day)
     if repeat:
         title = ("[仍在告警] " if language == "zh" else "[STILL FIRING] ") + title
+    if flapping:
+        title = ("[频繁波动，按告警保持] " if language == "zh" else "[FLAPPING, held as firing] ") + title
+        lines.append("该告警在短时间内反复触发与解除，已按告警保持，平稳后再通知解除。" if language == "zh" else
+                     "This alert keeps toggling: it is held as firing, and its resolve is sent once it has calmed.")
     key = f"{e.alert_id}#{e.state}#{e.ts_ns}" + (f"#repeat{time.time_ns()}" if repeat else "")
     return Message(key, title, "\n".join(lines), _NOTIFY_TYPE[e.state])
 

@@ -25,6 +25,7 @@ from monitor.alerts import AlertEvent, Evaluator
 from monitor.config import Config
 from monitor.deadletter import DeadLetterSink, FileSink, TopicSink
 from monitor.decode import REASONS
+from monitor.flapping import FlapGuard, Verdict
 from monitor.incidents import Incidents
 from monitor.ingest import Ingest
 from monitor.journal import Journal, JournalError
@@ -86,6 +87,8 @@ class Service:
                                    cfg.thresholds.default_class)
         self.metrics = Metrics()
         self.incidents = Incidents(self.thresholds.stations, cfg.notify.front_velocity_km_per_day)
+        self.flaps = FlapGuard(cfg.notify.flap_max_transitions, cfg.notify.flap_window_s)
+        self._stream_ns = 0  # the newest reading time evaluated: the clock of the flap windows
         self.targets = make_targets(cfg.notify)
         self.on_alert = on_alert
         self.stations_seen: set[str] = set()
@@ -250,6 +253,8 @@ class Service:
         readings = [r for _, r in rows]
         self.stations_seen.update(r.station for r in readings)
         events = self.evaluator.process(readings)
+        self._stream_ns = max(self._stream_ns, max(r.ts_ns for r in readings))
+        events += self.flaps.calmed(self._stream_ns)
         self.metrics.readings_evaluated.inc(len(readings))
         return events, rows[-1][0]
 
@@ -299,11 +304,15 @@ class Service:
         title (for the alert point in the database)."""
         stations = self.thresholds.stations
         incident = self.incidents.on_event(e)
+        verdict = self.flaps.observe(e)
         msg = render(e, self.cfg.notify.language, stations, self._tz, incident,
-                     self.cfg.notify.front_velocity_km_per_day)
+                     self.cfg.notify.front_velocity_km_per_day, flapping=verdict is Verdict.START)
         now = time.time_ns()
         silence = await asyncio.to_thread(self.ledger.silence_for, e.station, e.parameter, now)
-        if silence is not None:
+        if verdict is Verdict.HOLD:
+            await asyncio.to_thread(self.ledger.note, "riverwatch", "held", f"alert {e.alert_id}",
+                                    f"{e.state} not sent: the alert is flapping")
+        elif silence is not None:
             self.metrics.notifications_silenced.inc()
             await asyncio.to_thread(self.ledger.note, "riverwatch", "suppressed", f"alert {e.alert_id}",
                                     f"{e.state} silenced by silence {silence.id} ({silence.reason})")
@@ -313,8 +322,9 @@ class Service:
         # The ledger only after the outbox: the ledger restores alert state at start-up, so a transition it
         # knows of must already be owed to the targets (a crash in between re-evaluates and re-queues it,
         # and the outbox's key drops the copy).
-        await asyncio.to_thread(self.ledger.record, e, incident.id if incident else None)
-        if silence is None:
+        await asyncio.to_thread(self.ledger.record, e, incident.id if incident else None,
+                                self.flaps.is_flapping(e))
+        if silence is None and verdict is not Verdict.HOLD:
             await asyncio.to_thread(self.ledger.mark_sent, e.alert_id, now)
         return msg.title
 
