@@ -4,50 +4,24 @@ VictoriaMetrics (InfluxDB v2 write API) and a real HTTP receiver behind apprise'
 from __future__ import annotations
 
 import json
-import os
-import signal
 import subprocess
 import sys
 import time
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from simulators.publish import publish
-from tests.servers import HttpReceiver, Mosquitto, Victoria, free_port
+from tests.servers import HttpReceiver, Mosquitto, Victoria
+from tests.service_proc import ServiceProcess
 
 REPO = Path(__file__).resolve().parent.parent
 T0 = 1326585600  # 2012-01-15T08:00:00+08:00
 
 
-class RunningService:
-    def __init__(self, proc: subprocess.Popen[bytes], http: str, log: Path) -> None:
-        self.proc, self.http, self.log = proc, http, log
-
-    def get(self, path: str) -> tuple[int, str]:
-        try:
-            with urllib.request.urlopen(f"http://{self.http}{path}", timeout=5) as r:
-                return r.status, r.read().decode()
-        except urllib.error.HTTPError as e:
-            return e.code, e.read().decode()
-
-    def metric(self, name: str) -> float:
-        total = 0.0
-        for line in self.get("/metrics")[1].splitlines():
-            if line.startswith(name) and not line.startswith("#"):
-                total += float(line.rsplit(" ", 1)[1])
-        return total
-
-    def output(self) -> str:
-        return self.log.read_text(errors="replace")
-
-
-def write_config(tmp: Path, mosquitto: Mosquitto, victoria: Victoria, receiver: HttpReceiver, client_id: str,
-                 http: str) -> Path:
-    cfg = tmp / "riverwatch.toml"
-    cfg.write_text(f"""
+def config(mosquitto: Mosquitto, victoria: Victoria, receiver: HttpReceiver, client_id: str) -> str:
+    return f"""
 [mqtt]
 url = "{mosquitto.url}"
 topics = ["river/#"]
@@ -63,66 +37,33 @@ flush_interval_s = 0.2
 
 [notify]
 urls = ["{receiver.json_url()}"]
-
-[service]
-data_dir = "data"
-http_listen = "{http}"
-""")
-    return cfg
+"""
 
 
 @pytest.fixture
 def service(tmp_path: Path, mosquitto: Mosquitto, victoria: Victoria, http_receiver: HttpReceiver,
-            request: pytest.FixtureRequest) -> Iterator[RunningService]:
-    http = f"127.0.0.1:{free_port()}"
-    cfg = write_config(tmp_path, mosquitto, victoria, http_receiver, f"rw-{request.node.name}"[:60], http)
-    log = tmp_path / "service.log"
-    env = {**os.environ, "RW_TEST_TOKEN": "secret-token-value"}
-    with log.open("wb") as out:
-        proc = subprocess.Popen([sys.executable, "-m", "monitor", "run", "--config", str(cfg)], cwd=tmp_path,
-                                stdout=out, stderr=subprocess.STDOUT, env=env)
-    svc = RunningService(proc, http, log)
+            request: pytest.FixtureRequest) -> Iterator[ServiceProcess]:
+    svc = ServiceProcess(tmp_path, config(mosquitto, victoria, http_receiver, f"rw-{request.node.name}"[:60]),
+                         env={"RW_TEST_TOKEN": "secret-token-value"})
     try:
-        deadline = time.monotonic() + 20
-        while time.monotonic() < deadline:
-            assert proc.poll() is None, f"service exited early:\n{svc.output()}"
-            try:
-                if svc.metric("riverwatch_mqtt_connects_total") >= 1:
-                    break
-            except OSError:
-                pass
-            time.sleep(0.1)
-        else:
-            pytest.fail(f"service did not connect:\n{svc.output()}")
+        svc.start()
         yield svc
     finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
+        svc.stop()
 
 
 def single(station: str, parameter: str, ts: float, value: object, unit: str = "mg/L") -> tuple[int, str, bytes]:
     return int(ts * 1e9), f"river/{station}/{parameter}", json.dumps({"ts": ts, "value": value, "unit": unit}).encode()
 
 
-def wait_until(predicate: object, timeout: float, what: str, svc: RunningService) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():  # type: ignore[operator]
-            return
-        time.sleep(0.1)
-    pytest.fail(f"timed out waiting for {what}\n{svc.output()[-4000:]}")
-
-
-def stop(svc: RunningService) -> float:
-    started = time.monotonic()
-    svc.proc.send_signal(signal.SIGTERM)
-    assert svc.proc.wait(timeout=12) == 0, svc.output()
-    return time.monotonic() - started
+def stop(svc: ServiceProcess) -> float:
+    code, took = svc.terminate()
+    assert code == 0, svc.output()
+    return took
 
 
 def test_readings_land_exactly_once_with_their_timestamps_despite_bad_payloads(
-        service: RunningService, mosquitto: Mosquitto, victoria: Victoria, http_receiver: HttpReceiver) -> None:
+        service: ServiceProcess, mosquitto: Mosquitto, victoria: Victoria, http_receiver: HttpReceiver) -> None:
     station = "e2e-exact"
     good = [single(station, "cd", T0 + 600 * i, round(0.0001 * (i % 30), 6)) for i in range(300)]
     bad = [
@@ -136,8 +77,7 @@ def test_readings_land_exactly_once_with_their_timestamps_despite_bad_payloads(
     stream = good[:100] + bad[:3] + good[100:200] + bad[3:] + good[200:]
     publish(stream, mosquitto.url, window=50)
 
-    wait_until(lambda: service.metric("riverwatch_readings_written_total") >= 300, 30, "300 readings written",
-               service)
+    service.wait(lambda: service.metric("riverwatch_readings_written_total") >= 300, 30, "300 readings written")
     points = victoria.series_points("water_quality_value", station=station, parameter="cd")
     expected = [((T0 + 600 * i) * 1000, round(0.0001 * (i % 30), 6)) for i in range(300)]
     assert points == expected  # each exactly once, with its own timestamp and value
@@ -154,7 +94,7 @@ def test_readings_land_exactly_once_with_their_timestamps_despite_bad_payloads(
 
 
 def test_one_notification_per_exceedance_and_one_when_resolved(
-        service: RunningService, mosquitto: Mosquitto, victoria: Victoria, http_receiver: HttpReceiver) -> None:
+        service: ServiceProcess, mosquitto: Mosquitto, victoria: Victoria, http_receiver: HttpReceiver) -> None:
     station = "e2e-alert"
     publish([single(station, "cd", T0, 41, "ug/L")], mosquitto.url)
     (post,) = http_receiver.wait_for(1, timeout=20)
@@ -184,11 +124,11 @@ def test_one_notification_per_exceedance_and_one_when_resolved(
 
 
 def test_a_failing_notification_target_is_retried_and_does_not_block_ingest(
-        service: RunningService, mosquitto: Mosquitto, http_receiver: HttpReceiver) -> None:
+        service: ServiceProcess, mosquitto: Mosquitto, http_receiver: HttpReceiver) -> None:
     http_receiver.fail_next(2, status=500)
     publish([single("e2e-retry", "cd", T0, 0.05)], mosquitto.url)
     publish([single("e2e-retry", "do", T0 + 60 * i, 8.0) for i in range(200)], mosquitto.url)
-    wait_until(lambda: service.metric("riverwatch_readings_written_total") >= 201, 30, "readings written", service)
+    service.wait(lambda: service.metric("riverwatch_readings_written_total") >= 201, 30, "readings written")
     delivered = http_receiver.wait_for(1, timeout=20, delivered_only=True)
     assert [p.status for p in http_receiver.posts] == [500, 500, 200]
     assert "e2e-retry" in delivered[-1].json["title"]
