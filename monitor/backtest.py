@@ -26,7 +26,10 @@ first alert's start minus the true crossing (negative: an early warning).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import csv
+import functools
+import gc
 import itertools
 import json
 import math
@@ -166,10 +169,13 @@ def from_readings(readings: Sequence[Reading], label: str, start_ns: int | None 
                    last if end_ns is None else max(end_ns, last), n, columns=cols, truth=truth)
 
 
+_NEW_READING = functools.partial(tuple.__new__, Reading)  # Reading(*t) without the Python-level __new__
+
+
 def to_readings(c: Columns, stations: np.ndarray, parameters: np.ndarray, flags: np.ndarray) -> list[Reading]:
-    """Columns to the Evaluator's input type; object-array look-ups and tolist keep it at C speed."""
-    return list(map(Reading, stations[c.station].tolist(), parameters[c.parameter].tolist(), c.ts.tolist(),
-                    c.value.tolist(), flags[c.flag + 1].tolist()))
+    """Columns to the Evaluator's input type; object-array look-ups, tolist and zip keep it at C speed."""
+    return list(map(_NEW_READING, zip(stations[c.station].tolist(), parameters[c.parameter].tolist(), c.ts.tolist(),
+                                      c.value.tolist(), flags[c.flag + 1].tolist(), strict=True)))
 
 
 # --------------------------------------------------------------------------- sources
@@ -215,7 +221,20 @@ def load_source(src: Source) -> Dataset:
         ds = _victoria(src)
     if src.ground_truth is not None:
         ds.truth = read_ground_truth(src.ground_truth)
+    if ds.truth is not None:
+        ds.truth = clip(ds.truth, ds.start_ns, ds.end_ns)
     return ds
+
+
+def clip(truth: list[Exceedance], lo: int, hi: int) -> list[Exceedance]:
+    """The exceedances inside [lo, hi): one already under way at lo starts at lo; one still on at hi has no back."""
+    out = []
+    for e in truth:
+        if e.start_ns >= hi or (e.back_ns is not None and e.back_ns <= lo):
+            continue
+        back = e.back_ns if e.back_ns is not None and e.back_ns < hi else None
+        out.append(Exceedance(e.station, e.parameter, e.klass, max(e.start_ns, lo), back, e.source, e.worst))
+    return out
 
 
 def _window(src: Source, readings: list[Reading]) -> list[Reading]:
@@ -460,8 +479,15 @@ def _victoria(src: Source) -> Dataset:
     if src.until_ns is not None:
         q["end"] = f"{(src.until_ns - 1) / 1e9:.3f}"
     series: dict[tuple[str, str], dict[int, float]] = {}
-    for line in _http_get(f"{src.victoria.rstrip('/')}/api/v1/export?{urllib.parse.urlencode(q)}", {},
-                          "VictoriaMetrics"):
+    try:
+        lines = list(_http_get(f"{src.victoria.rstrip('/')}/api/v1/export?{urllib.parse.urlencode(q)}", {},
+                               "VictoriaMetrics"))
+    except DataError as e:
+        if "HTTP 404" in str(e):
+            raise DataError(f"{e}: reading back works from VictoriaMetrics (/api/v1/export), InfluxDB 1.x and the "
+                            "embedded store, not from InfluxDB 2.x") from None
+        raise
+    for line in lines:
         if not line.strip():
             continue
         doc = json.loads(line)
@@ -484,7 +510,12 @@ class Variant:
     name: str
     files: list[Path]
     thresholds: ThresholdSet
-    sweep: str = ""  # "rules[0].rise_per_hour=0.0002" for a grid point
+    sweep: str = ""  # "rules[0].rise_per_hour=0.0002" for a grid point (its files are edited copies)
+    origin: list[Path] = field(default_factory=list)  # the files it was made from (a sweep's), else its own
+
+    def describe(self) -> str:
+        files = ", ".join(str(p) for p in (self.origin or self.files))
+        return f"{files} with {self.sweep}" if self.sweep else files
 
 
 def variant_names(groups: Sequence[Sequence[Path]]) -> list[str]:
@@ -492,7 +523,8 @@ def variant_names(groups: Sequence[Sequence[Path]]) -> list[str]:
     common = set.intersection(*(set(map(str, g)) for g in groups)) if len(groups) > 1 else set()
     names = []
     for i, g in enumerate(groups):
-        own = [Path(p).stem for p in g if str(p) not in common] or ([Path(g[-1]).stem] if g else [])
+        own = [Path(p).stem for p in g if str(p) not in common] if common else []
+        own = own or ([Path(g[-1]).stem] if g else [])
         names.append(" + ".join(own) or f"variant {i + 1}")
     return [n if names.count(n) == 1 else f"variant {i + 1}" for i, n in enumerate(names)]
 
@@ -504,20 +536,24 @@ def load_variants(groups: Sequence[Sequence[Path]], sweeps: Sequence[str], workd
     names = variant_names(groups)
     variants = [Variant(n, list(map(Path, g)), _load(list(map(Path, g)), n)) for n, g in zip(names, groups,
                                                                                              strict=True)]
-    axes = [parse_sweep(s) for s in sweeps]
+    axes = [(s.partition("=")[0].strip(), *parse_sweep(s)) for s in sweeps]
     base = variants[0]
-    for n, point in enumerate(itertools.product(*[[(path, v) for v in values] for path, values in axes])):
+    grid = itertools.product(*[[(name, path, v) for v in values] for name, path, values in axes]) if axes else iter(())
+    for n, point in enumerate(grid):
         texts = [p.read_text(encoding="utf-8") for p in base.files]
-        label = ", ".join(f"{path}={v}" for path, v in point)
-        for path, v in point:
-            texts = apply_sweep(texts, [str(p) for p in base.files], path, v)
-        folder = workdir / f"sweep-{n + 1}"
-        folder.mkdir(parents=True)
+        label = ", ".join(f"{name}={v}" for name, _, v in point)
+        try:
+            for _, path, v in point:
+                texts = apply_sweep(texts, [str(p) for p in base.files], path, v)
+        except tomllib.TOMLDecodeError as e:
+            raise UsageError(f"--sweep {label}: the files are not valid TOML after the edit ({e}); "
+                             "riverwatch thresholds check names the line") from None
         files = []
-        for p, text in zip(base.files, texts, strict=True):
-            files.append(folder / p.name)
+        for i, (p, text) in enumerate(zip(base.files, texts, strict=True)):
+            files.append(workdir / f"sweep-{n + 1}" / str(i) / p.name)
+            files[-1].parent.mkdir(parents=True)
             files[-1].write_text(text, encoding="utf-8")
-        variants.append(Variant(label, files, _load(files, label, base.files), sweep=label))
+        variants.append(Variant(label, files, _load(files, label, base.files), sweep=label, origin=base.files))
     return variants
 
 
@@ -651,7 +687,7 @@ class Run:
 
 
 def run_rules(variants: Sequence[Variant], ds: Dataset, default_class: str = "III", batch: int = DEFAULT_BATCH,
-              progress: bool = False, stats: SeriesStats | None = None) -> list[Run]:
+              progress: bool = False, stats: SeriesStats | None = None, desc: str = "backtest") -> list[Run]:
     """Feed every variant's Evaluator the data in time order, one batch at a time; tally `stats` on the way."""
     from tqdm import tqdm
 
@@ -659,11 +695,17 @@ def run_rules(variants: Sequence[Variant], ds: Dataset, default_class: str = "II
     st_names = np.array(ds.stations, dtype=object)
     pa_names = np.array(ds.parameters, dtype=object)
     fl_names = np.array([None, *ds.flags], dtype=object)
+    # The cyclic GC would walk every batch's 200k fresh tuples again and again (a third of the time); they are
+    # freed by reference counting anyway, so it runs only every 64 batches here.
+    gc_was_on = gc.isenabled()
+    gc.disable()
     with tqdm(total=ds.count, unit=" readings", unit_scale=True, file=sys.stderr, disable=not progress,
-              desc="backtest", dynamic_ncols=True, mininterval=0.5) as bar:
-        for chunk in ds.chunks(batch):
+              desc=desc, dynamic_ncols=True, mininterval=0.5) as bar, _gc_restored(gc_was_on):
+        for n, chunk in enumerate(ds.chunks(batch)):
             if not len(chunk):
                 continue
+            if n % 64 == 63:
+                gc.collect()
             readings = to_readings(chunk, st_names, pa_names, fl_names)
             now = int(chunk.ts[-1])
             for run in runs:
@@ -680,6 +722,15 @@ def run_rules(variants: Sequence[Variant], ds: Dataset, default_class: str = "II
     for run in runs:
         run.screened = Counter(run.evaluator.rules.screened)
     return runs
+
+
+@contextlib.contextmanager
+def _gc_restored(on: bool) -> Iterator[None]:
+    try:
+        yield
+    finally:
+        if on:
+            gc.enable()
 
 
 # --------------------------------------------------------------------------- tallies over the readings
@@ -702,6 +753,11 @@ def class_limits(t: ThresholdSet, station: str, parameter: str) -> list[Limit]:
     return []
 
 
+def station_classes(variants: Sequence[Variant], ds: Dataset, default_class: str) -> dict[str, set[str]]:
+    """The classes the variants hold each station to (a [classes] policy can differ between variants)."""
+    return {st: {v.thresholds.class_of(st, default_class)[0] for v in variants} for st in ds.stations}
+
+
 def classes_of(t: ThresholdSet) -> list[str]:
     names: list[str] = []
     for std in t.standards:
@@ -719,7 +775,8 @@ class SeriesStats:
     Memory: O(series × classes) plus O(series × PLOT_BUCKETS) when plots are wanted.
     """
 
-    def __init__(self, ds: Dataset, thresholds: ThresholdSet, buckets: int = 0, hold_ns: int = HOLD_NS) -> None:
+    def __init__(self, ds: Dataset, thresholds: ThresholdSet, buckets: int = 0, hold_ns: int = HOLD_NS,
+                 track: dict[str, set[str]] | None = None) -> None:
         self.ds = ds
         self.classes = classes_of(thresholds) or ["I", "II", "III", "IV", "V"]
         self.P = len(ds.parameters)
@@ -745,6 +802,13 @@ class SeriesStats:
                         self.low[s, ki] = lim.value
                     if lim.kind == "range" and lim.low is not None:
                         self.low[s, ki] = lim.low
+        # Measured exceedances are kept for the classes the variants hold each station to (`track`), not for
+        # every class: a series that hovers at the class I limit would otherwise flap into millions of them.
+        self.track = np.ones((n, k), dtype=bool)
+        if track is not None:
+            for si, st in enumerate(ds.stations):
+                want = np.array([c in track.get(st, set()) for c in self.classes])
+                self.track[si * self.P:(si + 1) * self.P] = want
         lowered = [f.lower() for f in ds.flags]
         self.not_river = np.array([f in NOT_RIVER_FLAGS for f in lowered] + [False], dtype=bool)  # [-1]: none
         self.below_dl = np.array([f in DEFAULT_DL_FLAGS for f in lowered] + [False], dtype=bool)
@@ -756,7 +820,7 @@ class SeriesStats:
         self.prev_viol = np.zeros((n, k), dtype=bool)
         self.above_s = np.zeros((n, k))
         self._marks: list[np.ndarray] = []  # rows (series, class, ts, +1 start / 0 end)
-        self.buckets = buckets
+        self.buckets = buckets = min(buckets, max(100, 20_000_000 // max(n, 1))) if buckets else 0
         if buckets:
             span = max(ds.end_ns - ds.start_ns, 1)
             self.width = max(-(-span // buckets), 1)
@@ -801,7 +865,7 @@ class SeriesStats:
             w = prev_v[:, k]
             if w.any():
                 self.above_s[:, k] += np.bincount(s[w], weights=dt[w], minlength=self.n)
-        changes = viol != prev_v
+        changes = (viol != prev_v) & self.track[s]
         if changes.any():
             r, k = np.nonzero(changes)
             self._marks.append(np.stack([s[r], k, ts[r], viol[r, k].astype(np.int64)], axis=1))
@@ -962,7 +1026,9 @@ def score_alerts(name: str, alerts: list[AlertSpan], t: ThresholdSet, ds: Datase
         if a.rule == "no_data":
             continue
         windows = mine.get((a.station, a.parameter), [])
-        inside = any(e.start_ns - tolerance_ns <= a.started_ns <= e.end(ds.end_ns) + tolerance_ns for e in windows)
+        until = a.resolved_ns if a.resolved_ns is not None else ds.end_ns
+        inside = any(a.started_ns <= e.end(ds.end_ns) + tolerance_ns and until >= e.start_ns - tolerance_ns
+                     for e in windows)
         a.verdict = "true" if inside else "false"
     detections = []
     for key, eps in mine.items():
@@ -1039,7 +1105,7 @@ def duration(ns: int) -> str:
     if minutes < 60:
         return f"{minutes} min"
     if minutes < 48 * 60:
-        return f"{minutes // 60} h {minutes % 60:02d} min"
+        return f"{minutes // 60} h" + (f" {minutes % 60:02d} min" if minutes % 60 else "")
     return f"{minutes // 1440} d {minutes % 1440 // 60} h"
 
 
@@ -1049,7 +1115,7 @@ def latency_text(ns: int | None) -> str:
     return ("-" if ns < 0 else "+") + duration(ns)
 
 
-def station_label(t: ThresholdSet, station: str) -> str:
+def station_label(station: str) -> str:
     """How the summary names a station: its id, capitalised when it is a plain word ("Lalang")."""
     return station.capitalize() if re.fullmatch(r"[a-z][a-z-]*", station) else station
 
@@ -1066,20 +1132,26 @@ def _rule_label(a: AlertSpan) -> str:
 
 def variant_tables(sc: Score, v: Variant, ds: Dataset, default_class: str, tz: timezone) -> list[Table]:
     """A variant's alerts by severity, false alerts and missed exceedances, and detection latency per station."""
-    t = v.thresholds
+    return score_tables(sc, f"variant {v.name!r}: {v.describe()}",
+                        [name for _, name in v.thresholds.alerts.tiers], ds, tz)
+
+
+def score_tables(sc: Score, title: str, order: Sequence[str], ds: Dataset, tz: timezone) -> list[Table]:
+    """The tables of one set of scored alerts (a variant's, or the ledger's for a report)."""
     sev = sc.by_severity()
-    order = [name for _, name in t.alerts.tiers]
+    order = [*order, *sorted(s for s in sev if s not in order)]
     ref = "the ground truth" if sc.reference == "truth" else "the measured readings (no ground truth)"
     tol = duration(sc.tolerance_ns)
     no_data = len(sc.alerts) - len(sc.concentration)
     summary = Table(
-        f"variant {v.name!r}: {', '.join(str(p) for p in v.files)}",
+        title,
         ["alerts", *order, "escalations", "no-data", "false alerts", "missed exceedances"],
         [[str(len(sc.concentration)), *(str(sev.get(s, 0)) for s in order),
           str(sum(a.escalations for a in sc.concentration)), str(no_data), str(len(sc.false_alerts)),
           f"{len(sc.missed)} of {len(sc.detections)}"]],
-        note=(f"alerts by the highest severity each reached; false = fired outside every exceedance of the "
-              f"station's class limit in {ref}, ±{tol}; missed = no alert open within that window"),
+        note=(f"alerts by the highest severity each reached; false = open only outside every exceedance of the "
+              f"station's class limit in {ref}, widened by {tol} on both sides; missed = no alert open within "
+              "that window"),
         right=set(range(4 + len(order))))
     rows = []
     for (station, parameter), d in sorted(sc.first_latency().items(), key=lambda kv: kv[1].exceedance.start_ns):
@@ -1092,15 +1164,16 @@ def variant_tables(sc: Score, v: Variant, ds: Dataset, default_class: str, tz: t
                 f"times {offset_label(tz)})",
                 ["station", "param", "class", "crossing", "first alert", "latency", "rule", "severity"], rows,
                 note="negative latency: the alert came before the crossing (an early warning)", right={5})
-    out = [summary, lat]
+    out = [summary, lat] if sc.detections else [summary]
     if sc.false_alerts:
-        out.append(Table(f"false alerts of {v.name!r}", ["alert", "rule", "fired", "resolved", "severity", "peak"],
+        out.append(Table(f"false alerts of {sc.run_name!r}", ["alert", "rule", "fired", "resolved", "severity", "peak"],
                          [[a.alert_id, _rule_label(a), when(a.started_ns, tz), when(a.resolved_ns, tz), a.severity,
                            f"{a.peak_value:.4g}{_unit(a.parameter)}"] for a in sc.false_alerts[:200]],
                          note=f"{len(sc.false_alerts) - 200} more in the alerts file"
                          if len(sc.false_alerts) > 200 else ""))
     if sc.missed:
-        out.append(Table(f"missed exceedances of {v.name!r}", ["station", "param", "class", "from", "back", "lasted"],
+        out.append(Table(f"missed exceedances of {sc.run_name!r}",
+                         ["station", "param", "class", "from", "back", "lasted"],
                          [[d.exceedance.station, d.exceedance.parameter, d.exceedance.klass,
                            when(d.exceedance.start_ns, tz), when(d.exceedance.back_ns, tz),
                            duration(d.exceedance.end(ds.end_ns) - d.exceedance.start_ns)] for d in sc.missed[:200]]))
@@ -1161,7 +1234,7 @@ def time_above_table(stats: SeriesStats, truth: list[Exceedance] | None, end_ns:
                  ["station", "param", *stats.classes], rows, note=note, right=set(range(2, 2 + len(stats.classes))))
 
 
-def summary_sentence(first: Score, other: Score, ds_stations: Sequence[str], t: ThresholdSet) -> str:
+def summary_sentence(first: Score, other: Score) -> str:
     """"3 fewer false alarms on the baseline, Lalang caught 40 minutes later": one variant against the first."""
     parts = []
     df = len(other.false_alerts) - len(first.false_alerts)
@@ -1175,7 +1248,7 @@ def summary_sentence(first: Score, other: Score, ds_stations: Sequence[str], t: 
     params = {k[1] for k in base} | {k[1] for k in mine}
     moves, same = [], 0
     for key in sorted(set(base) & set(mine), key=lambda k: base[k].exceedance.start_ns):
-        name = station_label(t, key[0]) + (f" {key[1]}" if len(params) > 1 else "")
+        name = station_label(key[0]) + (f" {key[1]}" if len(params) > 1 else "")
         a, b = base[key].latency_ns, mine[key].latency_ns
         if a is None and b is None:
             continue
@@ -1264,7 +1337,8 @@ def _backtest(variants: list[Variant], ds: Dataset, out_dir: Path | None, alerts
         print(f"riverwatch backtest: no readings in {ds.label}", file=sys.stderr)
         return 1
     want_images = plots or html is not None
-    stats = SeriesStats(ds, variants[0].thresholds, PLOT_BUCKETS if want_images else 0)
+    stats = SeriesStats(ds, variants[0].thresholds, PLOT_BUCKETS if want_images else 0,
+                        track=station_classes(variants, ds, default_class))
     began = time.perf_counter()
     runs = run_rules(variants, ds, default_class, batch, progress, stats)
     elapsed = time.perf_counter() - began
@@ -1281,7 +1355,7 @@ def _backtest(variants: list[Variant], ds: Dataset, out_dir: Path | None, alerts
     if len(scores) > 1:
         tables.append(comparison_table(scores))
     tables.append(time_above_table(stats, ds.truth, ds.end_ns))
-    sentences = [summary_sentence(scores[0], sc, ds.stations, variants[0].thresholds) for sc in scores[1:]]
+    sentences = [summary_sentence(scores[0], sc) for sc in scores[1:]]
     print(head, file=out)
     for tb in tables:
         print("\n" + tb.text(), file=out)
@@ -1294,7 +1368,7 @@ def _backtest(variants: list[Variant], ds: Dataset, out_dir: Path | None, alerts
         from monitor.plots import AlertMarks, station_pngs
         from monitor.report import write_html
 
-        marks = [AlertMarks(sc.run_name, sc.alerts) for sc in scores]
+        marks = [AlertMarks(sc.run_name, sc.alerts, run.suspects) for sc, run in zip(scores, runs, strict=True)]
         images = station_pngs(stats, variants[0].thresholds, default_class, marks, reference, tz,
                               progress=progress)
         if plots:
@@ -1311,6 +1385,7 @@ def _backtest(variants: list[Variant], ds: Dataset, out_dir: Path | None, alerts
 
 
 def _safe(name: str) -> str:
+    """A station id as a file name."""
     return re.sub(r"[^A-Za-z0-9._-]+", "_", name) or "station"
 
 

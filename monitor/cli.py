@@ -74,6 +74,10 @@ def _parser() -> argparse.ArgumentParser:
     ack.add_argument("--by", required=True, help="who acknowledges (for the audit log)")
     ack.add_argument("--config", type=Path)
 
+    from monitor.backtest import add_commands
+
+    add_commands(sub)  # backtest and report
+
     th = sub.add_parser("thresholds", help="threshold file tools")
     th_sub = th.add_subparsers(dest="thresholds_command", required=True, metavar="SUBCOMMAND")
     chk = th_sub.add_parser("check", help="validate threshold files; one path:line: message per problem")
@@ -112,6 +116,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 return _thresholds_show(args)
             case "alerts" | "silence" | "ack":
                 return _ledger_command(args)
+            case "backtest" | "report":
+                return int(args.handler(args))
     except KeyboardInterrupt:
         return 130
     return 2

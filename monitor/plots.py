@@ -40,6 +40,7 @@ class AlertMarks:
 
     label: str
     alerts: Sequence[AlertSpan]
+    screened: Sequence[tuple[str, str, int, float, str]] = ()  # readings its screens set aside (Rules.suspects)
 
 
 def station_pngs(stats: SeriesStats, thresholds: ThresholdSet, default_class: str, marks: Sequence[AlertMarks],
@@ -115,8 +116,8 @@ def _panel(ax: Axes, stats: SeriesStats, thresholds: ThresholdSet, default_class
     in_force = thresholds.limit(station, parameter, default_class, int(t[-1]) if len(t) else None)
     unit = PARAMETERS[parameter].unit if parameter in PARAMETERS else ""
     # Vertical extent: the data, and the limits near it.
-    data = np.concatenate([lo, hi, fv])
-    data = data[np.isfinite(data)]
+    data = np.concatenate([lo, hi]) if len(t) else fv  # flagged values (rinse water, check standards) only
+    data = data[np.isfinite(data)]                    # stretch the axis when there is nothing else
     if not len(data):
         data = np.array([0.0, 1.0])
     dmin, dmax = float(data.min()), float(data.max())
@@ -153,8 +154,8 @@ def _panel(ax: Axes, stats: SeriesStats, thresholds: ThresholdSet, default_class
     for e in reference:
         if (e.station, e.parameter, e.klass) == (station, parameter, klass):
             x0, x1 = _x(e.start_ns, offset_ns), _x(e.end(end), offset_ns)
-            handles.setdefault(label, ax.axvspan(x0, x1, color="#d32f2f", alpha=0.10, lw=0))
-            handles.setdefault("crossing", ax.axvline(x0, color="#d32f2f", lw=1.0, ls=":"))
+            handles.setdefault(label, ax.axvspan(x0, x1, color="#6a1b9a", alpha=0.10, lw=0))
+            handles.setdefault("crossing", ax.axvline(x0, color="#6a1b9a", lw=1.0, ls=":"))
     # The data: mean per time bucket, min-max envelope where a bucket holds several readings.
     x = _x(t, offset_ns)
     if len(t):
@@ -165,6 +166,14 @@ def _panel(ax: Axes, stats: SeriesStats, thresholds: ThresholdSet, default_class
     if len(ft):
         handles.setdefault("flagged (not evaluated)", ax.plot(_x(ft, offset_ns), fv, "x", color="#888888",
                                                               ms=4)[0])
+    for i, m in enumerate(marks):
+        pts = [(t_, v_) for st_, pa_, t_, v_, _ in m.screened if st_ == station and pa_ == parameter]
+        if pts:
+            colour = VARIANT_COLOURS[i % len(VARIANT_COLOURS)]
+            ax.plot(_x(np.array([p_[0] for p_ in pts]), offset_ns), [p_[1] for p_ in pts], "o", mfc="none",
+                    mec=colour, ms=6 + 2 * i, mew=1.0)
+            handles.setdefault("set aside by a screen (ring in the variant's colour)",
+                               Line2D([], [], marker="o", mfc="none", mec="#444444", ls=""))
     _alert_rows(ax, marks, station, parameter, offset_ns, end, handles)
     ax.set_ylabel(f"{parameter}" + (f" ({unit})" if unit else ""))
     ax.grid(True, which="major", alpha=0.3)
