@@ -195,7 +195,8 @@ class Ingest:
                     await asyncio.wait([consumer, subscribing], return_when=asyncio.FIRST_COMPLETED)
                     if not subscribing.done():
                         subscribing.cancel()
-                        consumer.result()
+                        consumer.result()  # the consumer's error, if it failed
+                        break  # it returned: stopped before the SUBACK came
                     subscribing.result()
                     self.subscribed.set()
                     await consumer

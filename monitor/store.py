@@ -14,6 +14,7 @@ import base64
 import contextlib
 import logging
 import sqlite3
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Protocol
@@ -251,6 +252,7 @@ class Drain:
         self.batch_size, self.flush_interval_s = batch_size, flush_interval_s
         self.backoff = Backoff(cap=retry_cap_s)
         self.confirmed = 0  # highest seq the database confirmed, whether or not the cursor records it yet
+        self._pruned_at = 0.0
 
     async def run(self, stop: asyncio.Event) -> None:
         """Until `stop`; then keep writing while it succeeds and return at the first failure or when empty."""
@@ -316,4 +318,7 @@ class Drain:
     async def _release(self) -> None:
         if self.confirmed:
             await asyncio.to_thread(self.journal.advance, "store", self.confirmed)
-            await asyncio.to_thread(self.journal.prune)
+            # Pruning walks the rows still inside the dedup window: every few seconds, not every batch.
+            if time.monotonic() - self._pruned_at >= 5.0:
+                await asyncio.to_thread(self.journal.prune)
+                self._pruned_at = time.monotonic()
