@@ -7,6 +7,7 @@ import asyncio
 import faulthandler
 import logging
 import os
+import re
 import signal
 import sys
 from collections.abc import Sequence
@@ -176,21 +177,17 @@ async def _run_with_embedded_broker(service: object) -> int:
 
 
 def _parse_time(text: str, flag: str) -> int:
-    try:
-        dt = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
-        raise UsageError(f"{flag} {text!r} is not an ISO 8601 time") from None
-    if dt.tzinfo is None:
+    """Silences and listings take a time with its offset: a bare local time is too easy to get wrong."""
+    from monitor.backtest import UsageError, parse_time
+
+    if not re.search(r"(Z|[+-]\d\d:?\d\d)$", text.strip()):
         raise UsageError(f"{flag} {text!r} needs a UTC offset, e.g. {text}+08:00")
-    return int(dt.timestamp() * 1e9)
-
-
-class UsageError(Exception):
-    pass
+    return parse_time(text, flag, UTC)
 
 
 def _ledger_command(args: argparse.Namespace) -> int:
     """alerts / silence / ack: they work on the ledger in data_dir, also while the service runs."""
+    from monitor.backtest import UsageError
     from monitor.config import ConfigError, load_config
     from monitor.ledger import Ledger, LedgerError
 
