@@ -237,12 +237,12 @@ def _utc(ts_ns: int) -> str:
 
 def _thresholds_show(args: argparse.Namespace) -> int:
     from monitor.config import ConfigError, load_config
-    from monitor.service import threshold_paths
+    from monitor.service import load_thresholds
     from monitor.thresholds import ThresholdError, show
 
     try:
         cfg = load_config(args.config)
-        paths = list(args.paths) or threshold_paths(cfg)
+        paths = list(args.paths) or load_thresholds(cfg)[0]
         print(show(paths, args.station, cfg.thresholds.default_class))
     except ConfigError as e:
         print(f"riverwatch: {e}", file=sys.stderr)

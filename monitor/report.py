@@ -121,7 +121,7 @@ def run_report(config: Path | None = None, data_dir: Path | None = None, since_n
                utc_offset: str | None = None, out: TextIO | None = None) -> int:
     """`riverwatch report`: tables on stdout, one PNG per station in out_dir, one HTML; exit 0, 1 or 2."""
     from monitor.config import ConfigError, load_config
-    from monitor.service import threshold_paths
+    from monitor.service import load_thresholds
 
     out = out or sys.stdout
     try:
@@ -129,7 +129,7 @@ def run_report(config: Path | None = None, data_dir: Path | None = None, since_n
         tz = tz_of(utc_offset or cfg.notify.utc_offset)
         store_dir = source.store if source is not None and source.store is not None and source.store.is_dir() else None
         folder = data_dir or store_dir or cfg.service.data_dir  # where the ledger is
-        files = list(thresholds) or threshold_paths(cfg)
+        files = list(thresholds) or load_thresholds(cfg)[0]
         t = load(files)
         src = source or _configured_source(cfg, data_dir, since_ns, until_ns)
         ds = load_source(src)

@@ -28,7 +28,6 @@ from datetime import UTC, datetime
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
-from monitor.decode import BELOW_DL_FLAG, parse_below_dl  # noqa: F401 - re-exported for the rules' users
 from monitor.params import PARAMETERS, unit_factor
 from monitor.reading import Reading
 from monitor.thresholds import (

@@ -60,12 +60,17 @@ def make_dead_letter(cfg: Config) -> DeadLetterSink | None:
     return TopicSink(d.topic, d.max_per_second)
 
 
-def threshold_paths(cfg: Config) -> list[Path]:
-    """The configured files; plus the shipped GB 3838-2002 when none is given or the files hold no standard."""
+def load_thresholds(cfg: Config) -> tuple[list[Path], ThresholdSet]:
+    """The configured files, loaded; plus the shipped GB 3838-2002 when none is given or they hold no standard.
+
+    The paths come back too: a reload reads the same files again.
+    """
     files = list(cfg.thresholds.files)
-    if not files or not load(files).standards:
+    loaded = load(files) if files else None
+    if loaded is None or not loaded.standards:
         files.append(shipped_path())
-    return files
+        loaded = load(files)
+    return files, loaded
 
 
 @dataclass
@@ -82,9 +87,8 @@ class Service:
     def __init__(self, cfg: Config, thresholds: ThresholdSet | None = None,
                  on_alert: Callable[[AlertEvent], None] | None = None) -> None:
         self.cfg = cfg
-        self.threshold_paths = threshold_paths(cfg)
-        self.evaluator = Evaluator(thresholds if thresholds is not None else load(self.threshold_paths),
-                                   cfg.thresholds.default_class)
+        self.threshold_paths, loaded = load_thresholds(cfg)
+        self.evaluator = Evaluator(thresholds if thresholds is not None else loaded, cfg.thresholds.default_class)
         self.metrics = Metrics()
         self.incidents = Incidents(self.thresholds.stations, cfg.notify.front_velocity_km_per_day)
         self.flaps = FlapGuard(cfg.notify.flap_max_transitions, cfg.notify.flap_window_s)

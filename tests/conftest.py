@@ -12,6 +12,7 @@ import pytest
 # ``tests.servers`` must import under a plain ``pytest`` too, where the repo root is not on sys.path by itself.
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from monitor.thresholds import ThresholdSet, load, shipped_path
 from tests.servers import HttpReceiver, InfluxDB1, Mosquitto, ServerError, ServerProcess, Victoria
 
 S = TypeVar("S", bound=ServerProcess)
@@ -28,6 +29,12 @@ def _run(make: Callable[[], S]) -> Iterator[S]:
         yield server
     finally:
         server.stop()
+
+
+@pytest.fixture(scope="session")
+def thresholds() -> ThresholdSet:
+    """The shipped GB 3838-2002 with the Longjiang stations, as the demo runs them."""
+    return load([shipped_path(), shipped_path("longjiang-stations.toml")])
 
 
 @pytest.fixture(scope="session")

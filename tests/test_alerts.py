@@ -9,15 +9,10 @@ import pytest
 from monitor.alerts import AlertBook, AlertEvent
 from monitor.reading import Reading
 from monitor.rules import Rules, SeriesCheck
-from monitor.thresholds import ThresholdSet, load, shipped_path
+from monitor.thresholds import ThresholdSet
 
 T0 = 1_326_585_600 * 10**9  # 2012-01-15T00:00:00Z
 HOUR = 3600 * 10**9
-
-
-@pytest.fixture(scope="module")
-def thresholds() -> ThresholdSet:
-    return load([shipped_path(), shipped_path("longjiang-stations.toml")])
 
 
 @pytest.fixture

@@ -7,14 +7,14 @@ import pytest
 
 from monitor.alerts import AlertEvent
 from monitor.incidents import NS_PER_DAY, Incidents
-from monitor.thresholds import load, shipped_path
+from monitor.thresholds import ThresholdSet, load, shipped_path
 
 T0 = 1326585600 * 10**9
 
 
 @pytest.fixture(scope="module")
-def stations():  # type: ignore[no-untyped-def]
-    return load([shipped_path(), shipped_path("longjiang-stations.toml")]).stations
+def stations(thresholds: ThresholdSet):  # type: ignore[no-untyped-def]
+    return thresholds.stations
 
 
 def event(stations, station: str, state: str, day: float, alert_id: str | None = None) -> AlertEvent:  # type: ignore[no-untyped-def]

@@ -12,16 +12,11 @@ from monitor.alerts import AlertBook, AlertEvent
 from monitor.notify import Message, Outbox, parse_offset, render, target_id
 from monitor.reading import Reading
 from monitor.rules import Rules
-from monitor.thresholds import ThresholdSet, load, shipped_path
+from monitor.thresholds import ThresholdSet
 
 T0 = 1_326_585_600 * 10**9  # 2012-01-15T00:00:00Z = 08:00 in Guangxi
 HOUR = 3600 * 10**9
 CST = parse_offset("+08:00")
-
-
-@pytest.fixture(scope="module")
-def thresholds() -> ThresholdSet:
-    return load([shipped_path(), shipped_path("longjiang-stations.toml")])
 
 
 def events_for(thresholds: ThresholdSet, readings: Sequence[Reading]) -> list[AlertEvent]:

@@ -11,9 +11,10 @@ import numpy as np
 import pytest
 
 from monitor.alerts import AlertBook, AlertEvent, Evaluator
+from monitor.decode import BELOW_DL_FLAG, parse_below_dl
 from monitor.notify import parse_offset, render
 from monitor.reading import Reading
-from monitor.rules import BELOW_DL_FLAG, Ring, Rules, parse_below_dl
+from monitor.rules import Ring, Rules
 from monitor.thresholds import ThresholdSet, load, shipped_path
 
 T0 = 1_326_585_600 * 10**9  # 2012-01-15T00:00:00Z
