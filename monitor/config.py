@@ -69,7 +69,7 @@ class InfluxConfig:
     username: str = ""
     password: str = field(default="", repr=False)
     batch_size: int = 5000
-    flush_interval_s: float = 1.0
+    flush_interval_s: float = 0.5  # p99 publish-to-queryable stays under 1 s at low rates
     timeout_s: float = 10.0
     retry_cap_s: float = 30.0
 
@@ -283,7 +283,7 @@ def _influx(s: _Section, base: Path) -> InfluxConfig:
         token=s.secret("token", base) or "", database=s.get("database", str, ""),
         retention_policy=s.get("retention_policy", str, ""), username=s.get("username", str, ""),
         password=s.secret("password", base) or "",
-        batch_size=int(s.number("batch_size", 5000, 1)), flush_interval_s=s.number("flush_interval_s", 1.0, 0.01),
+        batch_size=int(s.number("batch_size", 5000, 1)), flush_interval_s=s.number("flush_interval_s", 0.5, 0.01),
         timeout_s=s.number("timeout_s", 10.0, 0.1), retry_cap_s=s.number("retry_cap_s", 30.0, 0.1),
     )
     if api == "v2" and not cfg.bucket:

@@ -131,17 +131,10 @@ def _station(level: str) -> str:
 
 def _reading(station: str, name: Any, value: Any, unit: Any, flag: Any, ts_ns: int, now_ns: int,
              value_key: str) -> Reading:
-    if not isinstance(name, str):
-        raise _Reject("unknown_parameter", f"parameter name {name!r} is not a string")
-    param = resolve(name)
-    if param is None:
-        raise _Reject("unknown_parameter", f"unknown parameter {name[:64]!r}")
-    if unit is not None and not isinstance(unit, str):
-        raise _Reject("unknown_unit", f"unit {unit!r} is not a string")
-    factor = unit_factor(param, unit)
-    if factor is None:
-        raise _Reject("unknown_unit", f"unknown unit {str(unit)[:32]!r} for {param}"
-                                      f" (expected {PARAMETERS[param].unit or 'no unit'})")
+    known = _KNOWN.get((name, unit)) if isinstance(name, str) and (unit is None or isinstance(unit, str)) else None
+    if known is None:
+        known = _resolve_unit(name, unit)
+    param, factor = known
     if isinstance(value, str) and (dl := parse_below_dl(value)) is not None:
         value, flag = dl, flag or BELOW_DL_FLAG  # "0.00005L": below the detection limit of 0.00005
     if isinstance(value, bool) or not isinstance(value, int | float):
@@ -162,6 +155,30 @@ def _reading(station: str, name: Any, value: Any, unit: Any, flag: Any, ts_ns: i
     if ts_ns < 0:
         raise _Reject("bad_timestamp", "timestamp is before 1970")
     return Reading(station, param, ts_ns, v, flag)
+
+
+# (name, unit) -> (parameter id, factor) for pairs seen valid: most messages repeat a few pairs, and resolving
+# one costs more than the rest of a reading's checks. Bounded: cleared when full (names come from the wire).
+_KNOWN: dict[tuple[str, str | None], tuple[str, float]] = {}
+_KNOWN_MAX = 4096
+
+
+def _resolve_unit(name: Any, unit: Any) -> tuple[str, float]:
+    if not isinstance(name, str):
+        raise _Reject("unknown_parameter", f"parameter name {name!r} is not a string")
+    param = resolve(name)
+    if param is None:
+        raise _Reject("unknown_parameter", f"unknown parameter {name[:64]!r}")
+    if unit is not None and not isinstance(unit, str):
+        raise _Reject("unknown_unit", f"unit {unit!r} is not a string")
+    factor = unit_factor(param, unit)
+    if factor is None:
+        raise _Reject("unknown_unit", f"unknown unit {str(unit)[:32]!r} for {param}"
+                                      f" (expected {PARAMETERS[param].unit or 'no unit'})")
+    if len(_KNOWN) >= _KNOWN_MAX:
+        _KNOWN.clear()
+    _KNOWN[(name, unit)] = (param, factor)
+    return param, factor
 
 
 def _epoch_ns(seconds: Any) -> int:
@@ -222,9 +239,10 @@ def _senml(station: str, records: list[Any], now_ns: int) -> Decoded:
                 if not any(k in rec for k in _SENML_BASE_FIELDS):
                     raise _Reject("malformed", f"SenML record {i} has neither n nor v")
                 continue  # a base-only record
-            name = base_name + rec.get("n", "")
-            if resolve(name) is None and resolve(rec.get("n", "") if isinstance(rec.get("n"), str) else ""):
-                name = rec["n"]  # bn used as a device prefix rather than part of the parameter name
+            n = rec.get("n", "")
+            name = base_name + n
+            if base_name and resolve(name) is None and isinstance(n, str) and resolve(n):
+                name = n  # bn used as a device prefix rather than part of the parameter name
             if "v" not in rec:
                 raise _Reject("not_numeric", f"SenML record {i} ({str(name)[:32]}) has no numeric v")
             t = rec.get("t", 0)

@@ -8,10 +8,17 @@ stored nor evaluated twice.
 
 SQLite in WAL mode with synchronous=FULL: a commit survives kill -9 and power loss. Appends are batched
 by the caller, so one fsync covers many readings.
+
+The newest committed rows are also kept in memory (`_Tail`), so consumers that keep up read them from there
+instead of from SQLite: reading a row back costs about as much as writing it, and there are two consumers.
+The disk stays the truth: a consumer whose cursor is behind the tail (a database outage, a restart) reads
+from SQLite, and a batch with redeliveries in it empties the tail instead of guessing which rows it took.
+Memory: at most `tail_limit` readings (default 100,000), dropped as soon as every consumer has passed them.
 """
 
 from __future__ import annotations
 
+import bisect
 import contextlib
 import os
 import sqlite3
@@ -58,14 +65,69 @@ def diagnose(directory: Path) -> str:
     return ""
 
 
+class _Tail:
+    """The newest committed rows, contiguous in seq: every committed row with seq >= `start` is here.
+
+    Chunks are whole appends, (first seq, readings); seqs inside a chunk are consecutive.
+    """
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.start = 1 << 62  # nothing covered until the first append
+        self.firsts: list[int] = []
+        self.chunks: list[list[Reading]] = []
+        self.size = 0
+
+    def add(self, first: int, readings: list[Reading]) -> None:
+        if self.chunks and first != self.firsts[-1] + len(self.chunks[-1]):
+            self.reset(first)  # rows between are on disk only (another writer): cover again from here
+        if not self.chunks:
+            self.start = first
+        self.firsts.append(first)
+        self.chunks.append(readings)
+        self.size += len(readings)
+        while self.size > self.limit and len(self.chunks) > 1:
+            self._drop_first()
+
+    def reset(self, next_seq: int) -> None:
+        """Forget everything; cover again from `next_seq` (the disk has rows this tail cannot vouch for)."""
+        self.firsts, self.chunks, self.size = [], [], 0
+        self.start = next_seq
+
+    def _drop_first(self) -> None:
+        self.size -= len(self.chunks[0])
+        self.start = self.firsts[1] if len(self.firsts) > 1 else self.firsts[0] + len(self.chunks[0])
+        del self.firsts[0], self.chunks[0]
+
+    def covers(self, after: int) -> bool:
+        return after + 1 >= self.start
+
+    def read(self, after: int, limit: int) -> list[tuple[int, Reading]]:
+        out: list[tuple[int, Reading]] = []
+        i = max(bisect.bisect_right(self.firsts, after) - 1, 0)
+        while i < len(self.chunks) and len(out) < limit:
+            first, chunk = self.firsts[i], self.chunks[i]
+            skip = max(after + 1 - first, 0)
+            take = chunk[skip:skip + limit - len(out)]
+            out.extend(zip(range(first + skip, first + skip + len(take)), take, strict=True))
+            i += 1
+        return out
+
+    def release(self, upto: int) -> None:
+        """Drop whole chunks every consumer has passed."""
+        while self.chunks and self.firsts[0] + len(self.chunks[0]) - 1 <= upto:
+            self._drop_first()
+
+
 class Journal:
     """Thread-safe: calls come from `asyncio.to_thread` so the event loop never waits on fsync."""
 
-    def __init__(self, path: Path, *, dedup_window_s: float = 600.0) -> None:
+    def __init__(self, path: Path, *, dedup_window_s: float = 600.0, tail_limit: int = 100_000) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
         self._dedup_window_ns = int(dedup_window_s * 1e9)
         self._lock = threading.Lock()
+        self._tail = _Tail(tail_limit)
         try:
             self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
             self._db.execute("PRAGMA journal_mode=WAL")
@@ -73,6 +135,7 @@ class Journal:
             self._db.executescript(_SCHEMA)
             for c in CONSUMERS:
                 self._db.execute("INSERT OR IGNORE INTO cursors VALUES (?, 0)", (c,))
+            self._cursors = dict(self._db.execute("SELECT consumer, seq FROM cursors").fetchall())
         except sqlite3.Error as e:
             why = diagnose(path.parent)
             raise JournalError(f"journal {path}: {e}" + (f" ({why})" if why else "")) from e
@@ -106,22 +169,31 @@ class Journal:
             db.execute("BEGIN IMMEDIATE")
             db.executemany("INSERT OR IGNORE INTO readings(station, parameter, ts_ns, value, flag, received_ns)"
                            " VALUES (?, ?, ?, ?, ?, ?)", rows)
+            (last,) = db.execute("SELECT seq FROM sqlite_sequence WHERE name = 'readings'").fetchone() or (0,)
             db.execute("COMMIT")
-            return db.total_changes - before
+            new = db.total_changes - before
+            if new == len(rows):  # one writer, AUTOINCREMENT: the batch took the seqs last-n+1 .. last
+                self._tail.add(last - new + 1, list(readings))
+            else:
+                self._tail.reset(last + 1)
+            return new
 
     def read(self, consumer: str, limit: int) -> list[tuple[int, Reading]]:
         """The next readings after the consumer's cursor, oldest first."""
         with self._guarded() as db:
-            cur = db.execute(
-                "SELECT seq, station, parameter, ts_ns, value, flag FROM readings"
-                " WHERE seq > (SELECT seq FROM cursors WHERE consumer = ?) ORDER BY seq LIMIT ?",
-                (consumer, limit))
+            after = self._cursors[consumer]
+            if self._tail.covers(after):
+                return self._tail.read(after, limit)
+            cur = db.execute("SELECT seq, station, parameter, ts_ns, value, flag FROM readings"
+                             " WHERE seq > ? ORDER BY seq LIMIT ?", (after, limit))
             return [(row[0], Reading(*row[1:])) for row in cur]
 
     def advance(self, consumer: str, seq: int) -> None:
         """Move a consumer past `seq`: its work up to there is confirmed done."""
         with self._guarded() as db:
             db.execute("UPDATE cursors SET seq = max(seq, ?) WHERE consumer = ?", (seq, consumer))
+            self._cursors[consumer] = max(self._cursors[consumer], seq)
+            self._tail.release(min(self._cursors.values()))
 
     def set_aside(self, refused: Sequence[tuple[Reading, str]]) -> None:
         """Keep readings the database refused (4xx), with the reason, instead of retrying them forever."""

@@ -247,7 +247,7 @@ class Drain:
     """
 
     def __init__(self, journal: Journal, writer: Writer, metrics: Metrics, wake: asyncio.Event, *,
-                 batch_size: int = 5000, flush_interval_s: float = 1.0, retry_cap_s: float = 30.0) -> None:
+                 batch_size: int = 5000, flush_interval_s: float = 0.5, retry_cap_s: float = 30.0) -> None:
         self.journal, self.writer, self.metrics, self.wake = journal, writer, metrics, wake
         self.batch_size, self.flush_interval_s = batch_size, flush_interval_s
         self.backoff = Backoff(cap=retry_cap_s)
