@@ -244,12 +244,14 @@ class Trial:
                 "verified": stored == readings and dups == 0, **({"profile": profile} if profile else {})}
 
     def start_profile(self, kind: str) -> tuple[subprocess.Popen[bytes], Path]:
-        """py-spy sampling the service (all threads, native frames off) until :meth:`stop_profile`."""
+        """py-spy sampling the service until :meth:`stop_profile`: only the thread holding the GIL, so the shares are
+        of Python CPU time (a thread waiting on fsync or a lock releases the GIL and is not counted)."""
         exe = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
         out = self.bench.profile_dir / f"{self.tag}-{kind}.txt"
         out.parent.mkdir(parents=True, exist_ok=True)
-        proc = subprocess.Popen([exe, "record", "--pid", str(self.target.pid), "--rate", "200", "--format", "raw",
-                                 "--output", str(out)], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+        proc = subprocess.Popen([exe, "record", "--pid", str(self.target.pid), "--gil", "--rate", "200",
+                                 "--format", "raw", "--output", str(out)],
+                                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                                 stderr=(self.dir / "py-spy.log").open("wb"), start_new_session=True)
         self.stack.callback(_reap, proc)
         time.sleep(0.5)  # attached before the first message
@@ -648,8 +650,8 @@ def table(report: dict[str, Any], s: Settings) -> str:
     for r in report["trials"]:
         if "profile" in r and r["run"] == 0:
             prof = r["profile"]
-            lines.append(f"\nriverwatch {r['phase']} run 1, py-spy: share of the busy samples by function "
-                         f"({prof['waiting_share']:.0%} of all samples were idle waits; {prof['file']})")
+            lines.append(f"\nriverwatch {r['phase']} run 1, py-spy: share of the samples holding the GIL, by "
+                         f"function ({prof['waiting_share']:.0%} of them were idle waits; {prof['file']})")
             lines.extend(f"  {share:6.1%}  {frame}" for frame, share in prof["top_self"][:12])
             lines.append("  by file: " + ", ".join(f"{f} {share:.0%}" for f, share in prof["top_files"][:6]))
     for e in report["errors"]:
