@@ -19,6 +19,7 @@ import math
 import ssl
 import time
 from collections.abc import Callable
+from typing import NamedTuple
 
 import aiomqtt
 import paho.mqtt.client as mqtt
@@ -36,15 +37,61 @@ from monitor.reading import Reading
 log = logging.getLogger("riverwatch.ingest")
 
 
+class Inbound(NamedTuple):
+    topic: str
+    payload: bytes
+    mid: int
+    qos: int
+
+
+def parse_publish(command: int, packet: bytes | bytearray, v5: bool) -> Inbound | None:
+    """A PUBLISH at QoS 0 or 1 from its fixed-header byte and the rest of the packet; None for anything else
+    (other packets, QoS 2, a topic alias, a topic that is not UTF-8, a short packet): paho handles those.
+
+    MQTT 3.1.1 §3.3 and 5.0 §3.3: topic (2-byte length + UTF-8), packet id when QoS > 0, in MQTT 5 a
+    properties block (variable-byte length, skipped: riverwatch uses no publish property), then the payload.
+    """
+    qos = (command >> 1) & 3
+    if command & 0xF0 != 0x30 or qos > 1:
+        return None
+    try:
+        n = (packet[0] << 8) | packet[1]
+        if n == 0:
+            return None
+        topic = packet[2:2 + n].decode()
+        pos = 2 + n
+        mid = 0
+        if qos:
+            mid = (packet[pos] << 8) | packet[pos + 1]
+            pos += 2
+        if v5:
+            length = shift = 0
+            while True:
+                byte = packet[pos]
+                pos += 1
+                length |= (byte & 0x7F) << shift
+                shift += 7
+                if not byte & 0x80 or shift > 21:
+                    break
+            pos += length
+        if pos > len(packet):
+            return None
+    except (IndexError, UnicodeDecodeError):
+        return None
+    return Inbound(topic, bytes(packet[pos:]), mid, qos)
+
+
 class PahoControl:
     """The one place that reaches into aiomqtt's private paho client: the per-message path, acks, flow control.
 
-    aiomqtt wraps every message in its own object, queues it, and hands it over with an await; paho reads a
-    packet with three or more `recv` calls and writes each PUBACK with its own `send`. Measured here, that was
-    34 CPU-µs per message for aiomqtt and 18 for paho alone, while the rest of riverwatch's work on a single
-    reading is about 15. So aiomqtt keeps what it does well (connect, TLS, subscribe, errors, reconnects) and
-    the messages take a short path: paho's callback appends them to `inbox`, socket reads are buffered (one
-    `recv` per 64 KiB), and a batch's PUBACKs go out as one write after the journal commit.
+    aiomqtt wraps every message in its own object, queues it, and hands it over with an await; paho builds a
+    message object with a threading.Condition in it, reads a packet with three or more `recv` calls and
+    writes each PUBACK with its own `send`. Measured here, that was 34 CPU-µs per message for aiomqtt and 18
+    for paho alone, while the rest of riverwatch's work on a single reading is about 15. So aiomqtt and paho
+    keep what they do well (connect, TLS, subscribe, keepalive, errors, reconnects, QoS 2) and a QoS 0/1
+    PUBLISH takes a short path: `parse_publish` turns paho's framed packet into an `Inbound` in `inbox`,
+    socket reads are buffered (one `recv` per 64 KiB), and a batch's PUBACKs go out as one write after the
+    journal commit.
 
     Manual acknowledgement (aiomqtt PR #346 is not merged) must be switched on before the client connects:
     afterwards the persistent session's backlog would already have been acknowledged on arrival.
@@ -64,12 +111,15 @@ class PahoControl:
         self._paho.on_message = self._on_message
         self._sock_recv = self._paho._sock_recv
         self._paho._sock_recv = self._buffered_recv
+        self._handle_packet = self._paho._packet_handle
+        self._paho._packet_handle = self._packet_handle
+        self._v5 = self._paho._protocol == mqtt.MQTTv5
         self._buf = b""
         self._pos = 0
         self._fd = -1
         self.high = high
         self.paused = False
-        self.inbox: list[mqtt.MQTTMessage] = []
+        self.inbox: list[Inbound] = []
         self.arrived = asyncio.Event()
 
     @property
@@ -77,9 +127,22 @@ class PahoControl:
         return self._aio._disconnected
 
     def _on_message(self, _client: mqtt.Client, _userdata: object, message: mqtt.MQTTMessage) -> None:
+        """paho's own path: QoS 2, and anything `parse_publish` leaves to paho."""
+        self._arrive(Inbound(message.topic, message.payload, message.mid, message.qos))
+
+    def _arrive(self, message: Inbound) -> None:
         self.inbox.append(message)
         if not self.arrived.is_set():
             self.arrived.set()
+
+    def _packet_handle(self) -> mqtt.MQTTErrorCode:
+        """paho's dispatcher for a complete incoming packet, with QoS 0/1 PUBLISH parsed here."""
+        packet = self._paho._in_packet
+        message = parse_publish(packet["command"], packet["packet"], self._v5)
+        if message is None:
+            return self._handle_packet()
+        self._arrive(message)
+        return mqtt.MQTTErrorCode.MQTT_ERR_SUCCESS
 
     def _buffered_recv(self, size: int) -> bytes:
         """paho's `_sock_recv`, served from one large read (its errors and b"" at EOF pass through)."""
@@ -102,11 +165,14 @@ class PahoControl:
         loop.remove_reader(self._fd)
         loop.add_reader(self._fd, self._read)
 
-    def ack(self, messages: list[mqtt.MQTTMessage]) -> None:
+    def ack(self, messages: list[Inbound]) -> None:
         """PUBACK every QoS 1 message of a batch in one write (a success PUBACK is the same in 3.1.1 and 5)."""
         acks = b"".join(b"\x40\x02" + m.mid.to_bytes(2, "big") for m in messages if m.qos == 1)
         if acks:
             self._paho._packet_queue(mqtt.PUBACK, acks, 0, 0)
+        for m in messages:
+            if m.qos == 2:
+                self._paho.ack(m.mid, 2)
 
     def pause_reading(self) -> None:
         sock = self._paho.socket()
@@ -293,7 +359,7 @@ class Ingest:
         finally:
             stopping.cancel()
 
-    async def _handle(self, batch: list[mqtt.MQTTMessage], acker: PahoControl, client: aiomqtt.Client) -> None:
+    async def _handle(self, batch: list[Inbound], acker: PahoControl, client: aiomqtt.Client) -> None:
         now = time.time_ns()
         readings: list[Reading] = []
         for m in batch:

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from monitor.config import MqttConfig
-from monitor.ingest import Ingest
+from monitor.ingest import Inbound, Ingest, parse_publish
 from monitor.journal import Journal, JournalError
 from monitor.metrics import Metrics
 from monitor.reading import Reading
@@ -130,3 +130,45 @@ def test_a_refused_backlog_does_not_wedge_the_connection(fresh_mosquitto: Mosqui
     journal = Journal(tmp_path / "journal.sqlite")
     asyncio.run(ingest_until(cfg, journal, lambda m: journal.backlog("store") >= 2000, timeout=30))
     assert journal.backlog("store") == 2000
+
+
+@pytest.mark.parametrize("qos", [0, 2])
+def test_qos_0_and_2_subscriptions_journal_every_message(fresh_mosquitto: Mosquitto, tmp_path: Path,
+                                                          qos: int) -> None:
+    """QoS 1 takes riverwatch's own PUBLISH parser; QoS 0 takes it too (no ack), QoS 2 stays with paho (PUBREC,
+    PUBREL, then PUBCOMP after the journal commit).
+
+    15 messages, under the broker's window of 20: mosquitto 2.0.11 stops sending a QoS 2 subscriber anything
+    after its first window, PUBCOMPs received or not (seen with a plain paho subscriber too).
+    """
+    cfg = MqttConfig(url=fresh_mosquitto.url, client_id=f"qos{qos}", qos=qos)
+    journal = Journal(tmp_path / "journal.sqlite")
+    asyncio.run(ingest_until(cfg, journal, lambda m: journal.backlog("store") >= 15,
+                             during=lambda: publish(messages(f"q{qos}", 15), fresh_mosquitto.url, qos=qos)))
+    got = sorted(r.ts_ns for _, r in journal.read("store", 1000))
+    assert got == [(T0 + 60 * i) * 10**9 for i in range(15)]
+
+
+def _publish_packet(topic: bytes, payload: bytes, qos: int, mid: int = 0, props: bytes | None = None) -> bytes:
+    body = len(topic).to_bytes(2, "big") + topic + (mid.to_bytes(2, "big") if qos else b"")
+    if props is not None:
+        body += bytes([len(props)]) + props
+    return body + payload
+
+
+def test_publish_parser_reads_3_1_1_and_5_and_leaves_the_rest_to_paho() -> None:
+    p = b'{"value": 0.004}'
+    assert parse_publish(0x32, _publish_packet(b"river/s1/cd", p, 1, 513), False) == Inbound("river/s1/cd", p, 513, 1)
+    assert parse_publish(0x30, _publish_packet(b"river/s1/cd", p, 0), False) == Inbound("river/s1/cd", p, 0, 0)
+    assert parse_publish(0x3B, _publish_packet(b"t/s/cd", p, 1, 7), False) == Inbound("t/s/cd", p, 7, 1)  # dup, retain
+    # MQTT 5: a properties block (payload format indicator, content type) is skipped.
+    props = b"\x01\x01" + b"\x03" + (16).to_bytes(2, "big") + b"application/json"
+    assert parse_publish(0x32, _publish_packet(b"river/s1/cd", p, 1, 9, props), True) == Inbound("river/s1/cd", p, 9, 1)
+    assert parse_publish(0x32, _publish_packet(b"river/s1/cd", p, 1, 9, b""), True) == Inbound("river/s1/cd", p, 9, 1)
+    # paho's: QoS 2, other packet types, a topic alias (empty topic), a topic that is not UTF-8, a short packet.
+    assert parse_publish(0x34, _publish_packet(b"river/s1/cd", p, 2, 9), False) is None
+    assert parse_publish(0x40, b"\x00\x01", False) is None
+    assert parse_publish(0x32, _publish_packet(b"", p, 1, 9, b"\x23\x00\x01"), True) is None
+    assert parse_publish(0x32, _publish_packet(b"river/\xff/cd", p, 1, 9), False) is None
+    assert parse_publish(0x32, b"\x00\x20river", False) is None
+    assert parse_publish(0x32, _publish_packet(b"river/s1/cd", b"", 1, 9, None)[:-1] + b"\x30", True) is None
