@@ -323,6 +323,7 @@ class Service:
         else:
             wanted = [t.id for t in self.targets if t.wants(e, stations, incident)]
             await asyncio.to_thread(self.outbox.add, msg, wanted)
+            self._notify_wake.set()  # committed: delivery starts now, while the ledger records it
         # The ledger only after the outbox: the ledger restores alert state at start-up, so a transition it
         # knows of must already be owed to the targets (a crash in between re-evaluates and re-queues it,
         # and the outbox's key drops the copy).
