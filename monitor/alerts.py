@@ -9,7 +9,8 @@ readings have lasted `clear_hold` without a break; with the defaults (1.0, 0 s) 
 clears it, as before.
 
 `Evaluator` puts rules and alerts together for the service: `process` per journal batch, `tick` for the
-no-data rule, `reload` for a new ThresholdSet.
+no-data rule, `reload` for a new ThresholdSet. It tells the rules which alerts are open, so that compliant
+series on the rules' fast path need no SeriesCheck at all (see monitor.rules).
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from monitor.reading import Reading
-from monitor.rules import Rules, SeriesCheck
+from monitor.rules import AlertKey, QuietChecks, Rules, SeriesCheck
 from monitor.thresholds import DEFAULT_TIERS, Limit, Problem, ThresholdError, ThresholdSet, load
 
 log = logging.getLogger("riverwatch.alerts")
@@ -68,9 +69,6 @@ class _Open:
             self.peak_value, self.peak_ratio = value, ratio
 
 
-AlertKey = tuple[str, str, str]  # (station, parameter, rule key); rule key "" is the limit alert
-
-
 @dataclass
 class AlertBook:
     tiers: tuple[tuple[float, str], ...] = DEFAULT_TIERS
@@ -90,14 +88,20 @@ class AlertBook:
     def severity(self, tier: int) -> str:
         return self.tiers[min(max(tier, 1), len(self.tiers)) - 1][1]
 
-    def update(self, check: SeriesCheck) -> list[AlertEvent]:
+    def update(self, check: SeriesCheck | QuietChecks) -> list[AlertEvent]:
         """Advance one series-rule through a batch; returns its transitions in time order.
+
+        A QuietChecks (compliant series of the rules' fast path) can only resolve open limit alerts: only the
+        series with one are expanded, found by a scan of the open alerts, O(open alerts).
 
         Severity tiers: the tier of a violating reading is how many tier bounds its ratio reaches (C/S, S/C for
         a minimum), at least the first; a rule with a fixed severity uses that tier. Hysteresis: see the module.
         Time O(readings) numpy + O(transitions) Python; memory: one small record per open alert (the calm run's
         start for the hold), nothing for a series in compliance.
         """
+        if isinstance(check, QuietChecks):
+            wanted = [(s, p) for s, p, k in self.open if not k and (s, p) in check]
+            return [e for c in check.expand(wanted) for e in self.update(c)] if wanted else []
         key = (check.station, check.parameter, check.key)
         n = len(check.ts_ns)
         if n == 0:
@@ -195,8 +199,8 @@ class Evaluator:
     Call all three from one thread (the service's event loop): they are not meant to run concurrently.
     """
 
-    def __init__(self, thresholds: ThresholdSet, default_class: str = "III") -> None:
-        self.rules = Rules(thresholds, default_class)
+    def __init__(self, thresholds: ThresholdSet, default_class: str = "III", fast: bool = True) -> None:
+        self.rules = Rules(thresholds, default_class, fast)
         self.book = AlertBook(thresholds.alerts.tiers, clear_hold_ns=thresholds.alerts.clear_hold_ns)
 
     @property
@@ -204,8 +208,10 @@ class Evaluator:
         return self.rules.thresholds
 
     def process(self, readings: Sequence[Reading], now_ns: int | None = None) -> list[AlertEvent]:
-        """Evaluate one batch; the alert transitions it causes, in time order."""
-        events = [e for c in self.rules.evaluate(readings, now_ns) for e in self.book.update(c)]
+        """Evaluate one batch; the alert transitions it causes, in time order (of equal times: in the order the
+        series first appear in the batch)."""
+        checks = self.rules.evaluate(readings, now_ns, open_alerts=self.book.open)
+        events = [e for c in checks for e in self.book.update(c)]
         events.sort(key=lambda e: e.ts_ns)
         return events
 
