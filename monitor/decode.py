@@ -96,7 +96,7 @@ def _decode(topic: str, payload: bytes, now_ns: int) -> Decoded:
     if len(payload) > MAX_PAYLOAD:
         raise _Reject("too_large", f"payload of {len(payload)} bytes is over {MAX_PAYLOAD}")
     try:
-        doc = json.loads(payload)
+        doc = _json(payload)
     except (ValueError, UnicodeDecodeError) as e:
         raise _Reject("malformed", f"not JSON: {e}") from None
     levels = topic.split("/")
@@ -112,6 +112,24 @@ def _decode(topic: str, payload: bytes, now_ns: int) -> Decoded:
                            _timestamp(doc.get("ts"), now_ns), now_ns, "value")
         return Decoded([reading], [])
     raise _Reject("malformed", f"payload is a JSON {type(doc).__name__}, not an object or a SenML array")
+
+
+_JSON = json.JSONDecoder()
+_SPACE = re.compile(r"[ \t\n\r]*")
+
+
+def _json(payload: bytes) -> Any:
+    """json.loads(payload), less its fixed cost (encoding detection, two regex scans: 1.4 of 2.2 µs on a
+    single reading). Anything the short way does not take whole goes to json.loads, which has the last word."""
+    if payload[:1] in (b"{", b"["):
+        try:
+            text = payload.decode()
+            doc, end = _JSON.raw_decode(text)
+            if end == len(text) or _SPACE.match(text, end).end() == len(text):  # type: ignore[union-attr]
+                return doc
+        except (ValueError, UnicodeDecodeError):
+            pass
+    return json.loads(payload)
 
 
 def _station(level: str) -> str:
@@ -195,15 +213,19 @@ def _timestamp(ts: Any, now_ns: int) -> int:
         return now_ns
     if isinstance(ts, str):
         try:
-            dt = datetime.fromisoformat(ts.replace("Z", "+00:00").replace("z", "+00:00"))
+            dt = datetime.fromisoformat(ts.replace("Z", "+00:00").replace("z", "+00:00")
+                                        if "Z" in ts or "z" in ts else ts)
         except ValueError:
             raise _Reject("bad_timestamp", f"ts {ts[:40]!r} is not RFC 3339") from None
         if dt.tzinfo is None:
             raise _Reject("bad_timestamp", f"ts {ts[:40]!r} has no UTC offset")
         try:
-            return _epoch_ns(dt.timestamp())
+            seconds = dt.timestamp()
         except (OverflowError, OSError, ValueError):
             raise _Reject("bad_timestamp", f"ts {ts[:40]!r} is out of range") from None
+        if 0 <= seconds < 2**33:  # what _epoch_ns checks; a datetime's timestamp is always a finite float
+            return round(seconds * 1_000_000) * 1000
+        return _epoch_ns(seconds)
     return _epoch_ns(ts)
 
 

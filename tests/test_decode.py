@@ -132,3 +132,24 @@ def test_below_detection_limit_convention_is_kept_as_the_limit_with_a_flag() -> 
     readings, _ = one("river/s1/cd", {"value": "<0.1", "unit": "ug/L"})
     assert readings[0].value == pytest.approx(0.0001) and readings[0].flag == "<DL"
     assert one("river/s1/cd", {"value": "high"})[1] == ["not_numeric"]
+
+
+def test_the_short_json_path_agrees_with_json_loads() -> None:
+    """decode parses with a cheaper call than json.loads; whatever it cannot take whole, json.loads decides."""
+    import json
+
+    from monitor.decode import _json
+
+    cases = [b'{"value": 1}', b'{"value": 1}  \n', b'  {"value": 1}', b'{"value": 1} x', b'{"value": 1}{}',
+             b'[{"n": "cd", "v": 1}]', '{"value": 1}'.encode("utf-16-le"), '{"value": 1}'.encode("utf-8-sig"),
+             b'{"value": NaN}', b'{"value": 1', b'{"a": "\xff"}', b"", b"null", b'{"\\u00e9": 1}']
+    for payload in cases:
+        try:
+            expected: object = json.loads(payload)
+        except ValueError as e:
+            expected = type(e)
+        try:
+            got: object = _json(payload)
+        except ValueError as e:
+            got = type(e)
+        assert repr(got) == repr(expected), payload
