@@ -113,6 +113,21 @@ class _Tail:
             i += 1
         return out
 
+    def take(self, after: int, limit: int) -> tuple[list[Reading], int]:
+        """Like `read`, as (readings, seq of the last one): slices of the chunks, no pair per reading."""
+        out: list[Reading] = []
+        last = 0
+        i = max(bisect.bisect_right(self.firsts, after) - 1, 0)
+        while i < len(self.chunks) and len(out) < limit:
+            first, chunk = self.firsts[i], self.chunks[i]
+            skip = max(after + 1 - first, 0)
+            take = chunk[skip:skip + limit - len(out)]
+            if take:
+                out += take
+                last = first + skip + len(take) - 1
+            i += 1
+        return out, last
+
     def release(self, upto: int) -> None:
         """Drop whole chunks every consumer has passed."""
         while self.chunks and self.firsts[0] + len(self.chunks[0]) - 1 <= upto:
@@ -187,6 +202,17 @@ class Journal:
             cur = db.execute("SELECT seq, station, parameter, ts_ns, value, flag FROM readings"
                              " WHERE seq > ? ORDER BY seq LIMIT ?", (after, limit))
             return [(row[0], Reading(*row[1:])) for row in cur]
+
+    def take(self, consumer: str, limit: int, after: int = 0) -> tuple[list[Reading], int]:
+        """The next readings after the consumer's cursor (and after `after`, work done but not yet recorded),
+        oldest first, with the seq of the last one (0 when there are none)."""
+        with self._guarded() as db:
+            after = max(after, self._cursors[consumer])
+            if self._tail.covers(after):
+                return self._tail.take(after, limit)
+            rows = db.execute("SELECT seq, station, parameter, ts_ns, value, flag FROM readings"
+                              " WHERE seq > ? ORDER BY seq LIMIT ?", (after, limit)).fetchall()
+            return [Reading(*row[1:]) for row in rows], rows[-1][0] if rows else 0
 
     def advance(self, consumer: str, seq: int) -> None:
         """Move a consumer past `seq`: its work up to there is confirmed done."""

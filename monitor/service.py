@@ -248,19 +248,18 @@ class Service:
             ticked = self.evaluator.tick()
             if ticked:
                 return ticked, 0
-        rows = [r for r in await asyncio.to_thread(self.journal.read, "rules", 5000) if r[0] > self._rules_done]
-        if not rows:
+        readings, last = await asyncio.to_thread(self.journal.take, "rules", 5000, self._rules_done)
+        if not readings:
             if stop.is_set():
                 return None
             await nap(self._rules_wake, stop, 1.0)
             return [], 0
-        readings = [r for _, r in rows]
         self.stations_seen.update(r.station for r in readings)
         events = self.evaluator.process(readings)
         self._stream_ns = max(self._stream_ns, max(r.ts_ns for r in readings))
         events += self.flaps.calmed(self._stream_ns)
         self.metrics.readings_evaluated.inc(len(readings))
-        return events, rows[-1][0]
+        return events, last
 
     async def _persist(self, events: list[AlertEvent]) -> None:
         if not events:

@@ -279,9 +279,8 @@ class Drain:
                 log.error("store: %s; retrying in %.1f s", e, delay)
             await nap(None, stop, delay)
 
-    async def _read(self) -> list[tuple[int, Reading]]:
-        rows = await asyncio.to_thread(self.journal.read, "store", self.batch_size)
-        return [row for row in rows if row[0] > self.confirmed]
+    async def _read(self) -> tuple[list[Reading], int]:
+        return await asyncio.to_thread(self.journal.take, "store", self.batch_size, self.confirmed)
 
     async def _batch(self, stop: asyncio.Event) -> bool:
         """One batch; True when stopped and the journal is empty."""
@@ -290,17 +289,18 @@ class Drain:
             await _write_alert_lines(self.journal, self.writer)
         except RetryableError as e:
             log.warning("store: alert points: %s; retrying with the next batch", e)
-        rows = await self._read()
-        if not rows:
+        readings, last = await self._read()
+        if not readings:
             if stop.is_set():
                 return True
             await nap(self.wake, stop, self.flush_interval_s)
             return False
-        if len(rows) < self.batch_size and not stop.is_set():
+        if len(readings) < self.batch_size and not stop.is_set():
             # A partial batch waits one flush interval for company, then goes anyway.
             await nap(None, stop, self.flush_interval_s)
-            rows = await self._read() or rows
-        readings = [r for _, r in rows]
+            more, more_last = await self._read()
+            if more:
+                readings, last = more, more_last
         refused = await write_isolating(self.writer, readings)
         if refused:
             (first, error) = refused[0]
@@ -309,7 +309,7 @@ class Drain:
                       error)
             self.metrics.readings_set_aside.inc(len(refused))
             await asyncio.to_thread(self.journal.set_aside, refused)
-        self.confirmed = rows[-1][0]
+        self.confirmed = last
         self.metrics.readings_written.inc(len(readings) - len(refused))
         self.metrics.health.ok("store")
         await self._release()

@@ -98,6 +98,11 @@ def test_tail_and_disk_agree_on_seqs(tmp_path: Path) -> None:
     mem = j.read("store", 100)
     disk = Journal(tmp_path / "j.sqlite").read("store", 100)
     assert mem == disk and [s for s, _ in mem] == list(range(1, 11))
+    for after, limit in ((0, 100), (3, 4), (4, 100), (10, 5)):
+        from_tail = j.take("store", limit, after)
+        from_disk = Journal(tmp_path / "j.sqlite").take("store", limit, after)
+        assert from_tail == from_disk == ([r for s, r in mem if s > after][:limit],
+                                          max([s for s, _ in mem if s > after][:limit], default=0))
 
 
 def test_rows_another_writer_committed_are_read_from_disk(tmp_path: Path) -> None:
