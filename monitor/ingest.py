@@ -329,15 +329,25 @@ class Ingest:
     async def _consume(self, client: aiomqtt.Client, acker: PahoControl, stop: asyncio.Event,
                        backoff: Backoff) -> None:
         """Batches until stop; the backoff resets only once a batch is journaled (a connection alone proves
-        nothing when the disk is full, and would make the reconnects a storm)."""
+        nothing when the disk is full, and would make the reconnects a storm).
+
+        Two stages overlap: while one batch is committed (fsync, in a thread), the next is decoded. Commits
+        stay one at a time and in order, and each batch is acknowledged only after its own commit.
+        """
         inbox = acker.inbox
         stopping = asyncio.ensure_future(stop.wait())
         low = self.batch
+        committing: asyncio.Task[None] | None = None
         try:
             while True:
                 if acker.paused and len(inbox) <= low:
                     acker.resume_reading()
                 if not inbox:
+                    if committing is not None:  # nothing to decode meanwhile: finish the commit first
+                        await committing
+                        committing = None
+                        backoff.reset()
+                        continue
                     acker.arrived.clear()
                     arrived = asyncio.ensure_future(acker.arrived.wait())
                     await asyncio.wait([arrived, stopping, acker.disconnected], return_when=asyncio.FIRST_COMPLETED)
@@ -352,14 +362,21 @@ class Ingest:
                 batch = inbox[:self.batch]
                 del inbox[:self.batch]
                 self.queue_peak = max(self.queue_peak, len(batch) + len(inbox))
-                await self._handle(batch, acker, client)
-                backoff.reset()
+                readings = await self._decode(batch, client)
+                if committing is not None:
+                    await committing  # raises JournalError: neither that batch nor this one is acknowledged
+                    backoff.reset()
+                committing = asyncio.create_task(self._commit(batch, readings, acker))
                 if stop.is_set():
+                    await committing
+                    committing = None
                     return
         finally:
             stopping.cancel()
+            if committing is not None and not committing.done():
+                committing.cancel()
 
-    async def _handle(self, batch: list[Inbound], acker: PahoControl, client: aiomqtt.Client) -> None:
+    async def _decode(self, batch: list[Inbound], client: aiomqtt.Client) -> list[Reading]:
         now = time.time_ns()
         readings: list[Reading] = []
         for m in batch:
@@ -373,6 +390,9 @@ class Ingest:
                 if self.dead_letter is not None:
                     await self._keep_dead_letter(client, topic, payload, decoded.rejections)
         self.metrics.messages_received.inc(len(batch))
+        return readings
+
+    async def _commit(self, batch: list[Inbound], readings: list[Reading], acker: PahoControl) -> None:
         new = await asyncio.to_thread(self.journal.append, readings)  # raises JournalError: no ack
         self.metrics.health.ok("journal")
         self.metrics.readings_accepted.inc(new)
