@@ -379,7 +379,9 @@ class Ingest:
     async def _decode(self, batch: list[Inbound], client: aiomqtt.Client) -> list[Reading]:
         now = time.time_ns()
         readings: list[Reading] = []
-        for m in batch:
+        for i, m in enumerate(batch):
+            if i % 64 == 63:
+                await asyncio.sleep(0)  # a batch of packs is tens of ms of decoding: let the store's I/O through
             topic, payload = m.topic, m.payload
             decoded = decode(topic, payload, now)
             readings.extend(decoded.readings)

@@ -111,3 +111,24 @@ def test_rows_another_writer_committed_are_read_from_disk(tmp_path: Path) -> Non
     Journal(tmp_path / "j.sqlite").append(readings(2, station="other"))
     j.append(readings(3, start=3))
     assert [r.station for _, r in j.read("rules", 100)] == ["s1"] * 3 + ["other"] * 2 + ["s1"] * 3
+
+
+def test_cursors_survive_a_reopen_and_carry_over_from_an_older_journal(tmp_path: Path) -> None:
+    path = tmp_path / "j.sqlite"
+    j = Journal(path)
+    j.append(readings(6))
+    j.advance("store", j.read("store", 4)[-1][0])
+    j.close()
+    reopened = Journal(path)
+    assert [r.ts_ns for _, r in reopened.read("store", 100)] == [i * 10**9 for i in (4, 5)]
+    reopened.close()
+    # A journal written before the cursors had a file of their own: its cursors table seeds the new file.
+    import sqlite3
+    old = sqlite3.connect(path, isolation_level=None)
+    old.execute("UPDATE cursors SET seq = 5 WHERE consumer = 'rules'")
+    old.close()
+    for leftover in tmp_path.glob("j-cursors.sqlite*"):
+        leftover.unlink()
+    again = Journal(path)
+    assert [r.ts_ns for _, r in again.read("rules", 100)] == [5 * 10**9]
+    assert [r.ts_ns for _, r in again.read("store", 100)] == [i * 10**9 for i in range(6)]  # never moved there
