@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import json
 import logging
 import sqlite3
@@ -161,6 +162,7 @@ class Service:
     async def run(self, stop: asyncio.Event, ready: asyncio.Event | None = None) -> None:
         """Run until `stop` is set, then shut down within the budget."""
         asyncio.get_running_loop().set_exception_handler(_log_loop_error)
+        _tune_gc()
         http = await self._start_http()
         if not await self._open(stop):
             if http is not None:
@@ -400,6 +402,15 @@ class Service:
         """Everything journaled is evaluated, stored and notified."""
         return (self.journal.backlog("rules") == 0 and self.journal.backlog("store") == 0
                 and not self.journal.alert_lines(1) and self.outbox.pending() == 0)
+
+
+def _tune_gc() -> None:
+    """Readings are short-lived tuples made at up to 100k/s, and none of them forms a cycle. With the default
+    thresholds a young collection ran every 700 allocations and the full ones walked every long-lived
+    object (thresholds, the journal's tail); frozen start-up objects and a larger young generation keep
+    cycle collection to a small share of the work while still collecting real cycles."""
+    gc.freeze()
+    gc.set_threshold(50_000, 20, 20)
 
 
 def _log_loop_error(loop: asyncio.AbstractEventLoop, context: dict[str, object]) -> None:
