@@ -271,7 +271,12 @@ def _senml(station: str, records: list[Any], now_ns: int) -> Decoded:
             if isinstance(t, bool) or not isinstance(t, int | float):
                 raise _Reject("bad_timestamp", f"SenML record {i}: t {str(t)[:32]!r} is not a number")
             when = base_time + t
-            ts_ns = now_ns + _signed_ns(when) if abs(when) < SENML_RELATIVE_LIMIT else _epoch_ns(when)
+            if abs(when) < SENML_RELATIVE_LIMIT:
+                ts_ns = now_ns + _signed_ns(when)
+            elif SENML_RELATIVE_LIMIT <= when < 2**33:  # the common case of what _epoch_ns checks (when is a number)
+                ts_ns = round(when * 1_000_000) * 1000
+            else:
+                ts_ns = _epoch_ns(when)
             value = rec["v"]
             if base_value and isinstance(value, int | float) and not isinstance(value, bool):
                 value = base_value + value  # RFC 8428: the value is bv + v

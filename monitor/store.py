@@ -50,7 +50,9 @@ def escape_tag(value: str) -> str:
     double them in the database. The decoder refuses what cannot be written: control characters and a
     trailing backslash.
     """
-    return value.replace(",", "\\,").replace("=", "\\=").replace(" ", "\\ ")
+    if "," in value or "=" in value or " " in value:
+        return value.replace(",", "\\,").replace("=", "\\=").replace(" ", "\\ ")
+    return value  # the usual id: three searches instead of three copies
 
 
 def escape_string_field(value: str) -> str:
