@@ -114,7 +114,7 @@ class NotifyConfig:
 class ServiceConfig:
     data_dir: Path = Path("./riverwatch-data")
     http_listen: str = "127.0.0.1:9108"  # "" disables the HTTP endpoint
-    ingest_batch: int = 500  # messages decoded and journaled per commit
+    ingest_batch: int = 2000  # most messages decoded and journaled per commit (fewer when fewer wait)
 
 
 @dataclass(frozen=True)
@@ -352,7 +352,7 @@ def _service(s: _Section, base: Path) -> ServiceConfig:
         host, _, port = listen.rpartition(":")
         if not host or not port.isdigit() or not 0 <= int(port) < 65536:
             raise s.err("http_listen", "expected host:port")
-    cfg = ServiceConfig(data_dir=data_dir, http_listen=listen, ingest_batch=int(s.number("ingest_batch", 500, 1)))
+    cfg = ServiceConfig(data_dir=data_dir, http_listen=listen, ingest_batch=int(s.number("ingest_batch", 2000, 1)))
     s.done()
     return cfg
 
