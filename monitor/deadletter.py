@@ -38,7 +38,8 @@ def record(topic: str, payload: bytes, rejections: Sequence[Rejection]) -> bytes
         doc["payload"] = kept.decode("utf-8")
     except UnicodeDecodeError:
         doc["payload_base64"] = base64.b64encode(kept).decode()
-    return json.dumps(doc, ensure_ascii=False).encode() + b"\n"
+    # backslashreplace: a topic that was not UTF-8 reaches here with its bytes as surrogates (see ingest)
+    return json.dumps(doc, ensure_ascii=False).encode("utf-8", "backslashreplace") + b"\n"
 
 
 class DeadLetterSink(Protocol):

@@ -127,8 +127,16 @@ class PahoControl:
         return self._aio._disconnected
 
     def _on_message(self, _client: mqtt.Client, _userdata: object, message: mqtt.MQTTMessage) -> None:
-        """paho's own path: QoS 2, and anything `parse_publish` leaves to paho."""
-        self._arrive(Inbound(message.topic, message.payload, message.mid, message.qos))
+        """paho's own path: QoS 2, and anything `parse_publish` leaves to paho.
+
+        A topic that is not UTF-8 (a broker that does not check) keeps its bytes as surrogates, which the decoder
+        refuses as a station or parameter: raising here would drop the connection, and the broker would send
+        the same message again, forever."""
+        try:
+            topic = message.topic
+        except UnicodeDecodeError:
+            topic = message._topic.decode("utf-8", "surrogateescape")
+        self._arrive(Inbound(topic, message.payload, message.mid, message.qos))
 
     def _arrive(self, message: Inbound) -> None:
         self.inbox.append(message)

@@ -8,10 +8,11 @@ import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+import aiomqtt
 import pytest
 
 from monitor.config import MqttConfig
-from monitor.ingest import Inbound, Ingest, parse_publish
+from monitor.ingest import Inbound, Ingest, PahoControl, parse_publish
 from monitor.journal import Journal, JournalError
 from monitor.metrics import Metrics
 from monitor.reading import Reading
@@ -172,3 +173,27 @@ def test_publish_parser_reads_3_1_1_and_5_and_leaves_the_rest_to_paho() -> None:
     assert parse_publish(0x32, _publish_packet(b"river/\xff/cd", p, 1, 9), False) is None
     assert parse_publish(0x32, b"\x00\x20river", False) is None
     assert parse_publish(0x32, _publish_packet(b"river/s1/cd", b"", 1, 9, None)[:-1] + b"\x30", True) is None
+
+
+def test_a_topic_that_is_not_utf8_is_rejected_not_a_reconnect_loop() -> None:
+    """paho's path hands over such a topic; it must become a rejection (acknowledged, dead-lettered), because an
+    exception would drop the connection and the broker would redeliver the message forever."""
+    import paho.mqtt.client as mqtt
+
+    from monitor.deadletter import record
+    from monitor.decode import decode
+
+    async def handover() -> list[Inbound]:
+        control = PahoControl(aiomqtt.Client("127.0.0.1", identifier="t"), high=10)
+        message = mqtt.MQTTMessage(mid=5, topic=b"river/s\xff1/cd")
+        message.payload, message.qos = json.dumps({"ts": T0, "value": 0.001}).encode(), 1
+        control._on_message(None, None, message)  # type: ignore[arg-type]
+        return control.inbox
+
+    [got] = asyncio.run(handover())
+    assert (got.mid, got.qos) == (5, 1)
+    decoded = decode(got.topic, got.payload, T0 * 10**9)
+    assert not decoded.readings and [r.reason for r in decoded.rejections] == ["bad_station"]
+    line = record(got.topic, got.payload, decoded.rejections)  # the dead letter can be written, as UTF-8
+    kept = json.loads(line.decode("utf-8"))
+    assert kept["topic"] == got.topic and kept["reasons"][0]["reason"] == "bad_station"
