@@ -11,14 +11,13 @@ import json
 import os
 import re
 import shutil
-import signal
 import subprocess
 import sys
 import time
 import urllib.parse
 from pathlib import Path
 
-from tests.servers import HOST, HttpReceiver, Mosquitto, ServerError, Victoria, free_port, http_request
+from tests.servers import HOST, HttpReceiver, Mosquitto, ServerError, Victoria, free_port, http_request, terminate
 
 REPO = Path(__file__).resolve().parent.parent
 BENCH = REPO / "bench"
@@ -119,16 +118,8 @@ class Target:
             raise RuntimeError(f"{self.label} exited with code {self.proc.returncode}\n{self.log_tail()}")
 
     def stop(self, timeout: float = 12.0) -> None:
-        proc = self.proc
-        if proc is None:
-            return
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(5)
+        if self.proc is not None:
+            terminate(self.proc, timeout)
         self.proc = None
 
     def log_tail(self, lines: int = 30) -> str:

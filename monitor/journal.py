@@ -105,31 +105,20 @@ class _Tail:
     def covers(self, after: int) -> bool:
         return after + 1 >= self.start
 
-    def read(self, after: int, limit: int) -> list[tuple[int, Reading]]:
-        out: list[tuple[int, Reading]] = []
+    def slices(self, after: int, limit: int) -> list[tuple[int, list[Reading]]]:
+        """Up to `limit` readings after seq `after`, as (seq of the first, readings) slices of the chunks."""
+        out: list[tuple[int, list[Reading]]] = []
+        n = 0
         i = max(bisect.bisect_right(self.firsts, after) - 1, 0)
-        while i < len(self.chunks) and len(out) < limit:
+        while i < len(self.chunks) and n < limit:
             first, chunk = self.firsts[i], self.chunks[i]
             skip = max(after + 1 - first, 0)
-            take = chunk[skip:skip + limit - len(out)]
-            out.extend(zip(range(first + skip, first + skip + len(take)), take, strict=True))
+            part = chunk[skip:skip + limit - n]
+            if part:
+                out.append((first + skip, part))
+                n += len(part)
             i += 1
         return out
-
-    def take(self, after: int, limit: int) -> tuple[list[Reading], int]:
-        """Like `read`, as (readings, seq of the last one): slices of the chunks, no pair per reading."""
-        out: list[Reading] = []
-        last = 0
-        i = max(bisect.bisect_right(self.firsts, after) - 1, 0)
-        while i < len(self.chunks) and len(out) < limit:
-            first, chunk = self.firsts[i], self.chunks[i]
-            skip = max(after + 1 - first, 0)
-            take = chunk[skip:skip + limit - len(out)]
-            if take:
-                out += take
-                last = first + skip + len(take) - 1
-            i += 1
-        return out, last
 
     def release(self, upto: int) -> None:
         """Drop whole chunks every consumer has passed."""
@@ -219,27 +208,30 @@ class Journal:
             return new
 
     def read(self, consumer: str, limit: int) -> list[tuple[int, Reading]]:
-        """The next readings after the consumer's cursor, oldest first."""
-        with self._mem:
-            after = self._cursors[consumer]
-            if self._tail.covers(after):  # from memory, without waiting for a commit's fsync
-                return self._tail.read(after, limit)
-        with self._guarded() as db:
-            cur = db.execute("SELECT seq, station, parameter, ts_ns, value, flag FROM readings"
-                             " WHERE seq > ? ORDER BY seq LIMIT ?", (after, limit))
-            return [(row[0], Reading(*row[1:])) for row in cur]
+        """The next readings after the consumer's cursor, oldest first, each with its seq."""
+        return [(first + i, r) for first, part in self._next(consumer, limit, 0) for i, r in enumerate(part)]
 
     def take(self, consumer: str, limit: int, after: int = 0) -> tuple[list[Reading], int]:
         """The next readings after the consumer's cursor (and after `after`, work done but not yet recorded),
-        oldest first, with the seq of the last one (0 when there are none)."""
+        oldest first, with the seq of the last one (0 when there are none); no pair per reading."""
+        readings: list[Reading] = []
+        last = 0
+        for first, part in self._next(consumer, limit, after):
+            readings += part
+            last = first + len(part) - 1
+        return readings, last
+
+    def _next(self, consumer: str, limit: int, after: int) -> list[tuple[int, list[Reading]]]:
+        """(seq of the first, readings) runs: slices of the tail when it covers them (no wait for a commit's
+        fsync), else one row at a time from SQLite."""
         with self._mem:
             after = max(after, self._cursors[consumer])
             if self._tail.covers(after):
-                return self._tail.take(after, limit)
+                return self._tail.slices(after, limit)
         with self._guarded() as db:
             rows = db.execute("SELECT seq, station, parameter, ts_ns, value, flag FROM readings"
-                              " WHERE seq > ? ORDER BY seq LIMIT ?", (after, limit)).fetchall()
-            return [Reading(*row[1:]) for row in rows], rows[-1][0] if rows else 0
+                              " WHERE seq > ? ORDER BY seq LIMIT ?", (after, limit))
+            return [(row[0], [Reading(*row[1:])]) for row in rows]
 
     def advance(self, consumer: str, seq: int) -> None:
         """Move a consumer past `seq`: its work up to there is confirmed done."""

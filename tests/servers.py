@@ -98,6 +98,17 @@ def http_request(
         return exc.code, exc.read()
 
 
+def terminate(proc: subprocess.Popen[bytes], timeout: float) -> None:
+    """SIGTERM a child we started, wait up to ``timeout`` s, then SIGKILL it and wait again."""
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout)
+
+
 class ServerProcess:
     """One server binary run as a child process, restartable on the same port with the same data."""
 
@@ -181,16 +192,8 @@ class ServerProcess:
 
     def stop(self, timeout: float = STOP_TIMEOUT) -> None:
         """SIGTERM the pid (the server saves its state), wait up to ``timeout`` s, then SIGKILL."""
-        proc = self.proc
-        if proc is None:
-            return
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(timeout)
+        if self.proc is not None:
+            terminate(self.proc, timeout)
         self.proc = None
 
     def kill(self) -> None:
