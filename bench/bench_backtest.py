@@ -31,8 +31,18 @@ from monitor.thresholds import load, shipped_path
 
 REPO = Path(__file__).resolve().parent.parent
 PARAMETERS = ("cd", "pb", "nh3n", "do", "ph", "cu", "zn", "as", "hg", "cr6")
-LEVEL = {"cd": 0.0006, "pb": 0.002, "nh3n": 0.15, "do": 9.0, "ph": 7.6, "cu": 0.004, "zn": 0.01, "as": 0.002,
-         "hg": 0.00002, "cr6": 0.004}
+LEVEL = {
+    "cd": 0.0006,
+    "pb": 0.002,
+    "nh3n": 0.15,
+    "do": 9.0,
+    "ph": 7.6,
+    "cu": 0.004,
+    "zn": 0.01,
+    "as": 0.002,
+    "hg": 0.00002,
+    "cr6": 0.004,
+}
 NOISE = 0.05  # relative
 T0 = 1_704_038_400 * 10**9  # 2024-01-01 00:00 +08:00
 
@@ -47,8 +57,19 @@ def synthetic(stations: int, parameters: int, days: float, seed: int = 1) -> Dat
     rng = np.random.default_rng(seed)
     # Plumes: a fifth of the stations get a 1-3 day cadmium plume peaking at 5-50x the background.
     cd = params.index("cd") if "cd" in params else -1
-    plumes = [(s * len(params) + cd, float(rng.uniform(0, minutes)), float(rng.uniform(1440, 4320)),
-               float(LEVEL["cd"] * rng.uniform(5, 50))) for s in range(0, stations, 5)] if cd >= 0 else []
+    plumes = (
+        [
+            (
+                s * len(params) + cd,
+                float(rng.uniform(0, minutes)),
+                float(rng.uniform(1440, 4320)),
+                float(LEVEL["cd"] * rng.uniform(5, 50)),
+            )
+            for s in range(0, stations, 5)
+        ]
+        if cd >= 0
+        else []
+    )
 
     def generate(size: int) -> Iterator[Columns]:
         step = max(1, size // series)  # minutes per batch
@@ -64,11 +85,24 @@ def synthetic(stations: int, parameters: int, days: float, seed: int = 1) -> Dat
                 if near.any():
                     v[near, col] += peak * np.exp(-(((m[near] - centre) / width) ** 2) * 4)
             n = len(m) * series
-            yield Columns(np.repeat(T0 + m.astype(np.int64) * NS_PER_MIN, series), np.tile(st, len(m)),
-                          np.tile(pa, len(m)), np.round(np.abs(v), 6).ravel(), np.full(n, -1, np.int16))
+            yield Columns(
+                np.repeat(T0 + m.astype(np.int64) * NS_PER_MIN, series),
+                np.tile(st, len(m)),
+                np.tile(pa, len(m)),
+                np.round(np.abs(v), 6).ravel(),
+                np.full(n, -1, np.int16),
+            )
 
-    return Dataset(f"synthetic {stations} stations x {len(params)} parameters x {days:g} days, 1-minute data",
-                   names, params, [], T0, T0 + minutes * NS_PER_MIN, minutes * series, generate=generate)
+    return Dataset(
+        f"synthetic {stations} stations x {len(params)} parameters x {days:g} days, 1-minute data",
+        names,
+        params,
+        [],
+        T0,
+        T0 + minutes * NS_PER_MIN,
+        minutes * series,
+        generate=generate,
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -98,13 +132,17 @@ def main(argv: list[str] | None = None) -> int:
     rate = ds.count / took
     fired = sum(e.state == "firing" for e in run.events)
     print(f"{ds.label}: {ds.count:,} readings, batch {args.batch:,}")
-    print(f"  {took:.2f} s, {rate:,.0f} readings/s (Evaluator.process {run.seconds:.2f} s = "
-          f"{100 * run.seconds / took:.0f} %; the rest: generating, building Reading tuples, tallies)")
+    print(
+        f"  {took:.2f} s, {rate:,.0f} readings/s (Evaluator.process {run.seconds:.2f} s = "
+        f"{100 * run.seconds / took:.0f} %; the rest: generating, building Reading tuples, tallies)"
+    )
     print(f"  {fired} alerts fired, {len(run.events)} transitions")
     full = 100 * 5 * 365 * 1440
     if ds.count < full:
-        print(f"  a year of 100 stations x 5 parameters ({full / 1e6:.1f}M readings) at this rate: "
-              f"{full / rate / 60:.1f} min")
+        print(
+            f"  a year of 100 stations x 5 parameters ({full / 1e6:.1f}M readings) at this rate: "
+            f"{full / rate / 60:.1f} min"
+        )
     if profiler is not None:
         buf = io.StringIO()
         pstats.Stats(profiler, stream=buf).sort_stats("tottime").print_stats(18)

@@ -21,9 +21,26 @@ FLAG_LIMIT = 0.005
 # SenML packs: 20 parameters with a maximum limit in GB 3838-2002 at a river station, and the Class III limit.
 # The pack values stay between 0.6 and 0.8 of 0.2 x the limit, so throughput and memory loads raise no alert.
 PACK_PARAMS: tuple[tuple[str, float], ...] = (
-    ("cd", 0.005), ("pb", 0.05), ("as", 0.05), ("cr6", 0.05), ("cu", 1.0), ("zn", 1.0), ("se", 0.01),
-    ("codmn", 6.0), ("cod", 20.0), ("bod5", 4.0), ("nh3n", 1.0), ("tp", 0.2), ("f", 1.0), ("cn", 0.2),
-    ("phenol", 0.005), ("oil", 0.05), ("las", 0.2), ("s2", 0.2), ("fe", 0.3), ("mn", 0.1),
+    ("cd", 0.005),
+    ("pb", 0.05),
+    ("as", 0.05),
+    ("cr6", 0.05),
+    ("cu", 1.0),
+    ("zn", 1.0),
+    ("se", 0.01),
+    ("codmn", 6.0),
+    ("cod", 20.0),
+    ("bod5", 4.0),
+    ("nh3n", 1.0),
+    ("tp", 0.2),
+    ("f", 1.0),
+    ("cn", 0.2),
+    ("phenol", 0.005),
+    ("oil", 0.05),
+    ("las", 0.2),
+    ("s2", 0.2),
+    ("fe", 0.3),
+    ("mn", 0.1),
 )
 CD_LIMIT = 0.005  # the cadmium limit at an unlisted station (default Class III)
 ALERT_VALUE = 0.05  # 10 x the cadmium limit: a "serious" alert at once
@@ -75,8 +92,9 @@ def bulk(kind: str, prefix: str, count: int, stations: int, t0: int, first: int 
     return [make(prefix, k, stations, t0) for k in range(first, first + count)]
 
 
-def paced(prefix: str, rate: float, duration: float, stations: int, t0: int, alert_rate: float,
-          store_rate: float) -> list[Message]:
+def paced(
+    prefix: str, rate: float, duration: float, stations: int, t0: int, alert_rate: float, store_rate: float
+) -> list[Message]:
     """``rate`` single readings/s for ``duration`` s; some of them are latency markers.
 
     A storage marker is an ordinary reading of the series ``{prefix}lat/cd`` (timestamp ``t0 + j``), polled for

@@ -59,9 +59,16 @@ def measure(series: int, batch: int, batches: int, min_seconds: float) -> dict[s
         busy += busy_seconds() - busy0
         done += 1
     n = batch * done
-    return {"series": series, "batch": batch, "batches": done, "readings": n, "seconds": elapsed,
-            "readings_per_s": n / elapsed, "alert_events": events,
-            "other_cores": max(0.0, busy - cpu) / elapsed}
+    return {
+        "series": series,
+        "batch": batch,
+        "batches": done,
+        "readings": n,
+        "seconds": elapsed,
+        "readings_per_s": n / elapsed,
+        "alert_events": events,
+        "other_cores": max(0.0, busy - cpu) / elapsed,
+    }
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -89,8 +89,8 @@ class Publisher:
                 else:
                     i = -1
                 if i > 0 and len(self._buf) >= i + length:
-                    kind, body = self._buf[0] & 0xF0, bytes(self._buf[i:i + length])
-                    del self._buf[:i + length]
+                    kind, body = self._buf[0] & 0xF0, bytes(self._buf[i : i + length])
+                    del self._buf[: i + length]
                     return kind, body
             if not blocking:
                 return -1, b""
@@ -148,14 +148,23 @@ class Publisher:
 def run(args: argparse.Namespace) -> dict[str, object]:
     t0 = args.t0 or base_time()
     if args.kind == "paced":
-        messages = paced(args.prefix, args.rate, args.duration, args.stations, t0, args.alert_rate,
-                         args.store_rate)
+        messages = paced(args.prefix, args.rate, args.duration, args.stations, t0, args.alert_rate, args.store_rate)
     else:
         messages = bulk(args.kind, args.prefix, args.count, args.stations, t0)
     packets = [publish_packet(m.topic, m.payload, packet_id(i)) for i, m in enumerate(messages)]
     pub = Publisher(args.host, args.port, args.client_id, args.window, args.timeout)
-    print(json.dumps({"event": "ready", "messages": len(messages), "readings": sum(m.readings for m in messages),
-                      "flagged": sum(m.flagged for m in messages), "t0": t0}), flush=True)
+    print(
+        json.dumps(
+            {
+                "event": "ready",
+                "messages": len(messages),
+                "readings": sum(m.readings for m in messages),
+                "flagged": sum(m.flagged for m in messages),
+                "t0": t0,
+            }
+        ),
+        flush=True,
+    )
     markers: list[tuple[str, int, float]] = []
     try:
         t_first = time.time()
@@ -166,7 +175,7 @@ def run(args: argparse.Namespace) -> dict[str, object]:
             while pub.sent < len(packets):
                 room = min(args.window - (pub.sent - pub.acked), chunk, len(packets) - pub.sent)
                 if room > 0:
-                    pub.send(packets[pub.sent:pub.sent + room])
+                    pub.send(packets[pub.sent : pub.sent + room])
                     pub.poll_acks(0)
                 else:
                     pub.poll_acks(1.0)
@@ -177,12 +186,21 @@ def run(args: argparse.Namespace) -> dict[str, object]:
     finally:
         pub.close()
     usage = resource.getrusage(resource.RUSAGE_SELF)
-    return {"event": "done", "messages": pub.sent, "acked": pub.acked, "t_first": t_first, "t_sent": t_sent,
-            "t_acked": t_acked, "cpu_s": usage.ru_utime + usage.ru_stime, "markers": markers}
+    return {
+        "event": "done",
+        "messages": pub.sent,
+        "acked": pub.acked,
+        "t_first": t_first,
+        "t_sent": t_sent,
+        "t_acked": t_acked,
+        "cpu_s": usage.ru_utime + usage.ru_stime,
+        "markers": markers,
+    }
 
 
-def _paced(pub: Publisher, messages: list[Message], packets: list[bytes], rate: float,
-           markers: list[tuple[str, int, float]]) -> None:
+def _paced(
+    pub: Publisher, messages: list[Message], packets: list[bytes], rate: float, markers: list[tuple[str, int, float]]
+) -> None:
     start = time.monotonic()
     n = len(packets)
     while pub.sent < n:

@@ -116,8 +116,11 @@ class Trial:
         self.stack = contextlib.ExitStack()
         self.mosquitto = BenchMosquitto(self.dir / "mosquitto")
         self.victoria = BenchVictoria(self.dir / "victoria")
-        self.target: Target = (Riverwatch(self.dir, self.tag, Path(bench.s.config_template)) if target == "riverwatch"
-                               else NodeRed(self.dir, self.tag))
+        self.target: Target = (
+            Riverwatch(self.dir, self.tag, Path(bench.s.config_template))
+            if target == "riverwatch"
+            else NodeRed(self.dir, self.tag)
+        )
         self._probe = 0
 
     def __enter__(self) -> Trial:
@@ -153,14 +156,37 @@ class Trial:
                 self.target.check_alive()
                 time.sleep(0.05)
             if time.monotonic() > deadline:
-                raise RuntimeError(f"no probe reading reached the database through {self.target.label} "
-                                   f"within {timeout:g} s\n{self.target.log_tail()}")
+                raise RuntimeError(
+                    f"no probe reading reached the database through {self.target.label} "
+                    f"within {timeout:g} s\n{self.target.log_tail()}"
+                )
 
     def publisher(self, kind: str, prefix: str, *extra: str) -> tuple[subprocess.Popen[str], dict[str, Any]]:
-        argv = [sys.executable, "-m", "bench.publisher", "--port", str(self.mosquitto.port), "--kind", kind,
-                "--prefix", prefix, "--client-id", f"pub-{prefix}", "--window", str(self.bench.s.window), *extra]
-        proc = subprocess.Popen(argv, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                                stdin=subprocess.DEVNULL, start_new_session=True)
+        argv = [
+            sys.executable,
+            "-m",
+            "bench.publisher",
+            "--port",
+            str(self.mosquitto.port),
+            "--kind",
+            kind,
+            "--prefix",
+            prefix,
+            "--client-id",
+            f"pub-{prefix}",
+            "--window",
+            str(self.bench.s.window),
+            *extra,
+        ]
+        proc = subprocess.Popen(
+            argv,
+            cwd=REPO,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
         self.stack.callback(_reap, proc)
         assert proc.stdout is not None
         line = proc.stdout.readline()
@@ -190,8 +216,10 @@ class Trial:
             if proc is not None and proc.poll() not in (None, 0):
                 raise RuntimeError(f"publisher exited {proc.returncode}: {proc.stderr.read() if proc.stderr else ''}")
             if time.monotonic() > deadline:
-                raise RuntimeError(f"{self.target.label}: {got} of {expected} rows stored after {timeout:.0f} s\n"
-                                   f"{self.target.log_tail()}")
+                raise RuntimeError(
+                    f"{self.target.label}: {got} of {expected} rows stored after {timeout:.0f} s\n"
+                    f"{self.target.log_tail()}"
+                )
             time.sleep(POLL_ROWS_S)
 
     def count_stored(self, prefix: str) -> tuple[int, int]:
@@ -205,18 +233,28 @@ class Trial:
     def cpu_snapshot(self) -> dict[str, float]:
         """CPU-seconds so far: the machine's busy total, and each process of this trial (the harness included)."""
         assert self.mosquitto.pid is not None and self.victoria.pid is not None
-        return {"busy": busy_seconds(), "target": cpu_seconds(self.target.pid),
-                "mosquitto": cpu_seconds(self.mosquitto.pid), "victoria": cpu_seconds(self.victoria.pid),
-                "harness": sum(os.times()[:2]), "wall": time.monotonic()}
+        return {
+            "busy": busy_seconds(),
+            "target": cpu_seconds(self.target.pid),
+            "mosquitto": cpu_seconds(self.mosquitto.pid),
+            "victoria": cpu_seconds(self.victoria.pid),
+            "harness": sum(os.times()[:2]),
+            "wall": time.monotonic(),
+        }
 
     @staticmethod
     def cpu_split(a: dict[str, float], b: dict[str, float], publisher_cpu: float) -> dict[str, float]:
         """CPU-seconds of each process between two snapshots, and what other processes on the machine used."""
         d = {k: b[k] - a[k] for k in a}
         ours = d["target"] + d["mosquitto"] + d["victoria"] + d["harness"] + publisher_cpu
-        return {"target_s": d["target"], "mosquitto_s": d["mosquitto"], "victoria_s": d["victoria"],
-                "harness_s": d["harness"], "publisher_s": publisher_cpu,
-                "other_cores": max(0.0, d["busy"] - ours) / max(d["wall"], 1e-9)}
+        return {
+            "target_s": d["target"],
+            "mosquitto_s": d["mosquitto"],
+            "victoria_s": d["victoria"],
+            "harness_s": d["harness"],
+            "publisher_s": publisher_cpu,
+            "other_cores": max(0.0, d["busy"] - ours) / max(d["wall"], 1e-9),
+        }
 
     # -- phases --------------------------------------------------------------------------------------------
     def throughput(self, kind: str) -> dict[str, Any]:
@@ -237,11 +275,20 @@ class Trial:
         cpu = self.cpu_split(cpu0, cpu1, float(done["cpu_s"]))
         seconds = t_done - float(done["t_first"])
         stored, dups = self.count_stored(prefix)
-        return {"readings": readings, "messages": done["messages"], "seconds": seconds,
-                "readings_per_s": readings / seconds, "cpu_per_1000": cpu["target_s"] / readings * 1000, **cpu,
-                "publisher_msgs_per_s": done["messages"] / max(done["t_acked"] - done["t_first"], 1e-9),
-                "rss_bytes_after": rss, "stored": stored, "duplicates": dups,
-                "verified": stored == readings and dups == 0, **({"profile": profile} if profile else {})}
+        return {
+            "readings": readings,
+            "messages": done["messages"],
+            "seconds": seconds,
+            "readings_per_s": readings / seconds,
+            "cpu_per_1000": cpu["target_s"] / readings * 1000,
+            **cpu,
+            "publisher_msgs_per_s": done["messages"] / max(done["t_acked"] - done["t_first"], 1e-9),
+            "rss_bytes_after": rss,
+            "stored": stored,
+            "duplicates": dups,
+            "verified": stored == readings and dups == 0,
+            **({"profile": profile} if profile else {}),
+        }
 
     def start_profile(self, kind: str) -> tuple[subprocess.Popen[bytes], Path]:
         """py-spy sampling the service until :meth:`stop_profile`: only the thread holding the GIL, so the shares are
@@ -249,10 +296,25 @@ class Trial:
         exe = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
         out = self.bench.profile_dir / f"{self.tag}-{kind}.txt"
         out.parent.mkdir(parents=True, exist_ok=True)
-        proc = subprocess.Popen([exe, "record", "--pid", str(self.target.pid), "--gil", "--rate", "200",
-                                 "--format", "raw", "--output", str(out)],
-                                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                                stderr=(self.dir / "py-spy.log").open("wb"), start_new_session=True)
+        proc = subprocess.Popen(
+            [
+                exe,
+                "record",
+                "--pid",
+                str(self.target.pid),
+                "--gil",
+                "--rate",
+                "200",
+                "--format",
+                "raw",
+                "--output",
+                str(out),
+            ],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=(self.dir / "py-spy.log").open("wb"),
+            start_new_session=True,
+        )
         self.stack.callback(_reap, proc)
         time.sleep(0.5)  # attached before the first message
         if proc.poll() is not None:
@@ -290,9 +352,22 @@ class Trial:
         self.stack.callback(stop.set)
         cpu0 = self.cpu_snapshot()
         poller.start()
-        proc, _ = self.publisher("paced", prefix, "--rate", str(s.rate), "--duration", str(s.latency_s),
-                                     "--alert-rate", str(s.alert_rate), "--store-rate", str(s.store_rate),
-                                     "--stations", str(min(s.stations, 500)), "--t0", str(t0))
+        proc, _ = self.publisher(
+            "paced",
+            prefix,
+            "--rate",
+            str(s.rate),
+            "--duration",
+            str(s.latency_s),
+            "--alert-rate",
+            str(s.alert_rate),
+            "--store-rate",
+            str(s.store_rate),
+            "--stations",
+            str(min(s.stations, 500)),
+            "--t0",
+            str(t0),
+        )
         done = self.finish(proc, s.latency_s + 120)
         cpu = self.cpu_split(cpu0, self.cpu_snapshot(), float(done["cpu_s"]))
         store_pub = {j: t for kind, j, t in done["markers"] if kind == "store"}
@@ -320,9 +395,12 @@ class Trial:
         poller.join(5)
         received = alerts_received()
         result: dict[str, Any] = {
-            "readings": done["messages"], "cpu_per_1000": cpu["target_s"] / done["messages"] * 1000, **cpu,
+            "readings": done["messages"],
+            "cpu_per_1000": cpu["target_s"] / done["messages"] * 1000,
+            **cpu,
             "storage": _percentiles([seen[j] - t for j, t in store_pub.items() if j in seen]),
-            "storage_lost": sum(j not in seen for j in store_pub), "poll_errors": errors[:3],
+            "storage_lost": sum(j not in seen for j in store_pub),
+            "poll_errors": errors[:3],
         }
         if want_alerts:
             result["alert"] = _percentiles([received[j] - t for j, t in alert_pub.items() if j in received])
@@ -360,8 +438,10 @@ class Trial:
 
 # Leaf frames of threads that wait (thread-pool workers idle on their queue, the event loop in epoll): py-spy
 # samples them as running because the wait is in C; they are counted apart, not as work.
-WAITING = re.compile(r"^(_worker \(concurrent/futures/thread\.py\)|\w*Selector\.select \(selectors\.py\)|"
-                     r"wait \(threading\.py\)|_wait_for_tstate_lock \(threading\.py\))$")
+WAITING = re.compile(
+    r"^(_worker \(concurrent/futures/thread\.py\)|\w*Selector\.select \(selectors\.py\)|"
+    r"wait \(threading\.py\)|_wait_for_tstate_lock \(threading\.py\))$"
+)
 
 
 def top_frames(path: Path, n: int = 15) -> dict[str, Any]:
@@ -382,15 +462,19 @@ def top_frames(path: Path, n: int = 15) -> dict[str, Any]:
                 waiting += count
                 continue
             funcs[leaf] = funcs.get(leaf, 0) + count
-            file = leaf[leaf.rfind("(") + 1:-1] if leaf.endswith(")") else leaf
+            file = leaf[leaf.rfind("(") + 1 : -1] if leaf.endswith(")") else leaf
             files[file] = files.get(file, 0) + count
 
     def top(d: dict[str, int]) -> list[tuple[str, float]]:
         busy = total - waiting
         return [(k, v / busy) for k, v in sorted(d.items(), key=lambda kv: -kv[1])[:n]] if busy else []
 
-    return {"samples": total, "waiting_share": waiting / total if total else None, "top_self": top(funcs),
-            "top_files": top(files)}
+    return {
+        "samples": total,
+        "waiting_share": waiting / total if total else None,
+        "top_self": top(funcs),
+        "top_files": top(files),
+    }
 
 
 def _reap(proc: subprocess.Popen[Any]) -> None:
@@ -460,9 +544,24 @@ class Bench:
             out: dict[str, Any] = {}
             for series in self.s.offline_series:
                 proc = subprocess.run(
-                    [sys.executable, "-m", "bench.offline", "--series", str(series), "--batch",
-                     str(self.s.offline_batch), "--batches", str(self.s.offline_batches), "--min-seconds",
-                     str(self.s.offline_seconds)], cwd=REPO, capture_output=True, text=True, timeout=600)
+                    [
+                        sys.executable,
+                        "-m",
+                        "bench.offline",
+                        "--series",
+                        str(series),
+                        "--batch",
+                        str(self.s.offline_batch),
+                        "--batches",
+                        str(self.s.offline_batches),
+                        "--min-seconds",
+                        str(self.s.offline_seconds),
+                    ],
+                    cwd=REPO,
+                    capture_output=True,
+                    text=True,
+                    timeout=600,
+                )
                 if proc.returncode != 0:
                     raise RuntimeError(f"bench.offline failed: {proc.stderr.strip()[-1000:]}")
                 out[str(series)] = json.loads(proc.stdout)
@@ -489,21 +588,26 @@ class Bench:
 def _brief(r: dict[str, Any]) -> str:
     if r["phase"] in ("single", "senml"):
         ok = "verified" if r["verified"] else f"NOT VERIFIED: {r['stored']} stored, {r['duplicates']} duplicates"
-        return (f"{r['readings_per_s']:,.0f} readings/s, {r['cpu_per_1000']:.3f} CPU-s/1000, "
-                f"publisher {r['publisher_msgs_per_s']:,.0f} msg/s, {ok}")
+        return (
+            f"{r['readings_per_s']:,.0f} readings/s, {r['cpu_per_1000']:.3f} CPU-s/1000, "
+            f"publisher {r['publisher_msgs_per_s']:,.0f} msg/s, {ok}"
+        )
     if r["phase"] == "latency":
         st = r["storage"]
         text = f"storage p50 {_ms(st['p50'])} p99 {_ms(st['p99'])} (n={st['n']}, lost {r['storage_lost']})"
         if "alert" in r:
             al = r["alert"]
-            text += f"; alert p50 {_ms(al['p50'])} p99 {_ms(al['p99'])} max {_ms(al['max'])} " \
-                    f"(n={al['n']}, lost {r['alert_lost']})"
+            text += (
+                f"; alert p50 {_ms(al['p50'])} p99 {_ms(al['p99'])} max {_ms(al['max'])} "
+                f"(n={al['n']}, lost {r['alert_lost']})"
+            )
         return text
     if r["phase"] == "memory":
         return ", ".join(f"{p['series']:,} series: {p['bytes_per_series']:,.0f} B/series" for p in r["points"])
     if r["phase"] == "offline":
-        return ", ".join(f"{int(k):,} series: {v['readings_per_s']:,.0f} readings/s" for k, v in r.items()
-                         if k.isdigit())
+        return ", ".join(
+            f"{int(k):,} series: {v['readings_per_s']:,.0f} readings/s" for k, v in r.items() if k.isdigit()
+        )
     return ""
 
 
@@ -542,6 +646,7 @@ def _mem_point(series_index: int) -> Callable[[dict[str, Any]], float | None]:
     def get(r: dict[str, Any]) -> float | None:
         pts = r["points"]
         return float(pts[series_index]["bytes_per_series"]) if len(pts) > series_index else None
+
     return get
 
 
@@ -549,6 +654,7 @@ def _offline_get(series: int) -> Callable[[dict[str, Any]], float | None]:
     def get(r: dict[str, Any]) -> float | None:
         v = r.get(str(series))
         return float(v["readings_per_s"]) if v else None
+
     return get
 
 
@@ -556,42 +662,134 @@ def _lat(kind: str, stat: str) -> Callable[[dict[str, Any]], float | None]:
     def get(r: dict[str, Any]) -> float | None:
         v = r.get(kind, {}).get(stat)
         return float(v) if v is not None else None
+
     return get
 
 
 def figures(s: Settings) -> list[Figure]:
     out = [
-        Figure("throughput_single", "throughput, single-reading QoS 1 messages", "readings/s", "single",
-               lambda r: r["readings_per_s"], _num, ">= Node-RED", True),
-        Figure("throughput_senml", "throughput, SenML packs of 20", "readings/s", "senml",
-               lambda r: r["readings_per_s"], _num, ">= 100,000", True),
-        Figure("cpu_single", "CPU-seconds per 1000 readings, single messages", "CPU-s", "single",
-               lambda r: r["cpu_per_1000"], _cpu, "", False),
-        Figure("cpu_senml", "CPU-seconds per 1000 readings, SenML packs", "CPU-s", "senml",
-               lambda r: r["cpu_per_1000"], _cpu, "", False),
-        Figure("storage_p50", f"storage latency p50 at {s.rate:,.0f} readings/s", "s", "latency",
-               _lat("storage", "p50"), _secs, "", False),
-        Figure("storage_p99", f"storage latency p99 at {s.rate:,.0f} readings/s", "s", "latency",
-               _lat("storage", "p99"), _secs, "<= 1 s", False),
-        Figure("alert_p50", f"alert latency p50 at {s.rate:,.0f} readings/s", "s", "latency",
-               _lat("alert", "p50"), _secs, "", False),
-        Figure("alert_p99", f"alert latency p99 at {s.rate:,.0f} readings/s", "s", "latency",
-               _lat("alert", "p99"), _secs, "<= 50 ms", False),
-        Figure("alert_max", f"alert latency max at {s.rate:,.0f} readings/s", "s", "latency",
-               _lat("alert", "max"), _secs, "", False),
+        Figure(
+            "throughput_single",
+            "throughput, single-reading QoS 1 messages",
+            "readings/s",
+            "single",
+            lambda r: r["readings_per_s"],
+            _num,
+            ">= Node-RED",
+            True,
+        ),
+        Figure(
+            "throughput_senml",
+            "throughput, SenML packs of 20",
+            "readings/s",
+            "senml",
+            lambda r: r["readings_per_s"],
+            _num,
+            ">= 100,000",
+            True,
+        ),
+        Figure(
+            "cpu_single",
+            "CPU-seconds per 1000 readings, single messages",
+            "CPU-s",
+            "single",
+            lambda r: r["cpu_per_1000"],
+            _cpu,
+            "",
+            False,
+        ),
+        Figure(
+            "cpu_senml",
+            "CPU-seconds per 1000 readings, SenML packs",
+            "CPU-s",
+            "senml",
+            lambda r: r["cpu_per_1000"],
+            _cpu,
+            "",
+            False,
+        ),
+        Figure(
+            "storage_p50",
+            f"storage latency p50 at {s.rate:,.0f} readings/s",
+            "s",
+            "latency",
+            _lat("storage", "p50"),
+            _secs,
+            "",
+            False,
+        ),
+        Figure(
+            "storage_p99",
+            f"storage latency p99 at {s.rate:,.0f} readings/s",
+            "s",
+            "latency",
+            _lat("storage", "p99"),
+            _secs,
+            "<= 1 s",
+            False,
+        ),
+        Figure(
+            "alert_p50",
+            f"alert latency p50 at {s.rate:,.0f} readings/s",
+            "s",
+            "latency",
+            _lat("alert", "p50"),
+            _secs,
+            "",
+            False,
+        ),
+        Figure(
+            "alert_p99",
+            f"alert latency p99 at {s.rate:,.0f} readings/s",
+            "s",
+            "latency",
+            _lat("alert", "p99"),
+            _secs,
+            "<= 50 ms",
+            False,
+        ),
+        Figure(
+            "alert_max",
+            f"alert latency max at {s.rate:,.0f} readings/s",
+            "s",
+            "latency",
+            _lat("alert", "max"),
+            _secs,
+            "",
+            False,
+        ),
     ]
     for series in s.offline_series:
-        out.append(Figure(f"rules_{series}", f"offline rule evaluation, {series:,} series", "readings/s", "offline",
-                          _offline_get(series), _num, ">= 2,000,000", True))
+        out.append(
+            Figure(
+                f"rules_{series}",
+                f"offline rule evaluation, {series:,} series",
+                "readings/s",
+                "offline",
+                _offline_get(series),
+                _num,
+                ">= 2,000,000",
+                True,
+            )
+        )
     for i, series in enumerate(s.memory_series):
-        out.append(Figure(f"memory_{series}", f"memory per series at {series:,} series", "bytes", "memory",
-                          _mem_point(i), _num, "<= 2,048" if i == len(s.memory_series) - 1 else "", False))
+        out.append(
+            Figure(
+                f"memory_{series}",
+                f"memory per series at {series:,} series",
+                "bytes",
+                "memory",
+                _mem_point(i),
+                _num,
+                "<= 2,048" if i == len(s.memory_series) - 1 else "",
+                False,
+            )
+        )
     return out
 
 
 def summarize(fig: Figure, trials: list[dict[str, Any]], target: str) -> dict[str, Any] | None:
-    values = [v for r in trials if r["phase"] == fig.phase and r["target"] == target
-              if (v := fig.get(r)) is not None]
+    values = [v for r in trials if r["phase"] == fig.phase and r["target"] == target if (v := fig.get(r)) is not None]
     if not values:
         return None
     return {"median": statistics.median(values), "min": min(values), "max": max(values), "runs": values}
@@ -604,16 +802,29 @@ def build_report(s: Settings, bench: Bench, started: datetime) -> dict[str, Any]
         if rw is None and nr is None:
             continue
         ratio = rw["median"] / nr["median"] if rw and nr and nr["median"] else None
-        figs[fig.key] = {"label": fig.label, "unit": fig.unit, "target": fig.target,
-                         "higher_is_better": fig.higher_is_better, "riverwatch": rw, "nodered": nr, "ratio": ratio}
+        figs[fig.key] = {
+            "label": fig.label,
+            "unit": fig.unit,
+            "target": fig.target,
+            "higher_is_better": fig.higher_is_better,
+            "riverwatch": rw,
+            "nodered": nr,
+            "ratio": ratio,
+        }
     verified = [r["verified"] for r in bench.trials if "verified" in r]
     other = [r["other_cores"] for r in bench.trials if "other_cores" in r]
-    return {"started": started.isoformat(timespec="seconds"),
-            "finished": datetime.now(UTC).isoformat(timespec="seconds"),
-            "command": "scripts/bench " + " ".join(sys.argv[1:]), "machine": machine(), "settings": asdict(s),
-            "figures": figs, "all_throughput_runs_verified": all(verified) if verified else None,
-            "other_processes_cores": {"median": statistics.median(other), "max": max(other)} if other else None,
-            "errors": bench.errors, "trials": bench.trials}
+    return {
+        "started": started.isoformat(timespec="seconds"),
+        "finished": datetime.now(UTC).isoformat(timespec="seconds"),
+        "command": "scripts/bench " + " ".join(sys.argv[1:]),
+        "machine": machine(),
+        "settings": asdict(s),
+        "figures": figs,
+        "all_throughput_runs_verified": all(verified) if verified else None,
+        "other_processes_cores": {"median": statistics.median(other), "max": max(other)} if other else None,
+        "errors": bench.errors,
+        "trials": bench.trials,
+    }
 
 
 def table(report: dict[str, Any], s: Settings) -> str:
@@ -630,28 +841,41 @@ def table(report: dict[str, Any], s: Settings) -> str:
         if f is None:
             continue
         ratio = f"{f['ratio']:.2f}×" if f["ratio"] is not None else ""
-        rows.append((fig.label + (f" ({fig.unit})" if fig.unit in ("readings/s", "CPU-s", "bytes") else ""),
-                     cell(fig, f["riverwatch"]), cell(fig, f["nodered"]), ratio, fig.target))
+        rows.append(
+            (
+                fig.label + (f" ({fig.unit})" if fig.unit in ("readings/s", "CPU-s", "bytes") else ""),
+                cell(fig, f["riverwatch"]),
+                cell(fig, f["nodered"]),
+                ratio,
+                fig.target,
+            )
+        )
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in rows]
     lines.insert(1, "  ".join("-" * w for w in widths))
     m = report["machine"]
     lines.append("")
-    lines.append(f"median of {s.runs} runs (min–max); {m['cpu']}, {m['cores']} cores, {m['memory_gib']} GiB, "
-                 f"{m['os']}; Python {m['python']}, mosquitto {m['mosquitto']}, VictoriaMetrics "
-                 f"{m['victoria_metrics']}, Node-RED {m['node_red']} on Node.js {m['node']}")
+    lines.append(
+        f"median of {s.runs} runs (min–max); {m['cpu']}, {m['cores']} cores, {m['memory_gib']} GiB, "
+        f"{m['os']}; Python {m['python']}, mosquitto {m['mosquitto']}, VictoriaMetrics "
+        f"{m['victoria_metrics']}, Node-RED {m['node_red']} on Node.js {m['node']}"
+    )
     other = report["other_processes_cores"]
     if other is not None:
         note = " (the machine was not idle: figures are noisy)" if other["max"] >= 0.25 else ""
-        lines.append(f"other processes on the machine during measurements: median {other['median']:.2f} cores, "
-                     f"max {other['max']:.2f}{note}")
+        lines.append(
+            f"other processes on the machine during measurements: median {other['median']:.2f} cores, "
+            f"max {other['max']:.2f}{note}"
+        )
     if report["all_throughput_runs_verified"] is False:
         lines.append("WARNING: some throughput runs stored a different number of readings than were published")
     for r in report["trials"]:
         if "profile" in r and r["run"] == 0:
             prof = r["profile"]
-            lines.append(f"\nriverwatch {r['phase']} run 1, py-spy: share of the samples holding the GIL, by "
-                         f"function ({prof['waiting_share']:.0%} of them were idle waits; {prof['file']})")
+            lines.append(
+                f"\nriverwatch {r['phase']} run 1, py-spy: share of the samples holding the GIL, by "
+                f"function ({prof['waiting_share']:.0%} of them were idle waits; {prof['file']})"
+            )
             lines.extend(f"  {share:6.1%}  {frame}" for frame, share in prof["top_self"][:12])
             lines.append("  by file: " + ", ".join(f"{f} {share:.0%}" for f, share in prof["top_files"][:6]))
     for e in report["errors"]:
@@ -669,8 +893,7 @@ def machine() -> dict[str, Any]:
 
     def dpkg(pkg: str) -> str:
         with contextlib.suppress(OSError, subprocess.SubprocessError):
-            out = subprocess.run(["dpkg-query", "-W", "-f=${Version}", pkg], capture_output=True, text=True,
-                                 timeout=10)
+            out = subprocess.run(["dpkg-query", "-W", "-f=${Version}", pkg], capture_output=True, text=True, timeout=10)
             if out.returncode == 0:
                 return out.stdout.strip()
         return "?"
@@ -679,11 +902,18 @@ def machine() -> dict[str, Any]:
     with contextlib.suppress(OSError, subprocess.SubprocessError):
         node = subprocess.run(["node", "--version"], capture_output=True, text=True, timeout=10).stdout.strip()
     mem_kib = first(r"^MemTotal:\s+(\d+)", "/proc/meminfo")
-    return {"cpu": first(r"^model name\s*:\s*(.+)$", "/proc/cpuinfo"), "cores": os.cpu_count(),
-            "memory_gib": round(int(mem_kib) / 2**20) if mem_kib.isdigit() else "?",
-            "os": first(r'^PRETTY_NAME="?([^"\n]+)', "/etc/os-release"), "kernel": platform.release(),
-            "python": platform.python_version(), "mosquitto": dpkg("mosquitto"),
-            "victoria_metrics": dpkg("victoria-metrics"), "node": node, "node_red": node_red_version()}
+    return {
+        "cpu": first(r"^model name\s*:\s*(.+)$", "/proc/cpuinfo"),
+        "cores": os.cpu_count(),
+        "memory_gib": round(int(mem_kib) / 2**20) if mem_kib.isdigit() else "?",
+        "os": first(r'^PRETTY_NAME="?([^"\n]+)', "/etc/os-release"),
+        "kernel": platform.release(),
+        "python": platform.python_version(),
+        "mosquitto": dpkg("mosquitto"),
+        "victoria_metrics": dpkg("victoria-metrics"),
+        "node": node,
+        "node_red": node_red_version(),
+    }
 
 
 # ---------------------------------------------------------------------------------------------- CLI
@@ -694,9 +924,12 @@ def parse_args(argv: list[str] | None) -> tuple[Settings, Path, bool]:
     p.add_argument("--quick", action="store_true", help="small counts: about 3 minutes on an idle machine")
     p.add_argument("--runs", type=int, default=3, help="runs per figure; the table shows the median (default 3)")
     p.add_argument("--messages", type=int, help="single-reading messages per throughput run (default 200000)")
-    p.add_argument("--senml-readings", type=int,
-                   help="readings per SenML throughput run (default 1000000: long enough that the run's fixed end,"
-                        " about 1 s, does not decide the rate)")
+    p.add_argument(
+        "--senml-readings",
+        type=int,
+        help="readings per SenML throughput run (default 1000000: long enough that the run's fixed end,"
+        " about 1 s, does not decide the rate)",
+    )
     p.add_argument("--latency-seconds", type=float, help="length of a latency run (default 20)")
     p.add_argument("--rate", type=float, default=1000.0, help="readings/s during latency runs (default 1000)")
     p.add_argument("--alert-rate", type=float, default=5.0, help="alert markers/s in latency runs")
@@ -707,13 +940,24 @@ def parse_args(argv: list[str] | None) -> tuple[Settings, Path, bool]:
     p.add_argument("--window", type=int, default=2000, help="publisher's most unacknowledged messages")
     p.add_argument("--targets", default=",".join(TARGETS), help="riverwatch,nodered (default both)")
     p.add_argument("--phases", default=",".join(PHASES), help=f"a subset of {','.join(PHASES)}")
-    p.add_argument("--config-template", default=str(BENCH / "riverwatch.toml"),
-                   help="riverwatch config with {placeholders} (default bench/riverwatch.toml)")
+    p.add_argument(
+        "--config-template",
+        default=str(BENCH / "riverwatch.toml"),
+        help="riverwatch config with {placeholders} (default bench/riverwatch.toml)",
+    )
     p.add_argument("--out", default=str(BENCH / "results" / "latest.json"), help="where the JSON goes")
-    p.add_argument("--wait-idle", type=float, default=0.0, metavar="S",
-                   help="before each trial, wait up to S s for other processes to leave the CPUs idle")
-    p.add_argument("--profile", action="store_true",
-                   help="sample riverwatch with py-spy during its throughput runs (bench/results/profiles/)")
+    p.add_argument(
+        "--wait-idle",
+        type=float,
+        default=0.0,
+        metavar="S",
+        help="before each trial, wait up to S s for other processes to leave the CPUs idle",
+    )
+    p.add_argument(
+        "--profile",
+        action="store_true",
+        help="sample riverwatch with py-spy during its throughput runs (bench/results/profiles/)",
+    )
     p.add_argument("--keep", action="store_true", help="keep the trial directories (logs, data) after the run")
     a = p.parse_args(argv)
     targets = tuple(t for t in a.targets.split(",") if t)
@@ -725,13 +969,23 @@ def parse_args(argv: list[str] | None) -> tuple[Settings, Path, bool]:
         messages=a.messages or (20_000 if a.quick else 200_000),
         senml_readings=a.senml_readings or (40_000 if a.quick else 1_000_000),
         latency_s=a.latency_seconds or (5.0 if a.quick else 20.0),
-        rate=a.rate, alert_rate=a.alert_rate, store_rate=a.store_rate,
+        rate=a.rate,
+        alert_rate=a.alert_rate,
+        store_rate=a.store_rate,
         memory_series=tuple(int(x) for x in a.memory_series.split(",") if x),
         offline_series=tuple(int(x) for x in a.offline_series.split(",") if x),
-        offline_batch=100_000, offline_batches=5, offline_seconds=0.5 if a.quick else 2.0,
-        stations=a.stations, window=a.window, targets=targets, phases=phases,
-        config_template=a.config_template, quick=a.quick, wait_idle=a.wait_idle,
-        profile=a.profile)
+        offline_batch=100_000,
+        offline_batches=5,
+        offline_seconds=0.5 if a.quick else 2.0,
+        stations=a.stations,
+        window=a.window,
+        targets=targets,
+        phases=phases,
+        config_template=a.config_template,
+        quick=a.quick,
+        wait_idle=a.wait_idle,
+        profile=a.profile,
+    )
     return s, Path(a.out), a.keep
 
 

@@ -110,8 +110,15 @@ class Target:
 
     def _spawn(self, argv: list[str], env: dict[str, str], cwd: Path) -> None:
         with self.log.open("ab") as out:
-            self.proc = subprocess.Popen(argv, cwd=cwd, env=env, stdin=subprocess.DEVNULL, stdout=out,
-                                         stderr=subprocess.STDOUT, start_new_session=True)
+            self.proc = subprocess.Popen(
+                argv,
+                cwd=cwd,
+                env=env,
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
 
     def check_alive(self) -> None:
         if self.proc is not None and self.proc.poll() is not None:
@@ -142,8 +149,13 @@ class Riverwatch(Target):
     def start(self, mosquitto: Mosquitto, victoria: Victoria, receiver: HttpReceiver) -> None:
         cfg = self.workdir / "riverwatch.toml"
         text = self.template.read_text()
-        for key, value in {"mqtt_url": mosquitto.url, "client_id": f"rw-bench-{self.tag}", "influx_url": victoria.url,
-                           "notify_url": receiver.json_url(f"alerts/{self.tag}"), "http_listen": self.http}.items():
+        for key, value in {
+            "mqtt_url": mosquitto.url,
+            "client_id": f"rw-bench-{self.tag}",
+            "influx_url": victoria.url,
+            "notify_url": receiver.json_url(f"alerts/{self.tag}"),
+            "http_listen": self.http,
+        }.items():
             text = text.replace("{" + key + "}", value)
         cfg.write_text(text)
         env = {**os.environ, "RW_BENCH_TOKEN": "bench-token", "PYTHONUNBUFFERED": "1"}
@@ -181,11 +193,27 @@ class NodeRed(Target):
             raise RuntimeError("Node-RED is not installed: run scripts/bench (it installs node-red into bench/peers)")
         flow = self.workdir / "flow.json"
         shutil.copyfile(BENCH / "nodered" / "flow.json", flow)
-        env = {**os.environ, "RW_BENCH_NR_PORT": str(free_port()), "RW_BENCH_FLOW_FILE": str(flow),
-               "RW_BENCH_MQTT_PORT": str(mosquitto.port), "RW_BENCH_CLIENT_ID": f"nr-bench-{self.tag}",
-               "RW_BENCH_WRITE_URL": f"{victoria.url}/api/v2/write?org=bench&bucket=water&precision=ns"}
-        self._spawn([node, str(NODE_RED), "--userDir", str(self.workdir), "--settings",
-                     str(BENCH / "nodered" / "settings.js"), str(flow)], env, self.workdir)
+        env = {
+            **os.environ,
+            "RW_BENCH_NR_PORT": str(free_port()),
+            "RW_BENCH_FLOW_FILE": str(flow),
+            "RW_BENCH_MQTT_PORT": str(mosquitto.port),
+            "RW_BENCH_CLIENT_ID": f"nr-bench-{self.tag}",
+            "RW_BENCH_WRITE_URL": f"{victoria.url}/api/v2/write?org=bench&bucket=water&precision=ns",
+        }
+        self._spawn(
+            [
+                node,
+                str(NODE_RED),
+                "--userDir",
+                str(self.workdir),
+                "--settings",
+                str(BENCH / "nodered" / "settings.js"),
+                str(flow),
+            ],
+            env,
+            self.workdir,
+        )
         deadline = time.monotonic() + 60
         while "Connected to broker" not in self.log.read_text(errors="replace"):
             self.check_alive()

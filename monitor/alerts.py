@@ -129,9 +129,14 @@ class AlertBook:
             current = self.open.get(key)
             if t > 0:
                 if current is None:
-                    current = _Open(_alert_id(check.station, check.parameter, int(check.ts_ns[start]), check.key),
-                                    int(check.ts_ns[start]), t, float(check.values[start]), float(check.ratio[start]),
-                                    check.rule)
+                    current = _Open(
+                        _alert_id(check.station, check.parameter, int(check.ts_ns[start]), check.key),
+                        int(check.ts_ns[start]),
+                        t,
+                        float(check.values[start]),
+                        float(check.ratio[start]),
+                        check.rule,
+                    )
                     self.open[key] = current
                     events.append(self._event(current, "firing", check, start))
                 elif t > current.tier:
@@ -151,18 +156,43 @@ class AlertBook:
         return events
 
     def _event(self, a: _Open, state: str, check: SeriesCheck, i: int) -> AlertEvent:
-        return AlertEvent(a.alert_id, state, check.station, check.parameter, int(check.ts_ns[i]),
-                          float(check.values[i]), float(check.ratio[i]), self.severity(a.tier), check.limit_at(i),
-                          a.started_ns, a.peak_value, a.peak_ratio, check.rule, check.detail_at(i))
+        return AlertEvent(
+            a.alert_id,
+            state,
+            check.station,
+            check.parameter,
+            int(check.ts_ns[i]),
+            float(check.values[i]),
+            float(check.ratio[i]),
+            self.severity(a.tier),
+            check.limit_at(i),
+            a.started_ns,
+            a.peak_value,
+            a.peak_ratio,
+            check.rule,
+            check.detail_at(i),
+        )
 
-    def restore(self, alert_id: str, station: str, parameter: str, rule: str, severity: str, started_ns: int,
-                peak_value: float, peak_ratio: float, last_ts: int, last_value: float) -> None:
+    def restore(
+        self,
+        alert_id: str,
+        station: str,
+        parameter: str,
+        rule: str,
+        severity: str,
+        started_ns: int,
+        peak_value: float,
+        peak_ratio: float,
+        last_ts: int,
+        last_value: float,
+    ) -> None:
         """An alert still open at the last stop (from the ledger) continues instead of firing again."""
         parts = alert_id.split("/")
         key = parts[2] if len(parts) == 4 else ""  # see _alert_id: station/parameter[/rule key]/time
         tier = next((i + 1 for i, (_, name) in enumerate(self.tiers) if name == severity), 1)
-        self.open[(station, parameter, key)] = _Open(alert_id, started_ns, tier, peak_value, peak_ratio, rule,
-                                                     last_ts=last_ts, last_value=last_value)
+        self.open[(station, parameter, key)] = _Open(
+            alert_id, started_ns, tier, peak_value, peak_ratio, rule, last_ts=last_ts, last_value=last_value
+        )
 
     def close(self, key: AlertKey, detail: str) -> AlertEvent | None:
         """Resolve an open alert whose rule no longer exists (after a reload), so that none is left hanging."""
@@ -170,8 +200,22 @@ class AlertBook:
         if a is None:
             return None
         limit = a.limit or Limit(key[1], "max", math.nan, None, "", "", "", "")
-        return AlertEvent(a.alert_id, "resolved", key[0], key[1], a.last_ts or a.started_ns, a.last_value, 0.0,
-                          self.severity(a.tier), limit, a.started_ns, a.peak_value, a.peak_ratio, a.rule, detail)
+        return AlertEvent(
+            a.alert_id,
+            "resolved",
+            key[0],
+            key[1],
+            a.last_ts or a.started_ns,
+            a.last_value,
+            0.0,
+            self.severity(a.tier),
+            limit,
+            a.started_ns,
+            a.peak_value,
+            a.peak_ratio,
+            a.rule,
+            detail,
+        )
 
 
 def _run_start(calm: np.ndarray, ts: np.ndarray, carry: int | None) -> np.ndarray:
@@ -217,8 +261,9 @@ class Evaluator:
 
     def tick(self, now_ns: int | None = None) -> list[AlertEvent]:
         """No-data alerts due at `now_ns` (wall clock, ns; now when None), in time order."""
-        events = [e for c in self.rules.silent(time.time_ns() if now_ns is None else now_ns)
-                  for e in self.book.update(c)]
+        events = [
+            e for c in self.rules.silent(time.time_ns() if now_ns is None else now_ns) for e in self.book.update(c)
+        ]
         events.sort(key=lambda e: e.ts_ns)
         return events
 
@@ -233,19 +278,28 @@ class Evaluator:
                 e = self.book.close(key, "resolved because the reloaded thresholds no longer have this rule")
                 if e is not None:
                     events.append(e)
-        log.info("thresholds reloaded: %d standard(s), %d station(s), %d rule(s); %d open alert(s) kept, "
-                 "%d closed", len(thresholds.standards), len(thresholds.stations), len(thresholds.rules),
-                 len(self.book.open), len(events))
+        log.info(
+            "thresholds reloaded: %d standard(s), %d station(s), %d rule(s); %d open alert(s) kept, %d closed",
+            len(thresholds.standards),
+            len(thresholds.stations),
+            len(thresholds.rules),
+            len(self.book.open),
+            len(events),
+        )
         return events
 
-    def reload_files(self, paths: Sequence[str | Path],
-                     default_class: str | None = None) -> tuple[list[AlertEvent], list[Problem]]:
+    def reload_files(
+        self, paths: Sequence[str | Path], default_class: str | None = None
+    ) -> tuple[list[AlertEvent], list[Problem]]:
         """Validate first: with any problem the old thresholds stay (and the problems say why); else reload."""
         try:
             thresholds = load(paths)
         except ThresholdError as e:
-            log.error("thresholds not reloaded, the files have %d problem(s); the rules in force stay:\n%s",
-                      len(e.problems), e)
+            log.error(
+                "thresholds not reloaded, the files have %d problem(s); the rules in force stay:\n%s",
+                len(e.problems),
+                e,
+            )
             return [], e.problems
         return self.reload(thresholds, default_class), []
 

@@ -103,8 +103,7 @@ class Columns:
         return len(self.ts)
 
     def take(self, index: np.ndarray | slice) -> Columns:
-        return Columns(self.ts[index], self.station[index], self.parameter[index], self.value[index],
-                       self.flag[index])
+        return Columns(self.ts[index], self.station[index], self.parameter[index], self.value[index], self.flag[index])
 
 
 @dataclass(frozen=True)
@@ -148,8 +147,13 @@ class Dataset:
             yield self.columns.take(slice(i, i + size))
 
 
-def from_readings(readings: Sequence[Reading], label: str, start_ns: int | None = None, end_ns: int | None = None,
-                  truth: list[Exceedance] | None = None) -> Dataset:
+def from_readings(
+    readings: Sequence[Reading],
+    label: str,
+    start_ns: int | None = None,
+    end_ns: int | None = None,
+    truth: list[Exceedance] | None = None,
+) -> Dataset:
     """A Dataset from Reading tuples, put in time order (stable: ties keep their arrival order, as the journal)."""
     n = len(readings)
     st_codes: dict[str, int] = {}
@@ -165,8 +169,17 @@ def from_readings(readings: Sequence[Reading], label: str, start_ns: int | None 
     flags = [f for f in fl_codes if f is not None]
     first = int(cols.ts[0]) if n else 0
     last = int(cols.ts[-1]) + 1 if n else 0
-    return Dataset(label, list(st_codes), list(pa_codes), flags, first if start_ns is None else start_ns,
-                   last if end_ns is None else max(end_ns, last), n, columns=cols, truth=truth)
+    return Dataset(
+        label,
+        list(st_codes),
+        list(pa_codes),
+        flags,
+        first if start_ns is None else start_ns,
+        last if end_ns is None else max(end_ns, last),
+        n,
+        columns=cols,
+        truth=truth,
+    )
 
 
 _NEW_READING = functools.partial(tuple.__new__, Reading)  # Reading(*t) without the Python-level __new__
@@ -174,8 +187,19 @@ _NEW_READING = functools.partial(tuple.__new__, Reading)  # Reading(*t) without 
 
 def to_readings(c: Columns, stations: np.ndarray, parameters: np.ndarray, flags: np.ndarray) -> list[Reading]:
     """Columns to the Evaluator's input type; object-array look-ups, tolist and zip keep it at C speed."""
-    return list(map(_NEW_READING, zip(stations[c.station].tolist(), parameters[c.parameter].tolist(), c.ts.tolist(),
-                                      c.value.tolist(), flags[c.flag + 1].tolist(), strict=True)))
+    return list(
+        map(
+            _NEW_READING,
+            zip(
+                stations[c.station].tolist(),
+                parameters[c.parameter].tolist(),
+                c.ts.tolist(),
+                c.value.tolist(),
+                flags[c.flag + 1].tolist(),
+                strict=True,
+            ),
+        )
+    )
 
 
 # --------------------------------------------------------------------------- sources
@@ -255,8 +279,7 @@ def _scenario(src: Source) -> Dataset:
     scenario = make(seed=src.seed) if src.seed is not None else make()
     readings = _window(src, scenario.readings())
     gt = scenario.ground_truth()
-    truth = [Exceedance(e.station, e.parameter, e.klass, e.start_ns, e.back_ns, "truth", e.worst)
-             for e in gt.episodes]
+    truth = [Exceedance(e.station, e.parameter, e.klass, e.start_ns, e.back_ns, "truth", e.worst) for e in gt.episodes]
     label = f"scenario {scenario.name} (seed {scenario.seed})"
     return from_readings(readings, label, src.since_ns or scenario.start_ns, src.until_ns or scenario.end_ns, truth)
 
@@ -281,8 +304,10 @@ def _csv(src: Source) -> Dataset:
         raise UsageError(str(e)) from None
     ds = from_readings(_window(src, readings), f"replay CSV {src.csv}", src.since_ns, src.until_ns)
     if rejected:
-        ds.notes.append(f"{sum(rejected.values())} CSV row(s) rejected as the service would reject them: "
-                        + ", ".join(f"{k} {v}" for k, v in rejected.most_common()))
+        ds.notes.append(
+            f"{sum(rejected.values())} CSV row(s) rejected as the service would reject them: "
+            + ", ".join(f"{k} {v}" for k, v in rejected.most_common())
+        )
     return ds
 
 
@@ -292,9 +317,18 @@ def read_ground_truth(path: Path) -> list[Exceedance]:
 
     try:
         doc = json.loads(path.read_text(encoding="utf-8"))
-        return [Exceedance(e["station"], e["parameter"], e["class"], parse_ts(e["from"]),
-                           parse_ts(e["back"]) if e.get("back") else None, "truth", float(e.get("worst", math.nan)))
-                for e in doc["episodes"]]
+        return [
+            Exceedance(
+                e["station"],
+                e["parameter"],
+                e["class"],
+                parse_ts(e["from"]),
+                parse_ts(e["back"]) if e.get("back") else None,
+                "truth",
+                float(e.get("worst", math.nan)),
+            )
+            for e in doc["episodes"]
+        ]
     except OSError as e:
         raise UsageError(f"--ground-truth {path}: {e.strerror or e}") from None
     except (ValueError, KeyError, TypeError) as e:
@@ -307,12 +341,24 @@ class _Builder:
     def __init__(self) -> None:
         self.parts: list[tuple[str, str, np.ndarray, np.ndarray, list[str | None] | None]] = []
 
-    def add(self, station: str, parameter: str, ts: Sequence[int], values: Sequence[float],
-            flags: Sequence[str | None] | None = None) -> None:
+    def add(
+        self,
+        station: str,
+        parameter: str,
+        ts: Sequence[int],
+        values: Sequence[float],
+        flags: Sequence[str | None] | None = None,
+    ) -> None:
         if len(ts):
-            self.parts.append((station, parameter, np.asarray(ts, dtype=np.int64),
-                               np.asarray(values, dtype=np.float64),
-                               list(flags) if flags is not None and any(flags) else None))
+            self.parts.append(
+                (
+                    station,
+                    parameter,
+                    np.asarray(ts, dtype=np.int64),
+                    np.asarray(values, dtype=np.float64),
+                    list(flags) if flags is not None and any(flags) else None,
+                )
+            )
 
     def build(self, label: str, src: Source) -> Dataset:
         stations: dict[str, int] = {}
@@ -322,22 +368,35 @@ class _Builder:
         for st, pa, ts, v, fl in self.parts:
             s = np.full(len(ts), stations.setdefault(st, len(stations)), np.int32)
             p = np.full(len(ts), params.setdefault(pa, len(params)), np.int32)
-            f = (np.fromiter((-1 if x is None else flag_codes.setdefault(x, len(flag_codes)) for x in fl), np.int16,
-                             len(fl)) if fl is not None else np.full(len(ts), -1, np.int16))
+            f = (
+                np.fromiter(
+                    (-1 if x is None else flag_codes.setdefault(x, len(flag_codes)) for x in fl), np.int16, len(fl)
+                )
+                if fl is not None
+                else np.full(len(ts), -1, np.int16)
+            )
             cols.append((ts, s, p, v, f))
         if cols:
             joined = Columns(*(np.concatenate([c[i] for c in cols]) for i in range(5)))
         else:
-            joined = Columns(np.empty(0, np.int64), np.empty(0, np.int32), np.empty(0, np.int32), np.empty(0),
-                             np.empty(0, np.int16))
+            joined = Columns(
+                np.empty(0, np.int64), np.empty(0, np.int32), np.empty(0, np.int32), np.empty(0), np.empty(0, np.int16)
+            )
         order = np.lexsort((joined.parameter, joined.station, joined.ts))
         joined = joined.take(order)
         n = len(joined)
         first = int(joined.ts[0]) if n else 0
         last = int(joined.ts[-1]) + 1 if n else 0
-        return Dataset(label, list(stations), list(params), list(flag_codes),
-                       src.since_ns if src.since_ns is not None else first,
-                       src.until_ns if src.until_ns is not None else last, n, columns=joined)
+        return Dataset(
+            label,
+            list(stations),
+            list(params),
+            list(flag_codes),
+            src.since_ns if src.since_ns is not None else first,
+            src.until_ns if src.until_ns is not None else last,
+            n,
+            columns=joined,
+        )
 
 
 _TAG_SPLIT = re.compile(r"(?<!\\),")
@@ -388,15 +447,27 @@ def _embedded_store(src: Source) -> Dataset:
     try:
         db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
         try:
-            keys = [k for (k,) in db.execute("SELECT DISTINCT line_key FROM points WHERE line_key > ? AND "
-                                             "line_key < ?", (MEASUREMENT + ",", MEASUREMENT + "-"))]
+            keys = [
+                k
+                for (k,) in db.execute(
+                    "SELECT DISTINCT line_key FROM points WHERE line_key > ? AND line_key < ?",
+                    (MEASUREMENT + ",", MEASUREMENT + "-"),
+                )
+            ]
             for key in keys:
                 tags = _tags(key)
-                rows = db.execute("SELECT ts_ns, fields FROM points WHERE line_key = ? AND ts_ns >= ? AND ts_ns < ?"
-                                  " ORDER BY ts_ns", (key, lo, hi)).fetchall()
+                rows = db.execute(
+                    "SELECT ts_ns, fields FROM points WHERE line_key = ? AND ts_ns >= ? AND ts_ns < ? ORDER BY ts_ns",
+                    (key, lo, hi),
+                ).fetchall()
                 parsed = [_fields(f) for _, f in rows]
-                b.add(tags.get("station", "?"), tags.get("parameter", "?"), [t for t, _ in rows],
-                      [v for v, _ in parsed], [f for _, f in parsed])
+                b.add(
+                    tags.get("station", "?"),
+                    tags.get("parameter", "?"),
+                    [t for t, _ in rows],
+                    [v for v, _ in parsed],
+                    [f for _, f in parsed],
+                )
         finally:
             db.close()
     except sqlite3.Error as e:
@@ -432,10 +503,14 @@ def _influx_v1(src: Source) -> Dataset:
     if src.until_ns is not None:
         where.append(f"time < {src.until_ns}")
     rp = f'"{src.retention_policy}".' if src.retention_policy else ""
-    q = (f'SELECT "value", "flag" FROM {rp}"{MEASUREMENT}"' + (" WHERE " + " AND ".join(where) if where else "")
-         + ' GROUP BY "station", "parameter"')
-    params = urllib.parse.urlencode({"db": src.database, "q": q, "epoch": "ns", "chunked": "true",
-                                     "chunk_size": "50000"})
+    q = (
+        f'SELECT "value", "flag" FROM {rp}"{MEASUREMENT}"'
+        + (" WHERE " + " AND ".join(where) if where else "")
+        + ' GROUP BY "station", "parameter"'
+    )
+    params = urllib.parse.urlencode(
+        {"db": src.database, "q": q, "epoch": "ns", "chunked": "true", "chunk_size": "50000"}
+    )
     headers = {}
     if src.username:
         import base64
@@ -480,12 +555,15 @@ def _victoria(src: Source) -> Dataset:
         q["end"] = f"{(src.until_ns - 1) / 1e9:.3f}"
     series: dict[tuple[str, str], dict[int, float]] = {}
     try:
-        lines = list(_http_get(f"{src.victoria.rstrip('/')}/api/v1/export?{urllib.parse.urlencode(q)}", {},
-                               "VictoriaMetrics"))
+        lines = list(
+            _http_get(f"{src.victoria.rstrip('/')}/api/v1/export?{urllib.parse.urlencode(q)}", {}, "VictoriaMetrics")
+        )
     except DataError as e:
         if "HTTP 404" in str(e):
-            raise DataError(f"{e}: reading back works from VictoriaMetrics (/api/v1/export), InfluxDB 1.x and the "
-                            "embedded store, not from InfluxDB 2.x") from None
+            raise DataError(
+                f"{e}: reading back works from VictoriaMetrics (/api/v1/export), InfluxDB 1.x and the "
+                "embedded store, not from InfluxDB 2.x"
+            ) from None
         raise
     for line in lines:
         if not line.strip():
@@ -534,8 +612,9 @@ def load_variants(groups: Sequence[Sequence[Path]], sweeps: Sequence[str], workd
     if not groups:
         groups = [[shipped_path(), shipped_path("longjiang-stations.toml")]]
     names = variant_names(groups)
-    variants = [Variant(n, list(map(Path, g)), _load(list(map(Path, g)), n)) for n, g in zip(names, groups,
-                                                                                             strict=True)]
+    variants = [
+        Variant(n, list(map(Path, g)), _load(list(map(Path, g)), n)) for n, g in zip(names, groups, strict=True)
+    ]
     axes = [(s.partition("=")[0].strip(), *parse_sweep(s)) for s in sweeps]
     base = variants[0]
     grid = itertools.product(*[[(name, path, v) for v in values] for name, path, values in axes]) if axes else iter(())
@@ -546,8 +625,10 @@ def load_variants(groups: Sequence[Sequence[Path]], sweeps: Sequence[str], workd
             for _, path, v in point:
                 texts = apply_sweep(texts, [str(p) for p in base.files], path, v)
         except tomllib.TOMLDecodeError as e:
-            raise UsageError(f"--sweep {label}: the files are not valid TOML after the edit ({e}); "
-                             "riverwatch thresholds check names the line") from None
+            raise UsageError(
+                f"--sweep {label}: the files are not valid TOML after the edit ({e}); "
+                "riverwatch thresholds check names the line"
+            ) from None
         files = []
         for i, (p, text) in enumerate(zip(base.files, texts, strict=True)):
             files.append(workdir / f"sweep-{n + 1}" / str(i) / p.name)
@@ -580,8 +661,10 @@ def parse_sweep(text: str) -> tuple[list[tuple[str, str | None]], list[str]]:
     parts = [_SEGMENT.match(s.strip()) for s in path.strip().split(".")]
     vals = [v.strip() for v in values.split(",") if v.strip()]
     if not sep or not vals or any(m is None for m in parts) or len(parts) < 2:
-        raise UsageError(f"--sweep {text!r}: expected TABLE.KEY=V1,V2 (e.g. rules[0].rise_per_hour=0.0001,0.0002 "
-                         "or screen.spike_window=6,12)")
+        raise UsageError(
+            f"--sweep {text!r}: expected TABLE.KEY=V1,V2 (e.g. rules[0].rise_per_hour=0.0001,0.0002 "
+            "or screen.spike_window=6,12)"
+        )
     return [(m.group(1), m.group(2)) for m in parts if m is not None], vals
 
 
@@ -617,8 +700,11 @@ def apply_sweep(texts: list[str], names: list[str], path: list[tuple[str, str | 
         found = 0
         for fi, text in enumerate(out):
             data = tomllib.loads(text)
-            headers = [i for i, line in enumerate(text.splitlines()) if (m := _HEADER.match(line))
-                       and m.group(1) == "[[" and _header_path(m.group(2)) == ("rules",)]
+            headers = [
+                i
+                for i, line in enumerate(text.splitlines())
+                if (m := _HEADER.match(line)) and m.group(1) == "[[" and _header_path(m.group(2)) == ("rules",)
+            ]
             for hi, rule in zip(headers, data.get("rules", []), strict=False):
                 if rule_index == str(found) or rule.get("name") == rule_index:
                     target = (fi, hi)
@@ -654,8 +740,9 @@ def apply_sweep(texts: list[str], names: list[str], path: list[tuple[str, str | 
     return _verify(out, names, table, rule_index, key, literal)
 
 
-def _verify(texts: list[str], names: list[str], table: list[str], rule_index: str | None, key: str,
-            literal: str) -> list[str]:
+def _verify(
+    texts: list[str], names: list[str], table: list[str], rule_index: str | None, key: str, literal: str
+) -> list[str]:
     want = tomllib.loads(f"x = {literal}")["x"]
     for text in texts:
         data = tomllib.loads(text)
@@ -686,8 +773,15 @@ class Run:
     seconds: float = 0.0
 
 
-def run_rules(variants: Sequence[Variant], ds: Dataset, default_class: str = "III", batch: int = DEFAULT_BATCH,
-              progress: bool = False, stats: SeriesStats | None = None, desc: str = "backtest") -> list[Run]:
+def run_rules(
+    variants: Sequence[Variant],
+    ds: Dataset,
+    default_class: str = "III",
+    batch: int = DEFAULT_BATCH,
+    progress: bool = False,
+    stats: SeriesStats | None = None,
+    desc: str = "backtest",
+) -> list[Run]:
     """Feed every variant's Evaluator the data in time order, one batch at a time; tally `stats` on the way."""
     from tqdm import tqdm
 
@@ -699,8 +793,19 @@ def run_rules(variants: Sequence[Variant], ds: Dataset, default_class: str = "II
     # freed by reference counting anyway, so it runs only every 64 batches here.
     gc_was_on = gc.isenabled()
     gc.disable()
-    with tqdm(total=ds.count, unit=" readings", unit_scale=True, file=sys.stderr, disable=not progress,
-              desc=desc, dynamic_ncols=True, mininterval=0.5) as bar, _gc_restored(gc_was_on):
+    with (
+        tqdm(
+            total=ds.count,
+            unit=" readings",
+            unit_scale=True,
+            file=sys.stderr,
+            disable=not progress,
+            desc=desc,
+            dynamic_ncols=True,
+            mininterval=0.5,
+        ) as bar,
+        _gc_restored(gc_was_on),
+    ):
         for n, chunk in enumerate(ds.chunks(batch)):
             if not len(chunk):
                 continue
@@ -746,8 +851,20 @@ def class_limits(t: ThresholdSet, station: str, parameter: str) -> list[Limit]:
         if item is None or item.kind not in ("max", "min", "range") or not std.classes:
             continue
         table = item.lake_limits if lake and item.lake_limits else item.limits
-        out = [Limit(parameter, item.kind, table[k], item.lows.get(k) if item.kind == "range" else None, item.unit,
-                     std.id, k, item.source) for k in std.classes if k in table]
+        out = [
+            Limit(
+                parameter,
+                item.kind,
+                table[k],
+                item.lows.get(k) if item.kind == "range" else None,
+                item.unit,
+                std.id,
+                k,
+                item.source,
+            )
+            for k in std.classes
+            if k in table
+        ]
         if out:
             return out
     return []
@@ -775,8 +892,14 @@ class SeriesStats:
     Memory: O(series × classes) plus O(series × PLOT_BUCKETS) when plots are wanted.
     """
 
-    def __init__(self, ds: Dataset, thresholds: ThresholdSet, buckets: int = 0, hold_ns: int = HOLD_NS,
-                 track: dict[str, set[str]] | None = None) -> None:
+    def __init__(
+        self,
+        ds: Dataset,
+        thresholds: ThresholdSet,
+        buckets: int = 0,
+        hold_ns: int = HOLD_NS,
+        track: dict[str, set[str]] | None = None,
+    ) -> None:
         self.ds = ds
         self.classes = classes_of(thresholds) or ["I", "II", "III", "IV", "V"]
         self.P = len(ds.parameters)
@@ -808,7 +931,7 @@ class SeriesStats:
         if track is not None:
             for si, st in enumerate(ds.stations):
                 want = np.array([c in track.get(st, set()) for c in self.classes])
-                self.track[si * self.P:(si + 1) * self.P] = want
+                self.track[si * self.P : (si + 1) * self.P] = want
         lowered = [f.lower() for f in ds.flags]
         self.not_river = np.array([f in NOT_RIVER_FLAGS for f in lowered] + [False], dtype=bool)  # [-1]: none
         self.below_dl = np.array([f in DEFAULT_DL_FLAGS for f in lowered] + [False], dtype=bool)
@@ -902,8 +1025,9 @@ class SeriesStats:
         return out
 
     def _exceedance(self, s: int, k: int, start: int, back: int | None) -> Exceedance:
-        return Exceedance(self.ds.stations[s // self.P], self.ds.parameters[s % self.P], self.classes[k], start, back,
-                          "measured")
+        return Exceedance(
+            self.ds.stations[s // self.P], self.ds.parameters[s % self.P], self.classes[k], start, back, "measured"
+        )
 
     def plot_series(self, s: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """(bucket mid times, min, mean, max) of the non-empty buckets of series s."""
@@ -916,8 +1040,12 @@ class SeriesStats:
     def flagged_points(self, s: int) -> tuple[np.ndarray, np.ndarray]:
         if not self.flagged:
             return np.empty(0, np.int64), np.empty(0)
-        c = Columns(*(np.concatenate([getattr(f, a) for f in self.flagged])
-                      for a in ("ts", "station", "parameter", "value", "flag")))
+        c = Columns(
+            *(
+                np.concatenate([getattr(f, a) for f in self.flagged])
+                for a in ("ts", "station", "parameter", "value", "flag")
+            )
+        )
         mine = (c.station.astype(np.int64) * self.P + c.parameter) == s
         return c.ts[mine], c.value[mine]
 
@@ -992,8 +1120,18 @@ def spans(events: Iterable[AlertEvent], tiers: Sequence[tuple[float, str]]) -> l
     for e in events:
         a = out.get(e.alert_id)
         if a is None:
-            a = out[e.alert_id] = AlertSpan(e.alert_id, e.station, e.parameter, e.rule, e.started_ns, None,
-                                            e.severity, e.peak_value, e.peak_ratio, e.limit)
+            a = out[e.alert_id] = AlertSpan(
+                e.alert_id,
+                e.station,
+                e.parameter,
+                e.rule,
+                e.started_ns,
+                None,
+                e.severity,
+                e.peak_value,
+                e.peak_ratio,
+                e.limit,
+            )
         if e.state == "escalated":
             a.escalations += 1
         if rank.get(e.severity, -1) > rank.get(a.severity, -1):
@@ -1005,16 +1143,26 @@ def spans(events: Iterable[AlertEvent], tiers: Sequence[tuple[float, str]]) -> l
     return sorted(out.values(), key=lambda a: (a.started_ns, a.alert_id))
 
 
-def score(run: Run, ds: Dataset, reference: list[Exceedance], default_class: str,
-          tolerance_ns: int = DEFAULT_TOLERANCE_NS) -> Score:
+def score(
+    run: Run, ds: Dataset, reference: list[Exceedance], default_class: str, tolerance_ns: int = DEFAULT_TOLERANCE_NS
+) -> Score:
     """False alerts, detections, missed exceedances and latencies of one run against a reference."""
     alerts = spans(run.events, run.variant.thresholds.alerts.tiers)
-    return score_alerts(run.variant.name, alerts, run.variant.thresholds, ds, reference, default_class, tolerance_ns,
-                        len(run.events))
+    return score_alerts(
+        run.variant.name, alerts, run.variant.thresholds, ds, reference, default_class, tolerance_ns, len(run.events)
+    )
 
 
-def score_alerts(name: str, alerts: list[AlertSpan], t: ThresholdSet, ds: Dataset, reference: list[Exceedance],
-                 default_class: str, tolerance_ns: int = DEFAULT_TOLERANCE_NS, events: int = 0) -> Score:
+def score_alerts(
+    name: str,
+    alerts: list[AlertSpan],
+    t: ThresholdSet,
+    ds: Dataset,
+    reference: list[Exceedance],
+    default_class: str,
+    tolerance_ns: int = DEFAULT_TOLERANCE_NS,
+    events: int = 0,
+) -> Score:
     """Judge alerts (of a run, or from the ledger) against the exceedances of each station's class limit."""
     klass = {st: t.class_of(st, default_class)[0] for st in ds.stations}
     mine: dict[tuple[str, str], list[Exceedance]] = {}
@@ -1027,8 +1175,9 @@ def score_alerts(name: str, alerts: list[AlertSpan], t: ThresholdSet, ds: Datase
             continue
         windows = mine.get((a.station, a.parameter), [])
         until = a.resolved_ns if a.resolved_ns is not None else ds.end_ns
-        inside = any(a.started_ns <= e.end(ds.end_ns) + tolerance_ns and until >= e.start_ns - tolerance_ns
-                     for e in windows)
+        inside = any(
+            a.started_ns <= e.end(ds.end_ns) + tolerance_ns and until >= e.start_ns - tolerance_ns for e in windows
+        )
         a.verdict = "true" if inside else "false"
     detections = []
     for key, eps in mine.items():
@@ -1065,8 +1214,10 @@ class Table:
         widths = [max([len(h)] + [len(r[i]) for r in self.rows]) for i, h in enumerate(self.header)]
 
         def fmt(cells: list[str]) -> str:
-            return "  ".join(c.rjust(w) if i in self.right else c.ljust(w)
-                             for i, (c, w) in enumerate(zip(cells, widths, strict=True))).rstrip()
+            return "  ".join(
+                c.rjust(w) if i in self.right else c.ljust(w)
+                for i, (c, w) in enumerate(zip(cells, widths, strict=True))
+            ).rstrip()
 
         lines = [self.title, fmt(self.header)] + [fmt(r) for r in self.rows]
         if not self.rows:
@@ -1132,8 +1283,9 @@ def _rule_label(a: AlertSpan) -> str:
 
 def variant_tables(sc: Score, v: Variant, ds: Dataset, default_class: str, tz: timezone) -> list[Table]:
     """A variant's alerts by severity, false alerts and missed exceedances, and detection latency per station."""
-    return score_tables(sc, f"variant {v.name!r}: {v.describe()}",
-                        [name for _, name in v.thresholds.alerts.tiers], ds, tz)
+    return score_tables(
+        sc, f"variant {v.name!r}: {v.describe()}", [name for _, name in v.thresholds.alerts.tiers], ds, tz
+    )
 
 
 def score_tables(sc: Score, title: str, order: Sequence[str], ds: Dataset, tz: timezone) -> list[Table]:
@@ -1146,37 +1298,86 @@ def score_tables(sc: Score, title: str, order: Sequence[str], ds: Dataset, tz: t
     summary = Table(
         title,
         ["alerts", *order, "escalations", "no-data", "false alerts", "missed exceedances"],
-        [[str(len(sc.concentration)), *(str(sev.get(s, 0)) for s in order),
-          str(sum(a.escalations for a in sc.concentration)), str(no_data), str(len(sc.false_alerts)),
-          f"{len(sc.missed)} of {len(sc.detections)}"]],
-        note=(f"alerts by the highest severity each reached; false = open only outside every exceedance of the "
-              f"station's class limit in {ref}, widened by {tol} on both sides; missed = no alert open within "
-              "that window"),
-        right=set(range(4 + len(order))))
+        [
+            [
+                str(len(sc.concentration)),
+                *(str(sev.get(s, 0)) for s in order),
+                str(sum(a.escalations for a in sc.concentration)),
+                str(no_data),
+                str(len(sc.false_alerts)),
+                f"{len(sc.missed)} of {len(sc.detections)}",
+            ]
+        ],
+        note=(
+            f"alerts by the highest severity each reached; false = open only outside every exceedance of the "
+            f"station's class limit in {ref}, widened by {tol} on both sides; missed = no alert open within "
+            "that window"
+        ),
+        right=set(range(4 + len(order))),
+    )
     rows = []
     for (station, parameter), d in sorted(sc.first_latency().items(), key=lambda kv: kv[1].exceedance.start_ns):
         e = d.exceedance
         a = d.first_alert
-        rows.append([station, parameter, e.klass, when(e.start_ns, tz), when(a.started_ns if a else None, tz),
-                     latency_text(d.latency_ns), _rule_label(a) if a else "-", a.severity if a else "-"])
+        rows.append(
+            [
+                station,
+                parameter,
+                e.klass,
+                when(e.start_ns, tz),
+                when(a.started_ns if a else None, tz),
+                latency_text(d.latency_ns),
+                _rule_label(a) if a else "-",
+                a.severity if a else "-",
+            ]
+        )
     kind = "true" if sc.reference == "truth" else "measured"
-    lat = Table(f"detection latency per station (first alert − first {kind} crossing of the station's class limit; "
-                f"times {offset_label(tz)})",
-                ["station", "param", "class", "crossing", "first alert", "latency", "rule", "severity"], rows,
-                note="negative latency: the alert came before the crossing (an early warning)", right={5})
+    lat = Table(
+        f"detection latency per station (first alert − first {kind} crossing of the station's class limit; "
+        f"times {offset_label(tz)})",
+        ["station", "param", "class", "crossing", "first alert", "latency", "rule", "severity"],
+        rows,
+        note="negative latency: the alert came before the crossing (an early warning)",
+        right={5},
+    )
     out = [summary, lat] if sc.detections else [summary]
     if sc.false_alerts:
-        out.append(Table(f"false alerts of {sc.run_name!r}", ["alert", "rule", "fired", "resolved", "severity", "peak"],
-                         [[a.alert_id, _rule_label(a), when(a.started_ns, tz), when(a.resolved_ns, tz), a.severity,
-                           f"{a.peak_value:.4g}{_unit(a.parameter)}"] for a in sc.false_alerts[:200]],
-                         note=f"{len(sc.false_alerts) - 200} more in the alerts file"
-                         if len(sc.false_alerts) > 200 else ""))
+        out.append(
+            Table(
+                f"false alerts of {sc.run_name!r}",
+                ["alert", "rule", "fired", "resolved", "severity", "peak"],
+                [
+                    [
+                        a.alert_id,
+                        _rule_label(a),
+                        when(a.started_ns, tz),
+                        when(a.resolved_ns, tz),
+                        a.severity,
+                        f"{a.peak_value:.4g}{_unit(a.parameter)}",
+                    ]
+                    for a in sc.false_alerts[:200]
+                ],
+                note=f"{len(sc.false_alerts) - 200} more in the alerts file" if len(sc.false_alerts) > 200 else "",
+            )
+        )
     if sc.missed:
-        out.append(Table(f"missed exceedances of {sc.run_name!r}",
-                         ["station", "param", "class", "from", "back", "lasted"],
-                         [[d.exceedance.station, d.exceedance.parameter, d.exceedance.klass,
-                           when(d.exceedance.start_ns, tz), when(d.exceedance.back_ns, tz),
-                           duration(d.exceedance.end(ds.end_ns) - d.exceedance.start_ns)] for d in sc.missed[:200]]))
+        out.append(
+            Table(
+                f"missed exceedances of {sc.run_name!r}",
+                ["station", "param", "class", "from", "back", "lasted"],
+                [
+                    [
+                        d.exceedance.station,
+                        d.exceedance.parameter,
+                        d.exceedance.klass,
+                        when(d.exceedance.start_ns, tz),
+                        when(d.exceedance.back_ns, tz),
+                        duration(d.exceedance.end(ds.end_ns) - d.exceedance.start_ns),
+                    ]
+                    for d in sc.missed[:200]
+                ],
+            )
+        )
     return out
 
 
@@ -1184,22 +1385,34 @@ def screened_table(runs: Sequence[Run]) -> Table | None:
     reasons = sorted({r for run in runs for r in run.screened})
     if not reasons:
         return None
-    return Table("readings the screens set aside (not alarmed on)", ["variant", *reasons],
-                 [[run.variant.name, *(str(run.screened.get(r, 0)) for r in reasons)] for run in runs],
-                 right=set(range(1, len(reasons) + 1)))
+    return Table(
+        "readings the screens set aside (not alarmed on)",
+        ["variant", *reasons],
+        [[run.variant.name, *(str(run.screened.get(r, 0)) for r in reasons)] for run in runs],
+        right=set(range(1, len(reasons) + 1)),
+    )
 
 
 def comparison_table(scores: Sequence[Score]) -> Table:
     rows = []
     for sc in scores:
         lats = [d.latency_ns for d in sc.first_latency().values() if d.latency_ns is not None]
-        rows.append([sc.run_name, str(len(sc.concentration)), str(len(sc.false_alerts)),
-                     f"{len(sc.missed)}/{len(sc.detections)}",
-                     latency_text(int(np.median(lats))) if lats else "-",
-                     latency_text(max(lats)) if lats else "-"])
-    return Table("variants side by side (one row per variant)",
-                 ["variant", "alerts", "false", "missed", "median latency", "worst latency"], rows,
-                 right={1, 2, 3, 4, 5})
+        rows.append(
+            [
+                sc.run_name,
+                str(len(sc.concentration)),
+                str(len(sc.false_alerts)),
+                f"{len(sc.missed)}/{len(sc.detections)}",
+                latency_text(int(np.median(lats))) if lats else "-",
+                latency_text(max(lats)) if lats else "-",
+            ]
+        )
+    return Table(
+        "variants side by side (one row per variant)",
+        ["variant", "alerts", "false", "missed", "median latency", "worst latency"],
+        rows,
+        right={1, 2, 3, 4, 5},
+    )
 
 
 def time_above_table(stats: SeriesStats, truth: list[Exceedance] | None, end_ns: int) -> Table:
@@ -1226,21 +1439,31 @@ def time_above_table(stats: SeriesStats, truth: list[Exceedance] | None, end_ns:
                 cells.append(cell)
             if any(c not in ("-", "0.0", "0.0 (0.0)") for c in cells):
                 rows.append([st, pa, *cells])
-    note = (f"each valid reading stands until the next one of its series (at most {duration(stats.hold_ns)}); "
-            "flagged instrument checks are left out")
+    note = (
+        f"each valid reading stands until the next one of its series (at most {duration(stats.hold_ns)}); "
+        "flagged instrument checks are left out"
+    )
     if truth is not None:
         note += "; in brackets: the true hours from the ground truth"
-    return Table("hours above each class limit (series never above any are left out)",
-                 ["station", "param", *stats.classes], rows, note=note, right=set(range(2, 2 + len(stats.classes))))
+    return Table(
+        "hours above each class limit (series never above any are left out)",
+        ["station", "param", *stats.classes],
+        rows,
+        note=note,
+        right=set(range(2, 2 + len(stats.classes))),
+    )
 
 
 def summary_sentence(first: Score, other: Score) -> str:
-    """"3 fewer false alarms on the baseline, Lalang caught 40 minutes later": one variant against the first."""
+    """ "3 fewer false alarms on the baseline, Lalang caught 40 minutes later": one variant against the first."""
     parts = []
     df = len(other.false_alerts) - len(first.false_alerts)
-    parts.append(f"{abs(df)} {'fewer' if df < 0 else 'more'} false alarm{'s' if abs(df) != 1 else ''} "
-                 f"({len(other.false_alerts)} against {len(first.false_alerts)})" if df else
-                 f"as many false alarms ({len(first.false_alerts)})")
+    parts.append(
+        f"{abs(df)} {'fewer' if df < 0 else 'more'} false alarm{'s' if abs(df) != 1 else ''} "
+        f"({len(other.false_alerts)} against {len(first.false_alerts)})"
+        if df
+        else f"as many false alarms ({len(first.false_alerts)})"
+    )
     dm = len(other.missed) - len(first.missed)
     if dm:
         parts.append(f"{abs(dm)} {'fewer' if dm < 0 else 'more'} missed exceedance{'s' if abs(dm) != 1 else ''}")
@@ -1261,8 +1484,9 @@ def summary_sentence(first: Score, other: Score) -> str:
         else:
             moves.append(f"{name} caught {duration(b - a)} {'later' if b > a else 'earlier'}")
     if moves:
-        parts.append(", ".join(moves) + (f"; {same} other station{'s' if same != 1 else ''} at the same time"
-                                         if same else ""))
+        parts.append(
+            ", ".join(moves) + (f"; {same} other station{'s' if same != 1 else ''} at the same time" if same else "")
+        )
     elif same:
         parts.append("every station caught at the same time")
     return f"{other.run_name} against {first.run_name}: " + ", ".join(parts) + "."
@@ -1277,18 +1501,32 @@ def write_alerts(path: Path, runs: Sequence[Run], scores: Sequence[Score], tz: t
     for run, sc in zip(runs, scores, strict=True):
         verdict = {a.alert_id: a.verdict for a in sc.alerts}
         for e in run.events:
-            rows.append({
-                "variant": run.variant.name, "alert_id": e.alert_id, "state": e.state, "station": e.station,
-                "parameter": e.parameter, "rule": e.rule, "time": datetime.fromtimestamp(e.ts_ns / 1e9, tz).isoformat(),
-                "ts_ns": e.ts_ns, "value": e.value, "unit": _unit(e.parameter).strip(), "ratio": e.ratio,
-                "severity": e.severity, "limit": e.limit.value, "limit_text": e.limit.describe(),
-                "started": datetime.fromtimestamp(e.started_ns / 1e9, tz).isoformat(), "peak_value": e.peak_value,
-                "peak_ratio": e.peak_ratio, "verdict": verdict.get(e.alert_id, "") if e.state == "firing" else "",
-                "detail": e.detail})
+            rows.append(
+                {
+                    "variant": run.variant.name,
+                    "alert_id": e.alert_id,
+                    "state": e.state,
+                    "station": e.station,
+                    "parameter": e.parameter,
+                    "rule": e.rule,
+                    "time": datetime.fromtimestamp(e.ts_ns / 1e9, tz).isoformat(),
+                    "ts_ns": e.ts_ns,
+                    "value": e.value,
+                    "unit": _unit(e.parameter).strip(),
+                    "ratio": e.ratio,
+                    "severity": e.severity,
+                    "limit": e.limit.value,
+                    "limit_text": e.limit.describe(),
+                    "started": datetime.fromtimestamp(e.started_ns / 1e9, tz).isoformat(),
+                    "peak_value": e.peak_value,
+                    "peak_ratio": e.peak_ratio,
+                    "verdict": verdict.get(e.alert_id, "") if e.state == "firing" else "",
+                    "detail": e.detail,
+                }
+            )
     path.parent.mkdir(parents=True, exist_ok=True)
     if path.suffix.lower() == ".json":
-        path.write_text(json.dumps(rows, ensure_ascii=False, indent=1, default=_json_default) + "\n",
-                        encoding="utf-8")
+        path.write_text(json.dumps(rows, ensure_ascii=False, indent=1, default=_json_default) + "\n", encoding="utf-8")
     else:
         with open(path, "w", newline="", encoding="utf-8") as f:
             w = csv.DictWriter(f, list(rows[0]) if rows else ["variant", "alert_id", "state"], lineterminator="\n")
@@ -1306,11 +1544,22 @@ def _json_default(x: object) -> object:
 # --------------------------------------------------------------------------- the command
 
 
-def run_backtest(thresholds: Sequence[Sequence[Path]], data: Source, sweep: Sequence[str] = (),
-                 out_dir: Path | None = None, alerts_out: Path | None = None, plots: bool = False,
-                 html: Path | None = None, progress: bool = True, *, default_class: str = "III",
-                 tolerance_ns: int = DEFAULT_TOLERANCE_NS, batch: int = DEFAULT_BATCH, utc_offset: str | None = None,
-                 out: TextIO | None = None) -> int:
+def run_backtest(
+    thresholds: Sequence[Sequence[Path]],
+    data: Source,
+    sweep: Sequence[str] = (),
+    out_dir: Path | None = None,
+    alerts_out: Path | None = None,
+    plots: bool = False,
+    html: Path | None = None,
+    progress: bool = True,
+    *,
+    default_class: str = "III",
+    tolerance_ns: int = DEFAULT_TOLERANCE_NS,
+    batch: int = DEFAULT_BATCH,
+    utc_offset: str | None = None,
+    out: TextIO | None = None,
+) -> int:
     """`riverwatch backtest`: prints a table per variant (and one row per variant with several); 0, 1 or 2."""
     out = out or sys.stdout
     try:
@@ -1318,8 +1567,9 @@ def run_backtest(thresholds: Sequence[Sequence[Path]], data: Source, sweep: Sequ
         with tempfile.TemporaryDirectory(prefix="riverwatch-sweep-") as tmp:
             variants = load_variants(thresholds, sweep, Path(tmp))
             ds = load_source(data)
-        return _backtest(variants, ds, out_dir, alerts_out, plots, html, progress, default_class, tolerance_ns,
-                         batch, tz, out)
+        return _backtest(
+            variants, ds, out_dir, alerts_out, plots, html, progress, default_class, tolerance_ns, batch, tz, out
+        )
     except UsageError as e:
         print(f"riverwatch backtest: {e}", file=sys.stderr)
         return 2
@@ -1328,25 +1578,42 @@ def run_backtest(thresholds: Sequence[Sequence[Path]], data: Source, sweep: Sequ
         return 1
 
 
-def _backtest(variants: list[Variant], ds: Dataset, out_dir: Path | None, alerts_out: Path | None, plots: bool,
-              html: Path | None, progress: bool, default_class: str, tolerance_ns: int, batch: int, tz: timezone,
-              out: TextIO) -> int:
+def _backtest(
+    variants: list[Variant],
+    ds: Dataset,
+    out_dir: Path | None,
+    alerts_out: Path | None,
+    plots: bool,
+    html: Path | None,
+    progress: bool,
+    default_class: str,
+    tolerance_ns: int,
+    batch: int,
+    tz: timezone,
+    out: TextIO,
+) -> int:
     for note in ds.notes:
         print(f"riverwatch backtest: {note}", file=sys.stderr)
     if not ds.count:
         print(f"riverwatch backtest: no readings in {ds.label}", file=sys.stderr)
         return 1
     want_images = plots or html is not None
-    stats = SeriesStats(ds, variants[0].thresholds, PLOT_BUCKETS if want_images else 0,
-                        track=station_classes(variants, ds, default_class))
+    stats = SeriesStats(
+        ds,
+        variants[0].thresholds,
+        PLOT_BUCKETS if want_images else 0,
+        track=station_classes(variants, ds, default_class),
+    )
     began = time.perf_counter()
     runs = run_rules(variants, ds, default_class, batch, progress, stats)
     elapsed = time.perf_counter() - began
     reference = ds.truth if ds.truth is not None else stats.exceedances()
     scores = [score(r, ds, reference, default_class, tolerance_ns) for r in runs]
-    head = (f"{ds.label}: {ds.count:,} readings, {len(ds.stations)} stations, {when(ds.start_ns, tz)} to "
-            f"{when(ds.end_ns, tz)} ({offset_label(tz)}); {len(variants)} variant(s) in {elapsed:.1f} s "
-            f"({ds.count * len(variants) / max(elapsed, 1e-9):,.0f} readings/s)")
+    head = (
+        f"{ds.label}: {ds.count:,} readings, {len(ds.stations)} stations, {when(ds.start_ns, tz)} to "
+        f"{when(ds.end_ns, tz)} ({offset_label(tz)}); {len(variants)} variant(s) in {elapsed:.1f} s "
+        f"({ds.count * len(variants) / max(elapsed, 1e-9):,.0f} readings/s)"
+    )
     tables: list[Table] = []
     for run, sc in zip(runs, scores, strict=True):
         tables += variant_tables(sc, run.variant, ds, default_class, tz)
@@ -1369,8 +1636,7 @@ def _backtest(variants: list[Variant], ds: Dataset, out_dir: Path | None, alerts
         from monitor.report import write_html
 
         marks = [AlertMarks(sc.run_name, sc.alerts, run.suspects) for sc, run in zip(scores, runs, strict=True)]
-        images = station_pngs(stats, variants[0].thresholds, default_class, marks, reference, tz,
-                              progress=progress)
+        images = station_pngs(stats, variants[0].thresholds, default_class, marks, reference, tz, progress=progress)
         if plots:
             folder = out_dir or Path("riverwatch-backtest")
             folder.mkdir(parents=True, exist_ok=True)
@@ -1419,12 +1685,17 @@ def _secret(args: argparse.Namespace) -> str:
 
 def _source_arguments(p: argparse.ArgumentParser, scenario: bool) -> None:
     if scenario:
-        p.add_argument("--scenario", help="a simulator scenario, run in-process with its ground truth "
-                                          "(longjiang-2012, beijiang-2005, baseline)")
+        p.add_argument(
+            "--scenario",
+            help="a simulator scenario, run in-process with its ground truth (longjiang-2012, beijiang-2005, baseline)",
+        )
         p.add_argument("--seed", type=int, help="scenario seed (default: the scenario's own)")
         p.add_argument("--csv", type=Path, help="replay CSV (ts,station,parameter,value,unit[,flag])")
-        p.add_argument("--ground-truth", type=Path, help="ground-truth JSON for --csv "
-                                                         "(riverwatch simulate --ground-truth FILE.json)")
+        p.add_argument(
+            "--ground-truth",
+            type=Path,
+            help="ground-truth JSON for --csv (riverwatch simulate --ground-truth FILE.json)",
+        )
     p.add_argument("--store", type=Path, help="read the embedded store of this data_dir")
     p.add_argument("--influx", metavar="URL", help="read InfluxDB 1.x (InfluxQL /query) at URL")
     p.add_argument("--database", default="", help="InfluxDB 1.x database")
@@ -1435,8 +1706,9 @@ def _source_arguments(p: argparse.ArgumentParser, scenario: bool) -> None:
     p.add_argument("--victoria", metavar="URL", help="read VictoriaMetrics (/api/v1/export) at URL")
     p.add_argument("--since", help="start of the time range (ISO 8601; without offset: --utc-offset)")
     p.add_argument("--until", help="end of the time range, exclusive")
-    p.add_argument("--utc-offset", default=None, help="how times are shown and read, e.g. +08:00 "
-                                                      "(default: this machine's)")
+    p.add_argument(
+        "--utc-offset", default=None, help="how times are shown and read, e.g. +08:00 (default: this machine's)"
+    )
     p.add_argument("--out", type=Path, help="folder for the plots (one PNG per station)")
     p.add_argument("--html", type=Path, help="write one self-contained HTML report (tables and plots)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
@@ -1444,29 +1716,54 @@ def _source_arguments(p: argparse.ArgumentParser, scenario: bool) -> None:
 
 def add_commands(sub: Any) -> None:
     """Add `backtest` and `report` to the riverwatch command's subparsers; each sets args.handler."""
-    bt = sub.add_parser("backtest", help="run threshold variants over recorded or simulated data; "
-                                         "false alarms, missed exceedances, detection latency, plots")
-    bt.add_argument("--thresholds", action="append", nargs="+", type=Path, metavar="FILE", default=[],
-                    help="threshold files of one variant; repeat for each variant (the first is the baseline; "
-                         "default: the shipped GB 3838-2002 and Longjiang stations)")
+    bt = sub.add_parser(
+        "backtest",
+        help="run threshold variants over recorded or simulated data; "
+        "false alarms, missed exceedances, detection latency, plots",
+    )
+    bt.add_argument(
+        "--thresholds",
+        action="append",
+        nargs="+",
+        type=Path,
+        metavar="FILE",
+        default=[],
+        help="threshold files of one variant; repeat for each variant (the first is the baseline; "
+        "default: the shipped GB 3838-2002 and Longjiang stations)",
+    )
     bt.add_argument("--default-class", default="III")
-    bt.add_argument("--sweep", action="append", default=[], metavar="TABLE.KEY=V1,V2",
-                    help="a grid of variants made from the first: e.g. rules[0].rise_per_hour=0.0001,0.0002 "
-                         "or screen.spike_window=6,12 (repeat for a grid)")
-    bt.add_argument("--tolerance", default="6h", help="how far outside a true exceedance an alert still "
-                                                      "counts as right (default 6h)")
+    bt.add_argument(
+        "--sweep",
+        action="append",
+        default=[],
+        metavar="TABLE.KEY=V1,V2",
+        help="a grid of variants made from the first: e.g. rules[0].rise_per_hour=0.0001,0.0002 "
+        "or screen.spike_window=6,12 (repeat for a grid)",
+    )
+    bt.add_argument(
+        "--tolerance",
+        default="6h",
+        help="how far outside a true exceedance an alert still counts as right (default 6h)",
+    )
     bt.add_argument("--alerts", type=Path, help="write every alert transition (CSV, or JSON for a .json name)")
     bt.add_argument("--plots", action="store_true", help="write one PNG per station to --out")
     bt.add_argument("--batch", type=int, default=DEFAULT_BATCH, help=argparse.SUPPRESS)
     _source_arguments(bt, scenario=True)
     bt.set_defaults(handler=backtest_command)
 
-    rp = sub.add_parser("report", help="after-action report of a time range of live data: plots, tables "
-                                       "and the alerts that were sent")
+    rp = sub.add_parser(
+        "report", help="after-action report of a time range of live data: plots, tables and the alerts that were sent"
+    )
     rp.add_argument("--config", type=Path, help="the service's config (its database, data_dir and thresholds)")
     rp.add_argument("--data-dir", type=Path, help="the service's data_dir (embedded store and alert ledger)")
-    rp.add_argument("--thresholds", nargs="+", type=Path, default=[], metavar="FILE",
-                    help="threshold files for the class bands (default: the config's)")
+    rp.add_argument(
+        "--thresholds",
+        nargs="+",
+        type=Path,
+        default=[],
+        metavar="FILE",
+        help="threshold files for the class bands (default: the config's)",
+    )
     _source_arguments(rp, scenario=False)
     rp.set_defaults(handler=report_command)
 
@@ -1481,19 +1778,38 @@ def backtest_command(args: argparse.Namespace) -> int:
     except (UsageError, ValueError) as e:
         print(f"riverwatch backtest: {e}", file=sys.stderr)
         return 2
-    return run_backtest(args.thresholds, src, args.sweep, args.out, args.alerts, args.plots, args.html,
-                        not args.no_progress, default_class=args.default_class, tolerance_ns=tolerance,
-                        batch=args.batch, utc_offset=args.utc_offset)
+    return run_backtest(
+        args.thresholds,
+        src,
+        args.sweep,
+        args.out,
+        args.alerts,
+        args.plots,
+        args.html,
+        not args.no_progress,
+        default_class=args.default_class,
+        tolerance_ns=tolerance,
+        batch=args.batch,
+        utc_offset=args.utc_offset,
+    )
 
 
 def _source(args: argparse.Namespace, tz: timezone) -> Source:
     return Source(
-        scenario=getattr(args, "scenario", None), seed=getattr(args, "seed", None), csv=getattr(args, "csv", None),
-        ground_truth=getattr(args, "ground_truth", None), store=args.store, influx=args.influx,
-        database=args.database, retention_policy=args.retention_policy, username=args.username,
-        password=_secret(args), victoria=args.victoria,
+        scenario=getattr(args, "scenario", None),
+        seed=getattr(args, "seed", None),
+        csv=getattr(args, "csv", None),
+        ground_truth=getattr(args, "ground_truth", None),
+        store=args.store,
+        influx=args.influx,
+        database=args.database,
+        retention_policy=args.retention_policy,
+        username=args.username,
+        password=_secret(args),
+        victoria=args.victoria,
         since_ns=parse_time(args.since, "--since", tz) if args.since else None,
-        until_ns=parse_time(args.until, "--until", tz) if args.until else None)
+        until_ns=parse_time(args.until, "--until", tz) if args.until else None,
+    )
 
 
 def report_command(args: argparse.Namespace) -> int:
@@ -1506,7 +1822,15 @@ def report_command(args: argparse.Namespace) -> int:
         print(f"riverwatch report: {e}", file=sys.stderr)
         return 2
     explicit = any(x is not None for x in (src.store, src.influx, src.victoria))
-    return run_report(args.config, args.data_dir, src.since_ns, src.until_ns, args.out, args.html,
-                      thresholds=args.thresholds, source=src if explicit else None, progress=not args.no_progress,
-                      utc_offset=args.utc_offset)
-
+    return run_report(
+        args.config,
+        args.data_dir,
+        src.since_ns,
+        src.until_ns,
+        args.out,
+        args.html,
+        thresholds=args.thresholds,
+        source=src if explicit else None,
+        progress=not args.no_progress,
+        utc_offset=args.utc_offset,
+    )

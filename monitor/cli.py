@@ -38,8 +38,11 @@ def _parser() -> argparse.ArgumentParser:
     sim.add_argument("--seed", type=int, default=2012)
     sim.add_argument("--start", help="start time (ISO 8601; a bare date means midnight +08:00)")
     sim.add_argument("--out", type=Path, help="also write the readings as replay CSV")
-    sim.add_argument("--ground-truth", type=Path, help="write when each true concentration crossed each limit "
-                                                       "(JSON, or CSV if the name ends in .csv)")
+    sim.add_argument(
+        "--ground-truth",
+        type=Path,
+        help="write when each true concentration crossed each limit (JSON, or CSV if the name ends in .csv)",
+    )
     sim.add_argument("--root", default="river", help="topic root (default: river)")
 
     rep = sub.add_parser("replay", help="publish recorded readings (replay CSV) to a broker")
@@ -92,8 +95,9 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    logging.basicConfig(level=args.log_level, stream=sys.stderr,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=args.log_level, stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
     # apprise logs tokens at DEBUG and a line per send at INFO; its failures come at WARNING.
     logging.getLogger("apprise").setLevel(logging.WARNING)
     if args.command != "run":
@@ -161,8 +165,12 @@ async def _run_with_embedded_broker(service: object) -> int:
     from monitor.service import Service
 
     assert isinstance(service, Service)
-    broker = Broker({"listeners": {"default": {"type": "tcp", "bind": f"127.0.0.1:{service.cfg.mqtt.port}"}},
-                     "plugins": {"amqtt.plugins.authentication.AnonymousAuthPlugin": {"allow_anonymous": True}}})
+    broker = Broker(
+        {
+            "listeners": {"default": {"type": "tcp", "bind": f"127.0.0.1:{service.cfg.mqtt.port}"}},
+            "plugins": {"amqtt.plugins.authentication.AnonymousAuthPlugin": {"allow_anonymous": True}},
+        }
+    )
     await broker.start()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -201,25 +209,34 @@ def _ledger_command(args: argparse.Namespace) -> int:
         if args.command == "alerts":
             since = _parse_time(args.since, "--since") if args.since else None
             rows = ledger.alerts(active_only=args.active, since_ns=since)
-            print(f"{'ALERT':<34} {'STATE':<9} {'SEVERITY':<9} {'STARTED (UTC)':<17} {'UPDATED (UTC)':<17} "
-                  f"{'PEAK':>10} {'RATIO':>7}  ACK")
+            print(
+                f"{'ALERT':<34} {'STATE':<9} {'SEVERITY':<9} {'STARTED (UTC)':<17} {'UPDATED (UTC)':<17} "
+                f"{'PEAK':>10} {'RATIO':>7}  ACK"
+            )
             for a in rows:
-                print(f"{a.alert_id:<34} {a.state:<9} {a.severity:<9} {_utc(a.started_ns):<17} "
-                      f"{_utc(a.updated_ns):<17} {a.peak_value:>10.4g} {a.peak_ratio:>7.3g}  "
-                      f"{a.acked_by or ''}{' (flapping)' if a.flapping else ''}")
+                print(
+                    f"{a.alert_id:<34} {a.state:<9} {a.severity:<9} {_utc(a.started_ns):<17} "
+                    f"{_utc(a.updated_ns):<17} {a.peak_value:>10.4g} {a.peak_ratio:>7.3g}  "
+                    f"{a.acked_by or ''}{' (flapping)' if a.flapping else ''}"
+                )
         elif args.command == "ack":
             a = ledger.ack(args.alert_id, args.by)
-            print(f"acknowledged {a.alert_id} ({a.state}, {a.severity}) by {args.by}: repeats stop, escalations "
-                  "still notify")
+            print(
+                f"acknowledged {a.alert_id} ({a.state}, {a.severity}) by {args.by}: repeats stop, escalations "
+                "still notify"
+            )
         elif args.silence_command == "add":
-            sid = ledger.add_silence(args.station, args.parameter, _parse_time(args.until, "--until"), args.reason,
-                                     args.by)
+            sid = ledger.add_silence(
+                args.station, args.parameter, _parse_time(args.until, "--until"), args.reason, args.by
+            )
             print(f"silence {sid}: {args.station}/{args.parameter or '*'} until {args.until} ({args.reason})")
         elif args.silence_command == "list":
             for s in ledger.silences(include_expired=args.all):
                 state = "expired" if s.expired_ns else "active"
-                print(f"{s.id:>4} {s.station}/{s.parameter or '*'} {_utc(s.starts_ns)} .. {_utc(s.until_ns)} "
-                      f"{state} by {s.created_by}: {s.reason}")
+                print(
+                    f"{s.id:>4} {s.station}/{s.parameter or '*'} {_utc(s.starts_ns)} .. {_utc(s.until_ns)} "
+                    f"{state} by {s.created_by}: {s.reason}"
+                )
         else:
             ledger.expire_silence(args.id, args.by)
             print(f"silence {args.id} expired")
@@ -267,8 +284,9 @@ def _thresholds_check(paths: Sequence[Path]) -> int:
 def _simulate(args: argparse.Namespace) -> int:
     from simulators.commands import simulate
 
-    return simulate(args.scenario, args.mqtt, args.speed, args.seed, args.start, args.out, args.ground_truth,
-                    root=args.root)
+    return simulate(
+        args.scenario, args.mqtt, args.speed, args.seed, args.start, args.out, args.ground_truth, root=args.root
+    )
 
 
 def _replay(args: argparse.Namespace) -> int:

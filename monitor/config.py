@@ -180,8 +180,14 @@ class _Section:
         if inline is not None:
             if not warn_inline:
                 return inline
-            log.warning("%s: [%s].%s: a secret written in the config file; use %s_env or %s_file instead",
-                        self.file, self.name, key, key, key)
+            log.warning(
+                "%s: [%s].%s: a secret written in the config file; use %s_env or %s_file instead",
+                self.file,
+                self.name,
+                key,
+                key,
+                key,
+            )
             return inline
         if env is not None:
             if env not in os.environ:
@@ -206,8 +212,14 @@ class _Section:
 
 def _kind_name(kind: type | tuple[type, ...]) -> str:
     kinds = kind if isinstance(kind, tuple) else (kind,)
-    names = {int: "a number", float: "a number", str: "a string", list: "a list", bool: "true or false",
-             dict: "a table"}
+    names = {
+        int: "a number",
+        float: "a number",
+        str: "a string",
+        list: "a list",
+        bool: "true or false",
+        dict: "a table",
+    }
     return " or ".join(dict.fromkeys(names.get(k, k.__name__) for k in kinds))
 
 
@@ -238,7 +250,8 @@ def load_config(path: str | Path | None) -> Config:
         notify=_notify(_Section(file, "notify", data.get("notify", {})), base),
         service=_service(_Section(file, "service", data.get("service", {})), base),
         dead_letter=_dead_letter(_Section(file, "dead_letter", data["dead_letter"]), base, mqtt)
-        if "dead_letter" in data else None,
+        if "dead_letter" in data
+        else None,
         source=file,
     )
 
@@ -261,11 +274,17 @@ def _mqtt(s: _Section, base: Path) -> MqttConfig:
         raise s.err("client_id", "must not be empty: it names the persistent session")
     files = {k: (s.path(v, base) if (v := s.get(k, str, None)) else None) for k in ("ca_file", "cert_file", "key_file")}
     cfg = MqttConfig(
-        url=url, topics=s.strings("topics", MqttConfig.topics), client_id=client_id, qos=qos, protocol=protocol,
+        url=url,
+        topics=s.strings("topics", MqttConfig.topics),
+        client_id=client_id,
+        qos=qos,
+        protocol=protocol,
         receive_maximum=int(s.number("receive_maximum", 1000, 1)),
         session_expiry_s=int(s.number("session_expiry_s", MqttConfig.session_expiry_s, 0)),
         keepalive_s=int(s.number("keepalive_s", 30, 5)),
-        username=s.get("username", str, None), password=s.secret("password", base), **files,
+        username=s.get("username", str, None),
+        password=s.secret("password", base),
+        **files,
     )
     s.done()
     return cfg
@@ -279,17 +298,24 @@ def _influx(s: _Section, base: Path) -> InfluxConfig:
     if api not in ("v1", "v2"):
         raise s.err("api", 'must be "v2" (InfluxDB 2.x and compatible) or "v1" (InfluxDB 1.x /write)')
     cfg = InfluxConfig(
-        url=url, api=api, org=s.get("org", str, ""), bucket=s.get("bucket", str, ""),
-        token=s.secret("token", base) or "", database=s.get("database", str, ""),
-        retention_policy=s.get("retention_policy", str, ""), username=s.get("username", str, ""),
+        url=url,
+        api=api,
+        org=s.get("org", str, ""),
+        bucket=s.get("bucket", str, ""),
+        token=s.secret("token", base) or "",
+        database=s.get("database", str, ""),
+        retention_policy=s.get("retention_policy", str, ""),
+        username=s.get("username", str, ""),
         password=s.secret("password", base) or "",
-        batch_size=int(s.number("batch_size", 5000, 1)), flush_interval_s=s.number("flush_interval_s", 0.5, 0.01),
-        timeout_s=s.number("timeout_s", 10.0, 0.1), retry_cap_s=s.number("retry_cap_s", 30.0, 0.1),
+        batch_size=int(s.number("batch_size", 5000, 1)),
+        flush_interval_s=s.number("flush_interval_s", 0.5, 0.01),
+        timeout_s=s.number("timeout_s", 10.0, 0.1),
+        retry_cap_s=s.number("retry_cap_s", 30.0, 0.1),
     )
     if api == "v2" and not cfg.bucket:
-        raise s.err("bucket", "required with api = \"v2\"")
+        raise s.err("bucket", 'required with api = "v2"')
     if api == "v1" and not cfg.database:
-        raise s.err("database", "required with api = \"v1\"")
+        raise s.err("database", 'required with api = "v1"')
     s.done()
     return cfg
 
@@ -307,8 +333,9 @@ def _thresholds(s: _Section, base: Path) -> ThresholdsConfig:
 
 
 def _notify(s: _Section, base: Path) -> NotifyConfig:
-    routes = tuple(_route(_Section(s.file, f"notify.route[{i}]", r), base)
-                   for i, r in enumerate(s.get("route", list, [])))
+    routes = tuple(
+        _route(_Section(s.file, f"notify.route[{i}]", r), base) for i, r in enumerate(s.get("route", list, []))
+    )
     apprise_file = s.get("apprise_config", str, None)
     apprise_path = s.path(apprise_file, base) if apprise_file else None
     if apprise_path is not None and not apprise_path.is_file():
@@ -321,12 +348,19 @@ def _notify(s: _Section, base: Path) -> NotifyConfig:
     offset = s.get("utc_offset", str, None)
     if offset is not None and not re.fullmatch(r"[+-](0\d|1[0-4]):[0-5]\d", offset):
         raise s.err("utc_offset", 'expected an offset such as "+08:00"')
-    cfg = NotifyConfig(urls=urls, routes=routes, apprise_config=apprise_path, language=language, utc_offset=offset,
-                       timeout_s=s.number("timeout_s", 15.0, 0.1), retry_cap_s=s.number("retry_cap_s", 300.0, 0.1),
-                       repeat_interval_s=s.number("repeat_interval_s", 4 * 3600.0, 1.0),
-                       front_velocity_km_per_day=s.number("front_velocity_km_per_day", 12.0, 0.001),
-                       flap_max_transitions=int(s.number("flap_max_transitions", 4, 2)),
-                       flap_window_s=s.number("flap_window_s", 3600.0, 1.0))
+    cfg = NotifyConfig(
+        urls=urls,
+        routes=routes,
+        apprise_config=apprise_path,
+        language=language,
+        utc_offset=offset,
+        timeout_s=s.number("timeout_s", 15.0, 0.1),
+        retry_cap_s=s.number("retry_cap_s", 300.0, 0.1),
+        repeat_interval_s=s.number("repeat_interval_s", 4 * 3600.0, 1.0),
+        front_velocity_km_per_day=s.number("front_velocity_km_per_day", 12.0, 0.001),
+        flap_max_transitions=int(s.number("flap_max_transitions", 4, 2)),
+        flap_window_s=s.number("flap_window_s", 3600.0, 1.0),
+    )
     s.done()
     return cfg
 
@@ -338,9 +372,14 @@ def _route(s: _Section, base: Path) -> RouteConfig:
     severity = s.get("min_severity", str, None)
     if severity is not None and severity not in SEVERITIES:
         raise s.err("min_severity", f"must be one of {', '.join(SEVERITIES)}")
-    cfg = RouteConfig(url=url, rivers=s.strings("rivers", ()), stations=s.strings("stations", ()),
-                      parameters=s.strings("parameters", ()), min_severity=severity,
-                      intakes=bool(s.get("intakes", bool, False)))
+    cfg = RouteConfig(
+        url=url,
+        rivers=s.strings("rivers", ()),
+        stations=s.strings("stations", ()),
+        parameters=s.strings("parameters", ()),
+        min_severity=severity,
+        intakes=bool(s.get("intakes", bool, False)),
+    )
     s.done()
     return cfg
 
@@ -367,9 +406,12 @@ def _dead_letter(s: _Section, base: Path, mqtt: MqttConfig) -> DeadLetterConfig:
         clash = next((t for t in mqtt.topics if mqtt_topic_matches(t, topic)), None)
         if clash is not None:
             raise s.err("topic", f"{topic!r} matches the subscription {clash!r}: dead letters would come back in")
-    cfg = DeadLetterConfig(file=s.path(file, base) if file else None,
-                           max_bytes=int(s.number("max_bytes", 10 * 1024 * 1024, 4096)), topic=topic,
-                           max_per_second=s.number("max_per_second", 50.0, 0.1))
+    cfg = DeadLetterConfig(
+        file=s.path(file, base) if file else None,
+        max_bytes=int(s.number("max_bytes", 10 * 1024 * 1024, 4096)),
+        topic=topic,
+        max_per_second=s.number("max_per_second", 50.0, 0.1),
+    )
     s.done()
     return cfg
 

@@ -79,8 +79,9 @@ class TopicSink:
         now = time.monotonic()
         if now - self._window_start >= 1.0:
             if self.dropped:
-                log.warning("dead letters: %d records over %s/s not published to %s", self.dropped,
-                            self.per_second, self.topic)
+                log.warning(
+                    "dead letters: %d records over %s/s not published to %s", self.dropped, self.per_second, self.topic
+                )
             self._window_start, self._in_window, self.dropped = now, 0, 0
         if self._in_window >= self.per_second:
             self.dropped += 1

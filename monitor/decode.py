@@ -108,8 +108,16 @@ def _decode(topic: str, payload: bytes, now_ns: int) -> Decoded:
         if len(levels) < 3:
             raise _Reject("bad_topic", "a single reading needs a topic <root>/<station>/<parameter>")
         station = _station(levels[-2])
-        reading = _reading(station, levels[-1], doc.get("value"), doc.get("unit"), doc.get("flag"),
-                           _timestamp(doc.get("ts"), now_ns), now_ns, "value")
+        reading = _reading(
+            station,
+            levels[-1],
+            doc.get("value"),
+            doc.get("unit"),
+            doc.get("flag"),
+            _timestamp(doc.get("ts"), now_ns),
+            now_ns,
+            "value",
+        )
         return Decoded([reading], [])
     raise _Reject("malformed", f"payload is a JSON {type(doc).__name__}, not an object or a SenML array")
 
@@ -142,13 +150,16 @@ def _station(level: str) -> str:
     if _AMBIGUOUS_BACKSLASH.search(level):
         # InfluxDB 1.x reads `\\ ` as an escaped space, VictoriaMetrics and the embedded store as an escaped
         # backslash and a separator: such an id would be a different series, or a broken line, per database.
-        raise _Reject("bad_station", f"station id {level!r} has a backslash before a space, comma, '=' or"
-                                     " backslash (not writable as a tag)")
+        raise _Reject(
+            "bad_station",
+            f"station id {level!r} has a backslash before a space, comma, '=' or backslash (not writable as a tag)",
+        )
     return level
 
 
-def _reading(station: str, name: Any, value: Any, unit: Any, flag: Any, ts_ns: int, now_ns: int,
-             value_key: str) -> Reading:
+def _reading(
+    station: str, name: Any, value: Any, unit: Any, flag: Any, ts_ns: int, now_ns: int, value_key: str
+) -> Reading:
     known = _KNOWN.get((name, unit)) if isinstance(name, str) and (unit is None or isinstance(unit, str)) else None
     if known is None:
         known = _resolve_unit(name, unit)
@@ -165,8 +176,9 @@ def _reading(station: str, name: Any, value: Any, unit: Any, flag: Any, ts_ns: i
         raise _Reject("not_finite", f"{value_key} {value!r} of {param} is not finite")
     if v < 0 and param not in _SIGNED:
         raise _Reject("negative", f"{value_key} {value!r} of {param} is negative")
-    if flag is not None and (not isinstance(flag, str) or not flag or len(flag) > MAX_FLAG_LEN
-                             or not flag.isprintable()):
+    if flag is not None and (
+        not isinstance(flag, str) or not flag or len(flag) > MAX_FLAG_LEN or not flag.isprintable()
+    ):
         raise _Reject("bad_flag", f"flag {str(flag)[:32]!r} must be a short printable string")
     if ts_ns > now_ns + MAX_FUTURE_NS:
         raise _Reject("bad_timestamp", "timestamp is more than a day in the future")
@@ -191,8 +203,10 @@ def _resolve_unit(name: Any, unit: Any) -> tuple[str, float]:
         raise _Reject("unknown_unit", f"unit {unit!r} is not a string")
     factor = unit_factor(param, unit)
     if factor is None:
-        raise _Reject("unknown_unit", f"unknown unit {str(unit)[:32]!r} for {param}"
-                                      f" (expected {PARAMETERS[param].unit or 'no unit'})")
+        raise _Reject(
+            "unknown_unit",
+            f"unknown unit {str(unit)[:32]!r} for {param} (expected {PARAMETERS[param].unit or 'no unit'})",
+        )
     if len(_KNOWN) >= _KNOWN_MAX:
         _KNOWN.clear()
     _KNOWN[(name, unit)] = (param, factor)
@@ -213,8 +227,9 @@ def _timestamp(ts: Any, now_ns: int) -> int:
         return now_ns
     if isinstance(ts, str):
         try:
-            dt = datetime.fromisoformat(ts.replace("Z", "+00:00").replace("z", "+00:00")
-                                        if "Z" in ts or "z" in ts else ts)
+            dt = datetime.fromisoformat(
+                ts.replace("Z", "+00:00").replace("z", "+00:00") if "Z" in ts or "z" in ts else ts
+            )
         except ValueError:
             raise _Reject("bad_timestamp", f"ts {ts[:40]!r} is not RFC 3339") from None
         if dt.tzinfo is None:
@@ -280,8 +295,11 @@ def _senml(station: str, records: list[Any], now_ns: int) -> Decoded:
             value = rec["v"]
             if base_value and isinstance(value, int | float) and not isinstance(value, bool):
                 value = base_value + value  # RFC 8428: the value is bv + v
-            readings.append(_reading(station, name, value, rec.get("u", base_unit), rec.get("flag"),
-                                     ts_ns, now_ns, f"SenML record {i} v"))
+            readings.append(
+                _reading(
+                    station, name, value, rec.get("u", base_unit), rec.get("flag"), ts_ns, now_ns, f"SenML record {i} v"
+                )
+            )
         except _Reject as e:
             rejections.append(e.rejection)
         except (TypeError, OverflowError, ValueError) as e:

@@ -38,8 +38,12 @@ async def run_demo(speed: float = DEFAULT_SPEED, data_dir: Path | None = None, s
     from amqtt.broker import Broker
 
     port = _free_port()
-    broker = Broker({"listeners": {"default": {"type": "tcp", "bind": f"127.0.0.1:{port}"}},
-                     "plugins": {"amqtt.plugins.authentication.AnonymousAuthPlugin": {"allow_anonymous": True}}})
+    broker = Broker(
+        {
+            "listeners": {"default": {"type": "tcp", "bind": f"127.0.0.1:{port}"}},
+            "plugins": {"amqtt.plugins.authentication.AnonymousAuthPlugin": {"allow_anonymous": True}},
+        }
+    )
     await broker.start()
     tmp = tempfile.TemporaryDirectory(prefix="riverwatch-demo-") if data_dir is None else None
     cfg = Config(
@@ -60,10 +64,20 @@ async def run_demo(speed: float = DEFAULT_SPEED, data_dir: Path | None = None, s
         scenario = longjiang_2012()
         readings = scenario.readings()
         messages = list(senml_packs(readings))
-        print(f"riverwatch demo: {scenario.name}, {len(scenario.stations)} stations, {len(readings)} readings "
-              f"in {len(messages)} SenML packs over MQTT (embedded broker 127.0.0.1:{port})", flush=True)
-        await asyncio.to_thread(publish, messages, f"mqtt://127.0.0.1:{port}", speed=speed, qos=1, window=200,
-                                client_id="riverwatch-demo-publisher")
+        print(
+            f"riverwatch demo: {scenario.name}, {len(scenario.stations)} stations, {len(readings)} readings "
+            f"in {len(messages)} SenML packs over MQTT (embedded broker 127.0.0.1:{port})",
+            flush=True,
+        )
+        await asyncio.to_thread(
+            publish,
+            messages,
+            f"mqtt://127.0.0.1:{port}",
+            speed=speed,
+            qos=1,
+            window=200,
+            client_id="riverwatch-demo-publisher",
+        )
         deadline = time.monotonic() + settle_timeout_s
         while time.monotonic() < deadline:
             if service.summary().messages >= len(messages) and service.settled():
@@ -83,8 +97,10 @@ async def run_demo(speed: float = DEFAULT_SPEED, data_dir: Path | None = None, s
     print(f"messages {s.messages}, readings accepted {s.readings}, rejected {s.rejected}, stored {s.written}")
     print(f"stations {len(s.stations)}: {', '.join(sorted(s.stations))}")
     print(f"alerts: {s.alerts['firing']} fired, {s.alerts['escalated']} escalated, {s.alerts['resolved']} resolved")
-    hit = sorted({e.station for e in first_alert if e.state == "firing"},
-                 key=lambda st: next(e.ts_ns for e in first_alert if e.station == st))
+    hit = sorted(
+        {e.station for e in first_alert if e.state == "firing"},
+        key=lambda st: next(e.ts_ns for e in first_alert if e.station == st),
+    )
     print(f"stations in alarm, in order: {', '.join(hit) or 'none'}")
     print(f"took {time.monotonic() - started:.1f} s")
     return 0

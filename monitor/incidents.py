@@ -66,11 +66,19 @@ class Incident:
         front = max(self.hits, key=lambda h: h.river_km)
         v, _ = self.velocity(default_km_per_day)
         hit = {h.station for h in self.hits}
-        ahead = [s for s in stations.values() if s.river == self.river and s.river_km is not None
-                 and s.river_km > front.river_km and s.id not in hit]
-        return [Arrival(s, front.first_ns + int((s.river_km - front.river_km) / v * NS_PER_DAY),  # type: ignore[operator]
-                        s.river_km - front.river_km)  # type: ignore[operator]
-                for s in sorted(ahead, key=lambda s: s.river_km or 0.0)]
+        ahead = [
+            s
+            for s in stations.values()
+            if s.river == self.river and s.river_km is not None and s.river_km > front.river_km and s.id not in hit
+        ]
+        return [
+            Arrival(
+                s,
+                front.first_ns + int((s.river_km - front.river_km) / v * NS_PER_DAY),  # type: ignore[operator]
+                s.river_km - front.river_km,
+            )  # type: ignore[operator]
+            for s in sorted(ahead, key=lambda s: s.river_km or 0.0)
+        ]
 
 
 class Incidents:

@@ -58,7 +58,7 @@ def parse_publish(command: int, packet: bytes | bytearray, v5: bool) -> Inbound 
         n = (packet[0] << 8) | packet[1]
         if n == 0:
             return None
-        topic = packet[2:2 + n].decode()
+        topic = packet[2 : 2 + n].decode()
         pos = 2 + n
         mid = 0
         if qos:
@@ -159,7 +159,7 @@ class PahoControl:
             self._pos = 0
             if not self._buf:
                 return b""
-        out = self._buf[self._pos:self._pos + size]
+        out = self._buf[self._pos : self._pos + size]
         self._pos += len(out)
         return out
 
@@ -233,8 +233,9 @@ class RejectionLog:
         start, count = self._window.get(reason, (now, 0))
         if now - start > 60:
             if count > self.burst:
-                log.warning("%d more payloads rejected as %s in the last minute (not logged)", count - self.burst,
-                            reason)
+                log.warning(
+                    "%d more payloads rejected as %s in the last minute (not logged)", count - self.burst, reason
+                )
             start, count = now, 0
         count += 1
         self._window[reason] = (start, count)
@@ -256,8 +257,9 @@ def explain(e: aiomqtt.MqttError, cfg: MqttConfig) -> str:
         return f"authentication failed for {who}: the broker refused the credentials ({e})"
     text = str(e)
     if cfg.tls and "timed out" in text.lower() and not cfg.cert_file:
-        return (f"{text} during the TLS connection; if the broker requires a client certificate, set cert_file"
-                " and key_file")
+        return (
+            f"{text} during the TLS connection; if the broker requires a client certificate, set cert_file and key_file"
+        )
     return text
 
 
@@ -267,20 +269,35 @@ def _client(cfg: MqttConfig) -> aiomqtt.Client:
         tls = ssl.create_default_context(cafile=str(cfg.ca_file) if cfg.ca_file else None)
         if cfg.cert_file:
             tls.load_cert_chain(str(cfg.cert_file), str(cfg.key_file) if cfg.key_file else None)
-    common = dict(hostname=cfg.host, port=cfg.port, identifier=cfg.client_id, username=cfg.username,
-                  password=cfg.password, keepalive=cfg.keepalive_s, tls_context=tls, timeout=10)
+    common = dict(
+        hostname=cfg.host,
+        port=cfg.port,
+        identifier=cfg.client_id,
+        username=cfg.username,
+        password=cfg.password,
+        keepalive=cfg.keepalive_s,
+        tls_context=tls,
+        timeout=10,
+    )
     if cfg.protocol == "5":
         props = Properties(PacketTypes.CONNECT)
         props.SessionExpiryInterval = cfg.session_expiry_s
         props.ReceiveMaximum = cfg.receive_maximum
-        return aiomqtt.Client(**common, protocol=aiomqtt.ProtocolVersion.V5, clean_start=False,
-                              properties=props)
+        return aiomqtt.Client(**common, protocol=aiomqtt.ProtocolVersion.V5, clean_start=False, properties=props)
     return aiomqtt.Client(**common, protocol=aiomqtt.ProtocolVersion.V311, clean_session=False)
 
 
 class Ingest:
-    def __init__(self, cfg: MqttConfig, journal: Journal, metrics: Metrics, on_journaled: Callable[[], None],
-                 *, batch: int = 500, dead_letter: DeadLetterSink | None = None) -> None:
+    def __init__(
+        self,
+        cfg: MqttConfig,
+        journal: Journal,
+        metrics: Metrics,
+        on_journaled: Callable[[], None],
+        *,
+        batch: int = 500,
+        dead_letter: DeadLetterSink | None = None,
+    ) -> None:
         self.cfg, self.journal, self.metrics = cfg, journal, metrics
         self.on_journaled = on_journaled
         self.batch = batch
@@ -305,7 +322,8 @@ class Ingest:
                     # The persistent session's backlog arrives before the SUBACK: consume first.
                     consumer = asyncio.create_task(self._consume(client, acker, stop, backoff))
                     subscribing = asyncio.create_task(
-                        client.subscribe([(t, self.cfg.qos) for t in self.cfg.topics], timeout=math.inf))
+                        client.subscribe([(t, self.cfg.qos) for t in self.cfg.topics], timeout=math.inf)
+                    )
                     # If the consumer fails first (the journal refuses the backlog), stop waiting for a SUBACK
                     # that a paused reader would never read.
                     await asyncio.wait([consumer, subscribing], return_when=asyncio.FIRST_COMPLETED)
@@ -334,8 +352,7 @@ class Ingest:
                 await asyncio.wait_for(stop.wait(), timeout=delay)
         log.info("ingest stopped")
 
-    async def _consume(self, client: aiomqtt.Client, acker: PahoControl, stop: asyncio.Event,
-                       backoff: Backoff) -> None:
+    async def _consume(self, client: aiomqtt.Client, acker: PahoControl, stop: asyncio.Event, backoff: Backoff) -> None:
         """Batches until stop; the backoff resets only once a batch is journaled (a connection alone proves
         nothing when the disk is full, and would make the reconnects a storm).
 
@@ -367,8 +384,8 @@ class Ingest:
                         raise aiomqtt.MqttError("disconnected")
                     if not inbox:
                         return  # stopped
-                batch = inbox[:self.batch]
-                del inbox[:self.batch]
+                batch = inbox[: self.batch]
+                del inbox[: self.batch]
                 self.queue_peak = max(self.queue_peak, len(batch) + len(inbox))
                 readings = await self._decode(batch, client)
                 if committing is not None:
@@ -411,8 +428,9 @@ class Ingest:
         if new:
             self.on_journaled()
 
-    async def _keep_dead_letter(self, client: aiomqtt.Client, topic: str, payload: bytes,
-                                rejections: list[Rejection]) -> None:
+    async def _keep_dead_letter(
+        self, client: aiomqtt.Client, topic: str, payload: bytes, rejections: list[Rejection]
+    ) -> None:
         assert self.dead_letter is not None
         rec = self.dead_letter.keep(topic, payload, rejections)
         if rec is not None and isinstance(self.dead_letter, TopicSink):

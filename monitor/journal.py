@@ -113,7 +113,7 @@ class _Tail:
         while i < len(self.chunks) and n < limit:
             first, chunk = self.firsts[i], self.chunks[i]
             skip = max(after + 1 - first, 0)
-            part = chunk[skip:skip + limit - n]
+            part = chunk[skip : skip + limit - n]
             if part:
                 out.append((first + skip, part))
                 n += len(part)
@@ -195,8 +195,11 @@ class Journal:
         with self._guarded() as db:
             before = db.total_changes
             db.execute("BEGIN IMMEDIATE")
-            db.executemany("INSERT OR IGNORE INTO readings(station, parameter, ts_ns, value, flag, received_ns)"
-                           " VALUES (?, ?, ?, ?, ?, ?)", rows)
+            db.executemany(
+                "INSERT OR IGNORE INTO readings(station, parameter, ts_ns, value, flag, received_ns)"
+                " VALUES (?, ?, ?, ?, ?, ?)",
+                rows,
+            )
             (last,) = db.execute("SELECT seq FROM sqlite_sequence WHERE name = 'readings'").fetchone() or (0,)
             db.execute("COMMIT")
             new = db.total_changes - before
@@ -229,8 +232,10 @@ class Journal:
             if self._tail.covers(after):
                 return self._tail.slices(after, limit)
         with self._guarded() as db:
-            rows = db.execute("SELECT seq, station, parameter, ts_ns, value, flag FROM readings"
-                              " WHERE seq > ? ORDER BY seq LIMIT ?", (after, limit))
+            rows = db.execute(
+                "SELECT seq, station, parameter, ts_ns, value, flag FROM readings WHERE seq > ? ORDER BY seq LIMIT ?",
+                (after, limit),
+            )
             return [(row[0], [Reading(*row[1:])]) for row in rows]
 
     def advance(self, consumer: str, seq: int) -> None:
@@ -247,7 +252,9 @@ class Journal:
         with self._guarded() as db:
             db.executemany(
                 "INSERT INTO set_aside(at_ns, error, station, parameter, ts_ns, value, flag)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?)", [(now, error[:2000], *r) for r, error in refused])
+                " VALUES (?, ?, ?, ?, ?, ?, ?)",
+                [(now, error[:2000], *r) for r, error in refused],
+            )
 
     def append_alert_lines(self, lines: Sequence[str]) -> None:
         """Alert points for the database ride in the journal too, so a database outage loses none."""

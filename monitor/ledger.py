@@ -71,8 +71,12 @@ class Silence:
     expired_ns: int | None
 
     def covers(self, station: str, parameter: str, at_ns: int) -> bool:
-        return (self.station == station and self.parameter in (None, parameter)
-                and self.starts_ns <= at_ns < self.until_ns and self.expired_ns is None)
+        return (
+            self.station == station
+            and self.parameter in (None, parameter)
+            and self.starts_ns <= at_ns < self.until_ns
+            and self.expired_ns is None
+        )
 
 
 class LedgerError(Exception):
@@ -114,8 +118,24 @@ class Ledger:
                 " updated_ns = excluded.updated_ns, resolved_ns = excluded.resolved_ns, value = excluded.value,"
                 " peak_value = excluded.peak_value, peak_ratio = excluded.peak_ratio,"
                 " incident_id = coalesce(excluded.incident_id, alerts.incident_id), flapping = excluded.flapping",
-                (e.alert_id, e.station, e.parameter, rule, e.state, e.severity, e.started_ns, e.ts_ns, resolved,
-                 e.value, e.limit.value, e.peak_value, e.peak_ratio, incident_id, int(flapping)))
+                (
+                    e.alert_id,
+                    e.station,
+                    e.parameter,
+                    rule,
+                    e.state,
+                    e.severity,
+                    e.started_ns,
+                    e.ts_ns,
+                    resolved,
+                    e.value,
+                    e.limit.value,
+                    e.peak_value,
+                    e.peak_ratio,
+                    incident_id,
+                    int(flapping),
+                ),
+            )
 
     def mark_sent(self, alert_id: str, at_ns: int) -> None:
         with self._tx() as db:
@@ -126,28 +146,38 @@ class Ledger:
             rows = self._db.execute(
                 "SELECT * FROM silences WHERE station = ? AND (parameter IS NULL OR parameter = ?)"
                 " AND expired_ns IS NULL AND starts_ns <= ? AND until_ns > ? ORDER BY until_ns DESC LIMIT 1",
-                (station, parameter, at_ns, at_ns)).fetchall()
+                (station, parameter, at_ns, at_ns),
+            ).fetchall()
         return Silence(*rows[0]) if rows else None
 
     # -- the people's side (CLI) ---------------------------------------------------------------------------
-    def add_silence(self, station: str, parameter: str | None, until_ns: int, reason: str, by: str,
-                    starts_ns: int | None = None) -> int:
+    def add_silence(
+        self, station: str, parameter: str | None, until_ns: int, reason: str, by: str, starts_ns: int | None = None
+    ) -> int:
         now = time.time_ns()
         if until_ns <= now:
             raise LedgerError("--until is in the past")
         with self._tx() as db:
-            cur = db.execute("INSERT INTO silences(station, parameter, starts_ns, until_ns, reason, created_by,"
-                             " created_ns) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                             (station, parameter, starts_ns or now, until_ns, reason, by, now))
+            cur = db.execute(
+                "INSERT INTO silences(station, parameter, starts_ns, until_ns, reason, created_by,"
+                " created_ns) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (station, parameter, starts_ns or now, until_ns, reason, by, now),
+            )
             sid = int(cur.lastrowid or 0)
-            self._audit(db, by, "silence add", f"silence {sid}",
-                        f"station={station} parameter={parameter or '*'} until={until_ns} reason={reason}")
+            self._audit(
+                db,
+                by,
+                "silence add",
+                f"silence {sid}",
+                f"station={station} parameter={parameter or '*'} until={until_ns} reason={reason}",
+            )
         return sid
 
     def expire_silence(self, sid: int, by: str) -> None:
         with self._tx() as db:
-            cur = db.execute("UPDATE silences SET expired_ns = ? WHERE id = ? AND expired_ns IS NULL",
-                             (time.time_ns(), sid))
+            cur = db.execute(
+                "UPDATE silences SET expired_ns = ? WHERE id = ? AND expired_ns IS NULL", (time.time_ns(), sid)
+            )
             if cur.rowcount == 0:
                 raise LedgerError(f"no active silence {sid}")
             self._audit(db, by, "silence expire", f"silence {sid}", "")
@@ -161,8 +191,10 @@ class Ledger:
 
     def ack(self, alert_id: str, by: str) -> AlertRecord:
         with self._tx() as db:
-            cur = db.execute("UPDATE alerts SET acked_by = ?, acked_ns = ? WHERE alert_id = ? AND state != 'resolved'",
-                             (by, time.time_ns(), alert_id))
+            cur = db.execute(
+                "UPDATE alerts SET acked_by = ?, acked_ns = ? WHERE alert_id = ? AND state != 'resolved'",
+                (by, time.time_ns(), alert_id),
+            )
             if cur.rowcount == 0:
                 known = db.execute("SELECT state FROM alerts WHERE alert_id = ?", (alert_id,)).fetchone()
                 raise LedgerError(f"alert {alert_id} is already resolved" if known else f"no alert {alert_id}")
@@ -189,8 +221,10 @@ class Ledger:
 
     def audit_log(self) -> list[tuple[int, str, str, str, str]]:
         with self._lock:
-            return [tuple(r) for r in self._db.execute(
-                "SELECT at_ns, actor, action, subject, detail FROM audit ORDER BY id")]  # type: ignore[misc]
+            return [
+                tuple(r)
+                for r in self._db.execute("SELECT at_ns, actor, action, subject, detail FROM audit ORDER BY id")
+            ]  # type: ignore[misc]
 
     def note(self, actor: str, action: str, subject: str, detail: str) -> None:
         """An automatic action worth an audit line (a notification suppressed by a silence, say)."""
@@ -199,8 +233,10 @@ class Ledger:
 
     @staticmethod
     def _audit(db: sqlite3.Connection, actor: str, action: str, subject: str, detail: str) -> None:
-        db.execute("INSERT INTO audit(at_ns, actor, action, subject, detail) VALUES (?, ?, ?, ?, ?)",
-                   (time.time_ns(), actor, action, subject, detail))
+        db.execute(
+            "INSERT INTO audit(at_ns, actor, action, subject, detail) VALUES (?, ?, ?, ?, ?)",
+            (time.time_ns(), actor, action, subject, detail),
+        )
 
     def close(self) -> None:
         with self._lock:

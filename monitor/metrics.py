@@ -37,8 +37,10 @@ class Health:
         return "unhealthy" if "unhealthy" in states else "degraded" if "degraded" in states else "ok"
 
     def report(self) -> dict[str, object]:
-        return {"status": self.status(),
-                "checks": {k: {"status": s, "detail": d, "since": t} for k, (s, d, t) in sorted(self._state.items())}}
+        return {
+            "status": self.status(),
+            "checks": {k: {"status": s, "detail": d, "since": t} for k, (s, d, t) in sorted(self._state.items())},
+        }
 
 
 class Metrics:
@@ -47,32 +49,32 @@ class Metrics:
         self.health = Health()
         r = self.registry
         self.messages_received = Counter("riverwatch_messages_received", "MQTT messages received", registry=r)
-        self.readings_accepted = Counter("riverwatch_readings_accepted", "Readings accepted and journaled",
-                                         registry=r)
-        self.readings_duplicate = Counter("riverwatch_readings_duplicate",
-                                          "Readings already journaled (broker redeliveries)", registry=r)
-        self.readings_rejected = Counter("riverwatch_readings_rejected", "Payloads or records rejected",
-                                         ["reason"], registry=r)
+        self.readings_accepted = Counter("riverwatch_readings_accepted", "Readings accepted and journaled", registry=r)
+        self.readings_duplicate = Counter(
+            "riverwatch_readings_duplicate", "Readings already journaled (broker redeliveries)", registry=r
+        )
+        self.readings_rejected = Counter(
+            "riverwatch_readings_rejected", "Payloads or records rejected", ["reason"], registry=r
+        )
         for reason in REASONS:
             self.readings_rejected.labels(reason)
-        self.readings_written = Counter("riverwatch_readings_written", "Readings confirmed by the database",
-                                        registry=r)
-        self.readings_set_aside = Counter("riverwatch_readings_set_aside",
-                                          "Readings the database refused (4xx), kept in the journal", registry=r)
+        self.readings_written = Counter("riverwatch_readings_written", "Readings confirmed by the database", registry=r)
+        self.readings_set_aside = Counter(
+            "riverwatch_readings_set_aside", "Readings the database refused (4xx), kept in the journal", registry=r
+        )
         self.store_retries = Counter("riverwatch_store_retries", "Failed writes that will be retried", registry=r)
-        self.readings_evaluated = Counter("riverwatch_readings_evaluated", "Readings checked by the rules",
-                                          registry=r)
+        self.readings_evaluated = Counter("riverwatch_readings_evaluated", "Readings checked by the rules", registry=r)
         self.alerts = Counter("riverwatch_alerts", "Alert transitions", ["state"], registry=r)
-        self.notifications_sent = Counter("riverwatch_notifications_sent", "Notifications delivered",
-                                          registry=r)
-        self.notifications_silenced = Counter("riverwatch_notifications_silenced",
-                                              "Transitions not notified because a silence covered them", registry=r)
-        self.notifications_failed = Counter("riverwatch_notifications_failed",
-                                            "Notification attempts that failed (retried)", registry=r)
+        self.notifications_sent = Counter("riverwatch_notifications_sent", "Notifications delivered", registry=r)
+        self.notifications_silenced = Counter(
+            "riverwatch_notifications_silenced", "Transitions not notified because a silence covered them", registry=r
+        )
+        self.notifications_failed = Counter(
+            "riverwatch_notifications_failed", "Notification attempts that failed (retried)", registry=r
+        )
         self.reloads = Counter("riverwatch_threshold_reloads", "Threshold files reloaded", registry=r)
         self.mqtt_connects = Counter("riverwatch_mqtt_connects", "Successful broker connections", registry=r)
-        self.journal_backlog = Gauge("riverwatch_journal_backlog", "Readings journaled but not yet stored",
-                                     registry=r)
+        self.journal_backlog = Gauge("riverwatch_journal_backlog", "Readings journaled but not yet stored", registry=r)
         self.notify_backlog = Gauge("riverwatch_notify_backlog", "Notifications not yet delivered", registry=r)
 
     def bind_backlogs(self, journal_backlog: Callable[[], float], notify_backlog: Callable[[], float]) -> None:

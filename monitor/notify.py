@@ -95,9 +95,16 @@ def parse_offset(text: str | None) -> timezone:
     return timezone(sign * timedelta(hours=int(hours), minutes=int(minutes or 0)))
 
 
-def render(e: AlertEvent, language: str, stations: Mapping[str, Station], tz: tzinfo,
-           incident: Incident | None = None, default_km_per_day: float = 12.0, repeat: bool = False,
-           flapping: bool = False) -> Message:
+def render(
+    e: AlertEvent,
+    language: str,
+    stations: Mapping[str, Station],
+    tz: tzinfo,
+    incident: Incident | None = None,
+    default_km_per_day: float = 12.0,
+    repeat: bool = False,
+    flapping: bool = False,
+) -> Message:
     p = PARAMETERS.get(e.parameter)
     st = stations.get(e.station)
     tz = station_tz(st, tz)
@@ -109,11 +116,13 @@ def render(e: AlertEvent, language: str, stations: Mapping[str, Station], tz: tz
     if language == "zh":
         sname = f"{st.name_zh or st.name}（{e.station}）" if st else e.station
         pname = p.name_zh if p else e.parameter
-        title = (f"[{_SEVERITY_ZH.get(e.severity, e.severity)}] {_STATE_ZH[e.state]}：{sname} {pname}（{e.parameter}）"
-                 f" {_num(e.value)}{unit}，为标准限值的 {_num(e.ratio)} 倍")
+        title = (
+            f"[{_SEVERITY_ZH.get(e.severity, e.severity)}] {_STATE_ZH[e.state]}：{sname} {pname}（{e.parameter}）"
+            f" {_num(e.value)}{unit}，为标准限值的 {_num(e.ratio)} 倍"
+        )
         lines = [
-            f"站点：{sname}" + (f"，{st.river} 河 {_num(st.river_km)} km" if st and st.river and st.river_km is not None
-                             else ""),
+            f"站点：{sname}"
+            + (f"，{st.river} 河 {_num(st.river_km)} km" if st and st.river and st.river_km is not None else ""),
             f"指标：{pname}（{e.parameter}{code}）",
             f"监测值：{_num(e.value)}{unit}，监测时间 {_when(e.ts_ns, tz)}",
             f"标准限值：{e.limit.describe()}",
@@ -121,22 +130,28 @@ def render(e: AlertEvent, language: str, stations: Mapping[str, Station], tz: tz
         ]
         if excess is not None:
             lines.append(f"超标倍数（(C−S)/S）：{_num(excess)}" if excess > 0 else "超标倍数（(C−S)/S）：未超标")
-        lines += [f"级别：{_SEVERITY_ZH.get(e.severity, e.severity)}", f"状态：{_STATE_ZH[e.state]}",
-                  f"告警编号：{e.alert_id}，开始于 {_when(e.started_ns, tz)}，峰值 {_num(e.peak_value)}{unit}"
-                  f"（{_num(e.peak_ratio)} 倍限值）"]
+        lines += [
+            f"级别：{_SEVERITY_ZH.get(e.severity, e.severity)}",
+            f"状态：{_STATE_ZH[e.state]}",
+            f"告警编号：{e.alert_id}，开始于 {_when(e.started_ns, tz)}，峰值 {_num(e.peak_value)}{unit}"
+            f"（{_num(e.peak_ratio)} 倍限值）",
+        ]
     else:
         sname = f"{st.name} ({e.station})" if st and st.name else e.station
         pname = p.name if p else e.parameter
         verb = {"firing": "FIRING", "escalated": "ESCALATED", "resolved": "RESOLVED"}[e.state]
-        title = (f"[{e.severity.upper()}] {verb}: {pname} ({e.parameter}) at {sname}: {_num(e.value)}{unit},"
-                 f" {_num(e.ratio)}x the limit")
+        title = (
+            f"[{e.severity.upper()}] {verb}: {pname} ({e.parameter}) at {sname}: {_num(e.value)}{unit},"
+            f" {_num(e.ratio)}x the limit"
+        )
         lines = [
-            f"Station: {sname}" + (f", {st.river} river km {_num(st.river_km)}" if st and st.river
-                                   and st.river_km is not None else ""),
+            f"Station: {sname}"
+            + (f", {st.river} river km {_num(st.river_km)}" if st and st.river and st.river_km is not None else ""),
             f"Parameter: {pname} ({e.parameter}{code})",
             f"Measured: {_num(e.value)}{unit} at {_when(e.ts_ns, tz)}",
             f"Limit: {e.limit.describe()}",
-            f"Ratio (value/limit): {_num(e.ratio)}" if not below
+            f"Ratio (value/limit): {_num(e.ratio)}"
+            if not below
             else f"Ratio (limit/value, a minimum): {_num(e.ratio)}",
             f"Severity: {e.severity}",
             f"State: {e.state}",
@@ -149,14 +164,18 @@ def render(e: AlertEvent, language: str, stations: Mapping[str, Station], tz: tz
         title = ("[仍在告警] " if language == "zh" else "[STILL FIRING] ") + title
     if flapping:
         title = ("[频繁波动，按告警保持] " if language == "zh" else "[FLAPPING, held as firing] ") + title
-        lines.append("该告警在短时间内反复触发与解除，已按告警保持，平稳后再通知解除。" if language == "zh" else
-                     "This alert keeps toggling: it is held as firing, and its resolve is sent once it has calmed.")
+        lines.append(
+            "该告警在短时间内反复触发与解除，已按告警保持，平稳后再通知解除。"
+            if language == "zh"
+            else "This alert keeps toggling: it is held as firing, and its resolve is sent once it has calmed."
+        )
     key = f"{e.alert_id}#{e.state}#{e.ts_ns}" + (f"#repeat{time.time_ns()}" if repeat else "")
     return Message(key, title, "\n".join(lines), _NOTIFY_TYPE[e.state])
 
 
-def _incident_lines(e: AlertEvent, inc: Incident, language: str, stations: Mapping[str, Station], tz: tzinfo,
-                    default_km_per_day: float) -> list[str]:
+def _incident_lines(
+    e: AlertEvent, inc: Incident, language: str, stations: Mapping[str, Station], tz: tzinfo, default_km_per_day: float
+) -> list[str]:
     """The incident, the stations hit so far, the front velocity and the arrival estimates ahead of it."""
     hits = sorted(inc.hits, key=lambda h: h.river_km)
     v, source = inc.velocity(default_km_per_day)
@@ -167,22 +186,30 @@ def _incident_lines(e: AlertEvent, inc: Incident, language: str, stations: Mappi
         return (st.name_zh or st.name if zh else st.name) if st and st.name else sid
 
     if language == "zh":
-        lines = [f"事件：{inc.id}（{inc.river}），已超标站点：" + "；".join(
-            f"{name(h.station, True)}（{_num(h.river_km)} km，{_when(h.first_ns, tz)}）" for h in hits)]
+        lines = [
+            f"事件：{inc.id}（{inc.river}），已超标站点："
+            + "；".join(f"{name(h.station, True)}（{_num(h.river_km)} km，{_when(h.first_ns, tz)}）" for h in hits)
+        ]
         if ahead:
             origin = "观测值" if source.startswith("observed") else "配置值"
             lines.append(f"污染团前锋速度：{_num(v)} km/天（{origin}）")
-        lines += [f"预计到达 {name(a.station.id, True)}（{a.station.id}{'，取水口' if a.station.intake else ''}）："
-                  f"约 {_when(a.eta_ns, station_tz(a.station, tz), 'minutes')}，距前锋 {_num(a.distance_km)} km"
-                  for a in ahead]
+        lines += [
+            f"预计到达 {name(a.station.id, True)}（{a.station.id}{'，取水口' if a.station.intake else ''}）："
+            f"约 {_when(a.eta_ns, station_tz(a.station, tz), 'minutes')}，距前锋 {_num(a.distance_km)} km"
+            for a in ahead
+        ]
         return lines
-    lines = [f"Incident: {inc.id} on the {inc.river}; stations hit so far: " + ", ".join(
-        f"{name(h.station, False)} (km {_num(h.river_km)}, {_when(h.first_ns, tz)})" for h in hits)]
+    lines = [
+        f"Incident: {inc.id} on the {inc.river}; stations hit so far: "
+        + ", ".join(f"{name(h.station, False)} (km {_num(h.river_km)}, {_when(h.first_ns, tz)})" for h in hits)
+    ]
     if ahead:
         lines.append(f"Front velocity: {_num(v)} km/day ({source})")
-    lines += [f"Expected at {name(a.station.id, False)} ({a.station.id}{', water intake' if a.station.intake else ''})"
-              f" around {_when(a.eta_ns, station_tz(a.station, tz), 'minutes')}, {_num(a.distance_km)} km"
-              for a in ahead]
+    lines += [
+        f"Expected at {name(a.station.id, False)} ({a.station.id}{', water intake' if a.station.intake else ''})"
+        f" around {_when(a.eta_ns, station_tz(a.station, tz), 'minutes')}, {_num(a.distance_km)} km"
+        for a in ahead
+    ]
     return lines
 
 
@@ -205,11 +232,13 @@ class Target:
         if r is None:
             return True
         st = stations.get(e.station)
-        return ((not r.rivers or (st is not None and st.river in r.rivers))
-                and (not r.stations or e.station in r.stations)
-                and (not r.parameters or e.parameter in r.parameters)
-                and (r.min_severity is None or _rank(e.severity) >= _rank(r.min_severity))
-                and (not r.intakes or concerns_intake(e, stations, incident)))
+        return (
+            (not r.rivers or (st is not None and st.river in r.rivers))
+            and (not r.stations or e.station in r.stations)
+            and (not r.parameters or e.parameter in r.parameters)
+            and (r.min_severity is None or _rank(e.severity) >= _rank(r.min_severity))
+            and (not r.intakes or concerns_intake(e, stations, incident))
+        )
 
 
 def _rank(severity: str) -> int:
@@ -224,8 +253,10 @@ def concerns_intake(e: AlertEvent, stations: Mapping[str, Station], incident: In
     if incident is None or not incident.hits:
         return False
     front = max(h.river_km for h in incident.hits)
-    return any(s.intake and s.river == incident.river and s.river_km is not None and s.river_km > front
-               for s in stations.values())
+    return any(
+        s.intake and s.river == incident.river and s.river_km is not None and s.river_km > front
+        for s in stations.values()
+    )
 
 
 def event_tags(e: AlertEvent, stations: Mapping[str, Station], incident: Incident | None) -> set[str]:
@@ -281,7 +312,8 @@ class Outbox:
             "CREATE TABLE IF NOT EXISTS outbox(id INTEGER PRIMARY KEY AUTOINCREMENT, target TEXT NOT NULL,"
             " key TEXT NOT NULL, title TEXT NOT NULL, body TEXT NOT NULL, notify_type TEXT NOT NULL,"
             " created_ns INTEGER NOT NULL, attempts INTEGER NOT NULL DEFAULT 0, next_ns INTEGER NOT NULL,"
-            " delivered_ns INTEGER, last_error TEXT, UNIQUE(target, key))")
+            " delivered_ns INTEGER, last_error TEXT, UNIQUE(target, key))"
+        )
 
     def add(self, m: Message, targets: Sequence[str] | None = None) -> int:
         """Queue for the given target ids (all by default); returns how many rows were new."""
@@ -291,8 +323,12 @@ class Outbox:
             self._db.execute("BEGIN IMMEDIATE")
             self._db.executemany(
                 "INSERT OR IGNORE INTO outbox(target, key, title, body, notify_type, created_ns, next_ns)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?)", [(t, m.key, m.title, m.body, m.notify_type, now, now)
-                                                  for t in (self._ids if targets is None else targets)])
+                " VALUES (?, ?, ?, ?, ?, ?, ?)",
+                [
+                    (t, m.key, m.title, m.body, m.notify_type, now, now)
+                    for t in (self._ids if targets is None else targets)
+                ],
+            )
             self._db.execute("COMMIT")
             return self._db.total_changes - before
 
@@ -301,20 +337,25 @@ class Outbox:
         with self._lock:
             row = self._db.execute(
                 "SELECT id, key, title, body, notify_type, attempts, next_ns FROM outbox"
-                " WHERE target = ? AND delivered_ns IS NULL ORDER BY id LIMIT 1", (target,)).fetchone()
+                " WHERE target = ? AND delivered_ns IS NULL ORDER BY id LIMIT 1",
+                (target,),
+            ).fetchone()
         if row is None:
             return None
         return row[0], Message(row[1], row[2], row[3], row[4]), row[5], row[6]
 
     def delivered(self, row_id: int) -> None:
         with self._lock:
-            self._db.execute("UPDATE outbox SET delivered_ns = ?, attempts = attempts + 1 WHERE id = ?",
-                             (time.time_ns(), row_id))
+            self._db.execute(
+                "UPDATE outbox SET delivered_ns = ?, attempts = attempts + 1 WHERE id = ?", (time.time_ns(), row_id)
+            )
 
     def failed(self, row_id: int, retry_in_s: float, error: str) -> None:
         with self._lock:
-            self._db.execute("UPDATE outbox SET attempts = attempts + 1, next_ns = ?, last_error = ? WHERE id = ?",
-                             (time.time_ns() + int(retry_in_s * 1e9), error[:500], row_id))
+            self._db.execute(
+                "UPDATE outbox SET attempts = attempts + 1, next_ns = ?, last_error = ? WHERE id = ?",
+                (time.time_ns() + int(retry_in_s * 1e9), error[:500], row_id),
+            )
 
     def pending(self) -> int:
         with self._lock:
@@ -326,8 +367,16 @@ class Outbox:
             self._db.close()
 
 
-async def deliver(outbox: Outbox, url: str, metrics: Metrics, wake: asyncio.Event, stop: asyncio.Event, *,
-                  timeout_s: float = 15.0, retry_cap_s: float = 300.0) -> None:
+async def deliver(
+    outbox: Outbox,
+    url: str,
+    metrics: Metrics,
+    wake: asyncio.Event,
+    stop: asyncio.Event,
+    *,
+    timeout_s: float = 15.0,
+    retry_cap_s: float = 300.0,
+) -> None:
     """Send one target's messages in order until `stop`; then one last try of what is due, and return."""
     target = target_id(url)
     shown = private_url(url)
@@ -353,8 +402,7 @@ async def deliver(outbox: Outbox, url: str, metrics: Metrics, wake: asyncio.Even
             await nap(wake, stop, 5.0 if item is None else min(5.0, (item[3] - now) / 1e9))
             continue
         row_id, msg, _attempts, _ = item
-        result = await ap.async_notify(body=msg.body, title=msg.title, notify_type=msg.notify_type,
-                                       timeout=timeout_s)
+        result = await ap.async_notify(body=msg.body, title=msg.title, notify_type=msg.notify_type, timeout=timeout_s)
         try:
             if result:
                 await asyncio.to_thread(outbox.delivered, row_id)

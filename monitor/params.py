@@ -73,8 +73,16 @@ for _p in _CATALOGUE:
     _ALIASES[_p.name.lower()] = _p.id
     if _p.hj212:
         _ALIASES[_p.hj212] = _p.id
-_ALIASES.update({"chromium": "cr6", "hexavalent chromium": "cr6", "ammonia": "nh3n", "temperature": "temp",
-                 "conductivity": "cond", "dissolved_oxygen": "do"})
+_ALIASES.update(
+    {
+        "chromium": "cr6",
+        "hexavalent chromium": "cr6",
+        "ammonia": "nh3n",
+        "temperature": "temp",
+        "conductivity": "cond",
+        "dissolved_oxygen": "do",
+    }
+)
 
 # Factor to mg/L. "g/m3" is numerically mg/L.
 _MASS_UNITS: dict[str, float] = {

@@ -43,8 +43,15 @@ class AlertMarks:
     screened: Sequence[tuple[str, str, int, float, str]] = ()  # readings its screens set aside (Rules.suspects)
 
 
-def station_pngs(stats: SeriesStats, thresholds: ThresholdSet, default_class: str, marks: Sequence[AlertMarks],
-                 reference: Sequence[Exceedance], tz: timezone, progress: bool = False) -> list[tuple[str, bytes]]:
+def station_pngs(
+    stats: SeriesStats,
+    thresholds: ThresholdSet,
+    default_class: str,
+    marks: Sequence[AlertMarks],
+    reference: Sequence[Exceedance],
+    tz: timezone,
+    progress: bool = False,
+) -> list[tuple[str, bytes]]:
     """(station, PNG bytes) for every station with readings, in river order where the stations file says it."""
     from tqdm import tqdm
 
@@ -66,8 +73,15 @@ def _river_key(t: ThresholdSet, station: str, i: int) -> tuple[str, float, int]:
     return (st.river, st.river_km, i)
 
 
-def station_png(stats: SeriesStats, thresholds: ThresholdSet, default_class: str, station: str,
-                marks: Sequence[AlertMarks], reference: Sequence[Exceedance], tz: timezone) -> bytes | None:
+def station_png(
+    stats: SeriesStats,
+    thresholds: ThresholdSet,
+    default_class: str,
+    station: str,
+    marks: Sequence[AlertMarks],
+    reference: Sequence[Exceedance],
+    tz: timezone,
+) -> bytes | None:
     ds = stats.ds
     si = ds.stations.index(station)
     alerted = {a.parameter for m in marks for a in m.alerts if a.station == station}
@@ -77,8 +91,9 @@ def station_png(stats: SeriesStats, thresholds: ThresholdSet, default_class: str
         panels = present
     if not panels:
         return None
-    panels = sorted(panels, key=lambda p: (p not in alerted, not stats.limits[stats.series(station, p)],
-                                           ds.parameters.index(p)))[:MAX_PANELS]
+    panels = sorted(
+        panels, key=lambda p: (p not in alerted, not stats.limits[stats.series(station, p)], ds.parameters.index(p))
+    )[:MAX_PANELS]
     klass, _ = thresholds.class_of(station, default_class)
     st = thresholds.stations.get(station)
     fig = Figure(figsize=(11, 1.0 + 2.5 * len(panels)), dpi=90, layout="constrained")
@@ -94,8 +109,14 @@ def station_png(stats: SeriesStats, thresholds: ThresholdSet, default_class: str
     axes[-1].xaxis.set_major_formatter(ConciseDateFormatter(locator))
     title = f"{station}" + (f" — {st.name}" if st is not None and st.name else "") + f" (class {klass})"
     fig.suptitle(title, fontsize=12)
-    fig.legend(list(handles.values()), list(handles), loc="outside lower center", ncol=min(len(handles), 5),
-               fontsize=8, frameon=False)
+    fig.legend(
+        list(handles.values()),
+        list(handles),
+        loc="outside lower center",
+        ncol=min(len(handles), 5),
+        fontsize=8,
+        frameon=False,
+    )
     buf = BytesIO()
     fig.savefig(buf, format="png")
     return buf.getvalue()
@@ -106,9 +127,19 @@ def _x(ts_ns: np.ndarray | int, offset_ns: int) -> np.ndarray:
     return (np.asarray(ts_ns, dtype=np.int64) + offset_ns).astype("datetime64[ns]")
 
 
-def _panel(ax: Axes, stats: SeriesStats, thresholds: ThresholdSet, default_class: str, station: str, parameter: str,
-           klass: str, marks: Sequence[AlertMarks], reference: Sequence[Exceedance], offset_ns: int,
-           handles: dict[str, object]) -> None:
+def _panel(
+    ax: Axes,
+    stats: SeriesStats,
+    thresholds: ThresholdSet,
+    default_class: str,
+    station: str,
+    parameter: str,
+    klass: str,
+    marks: Sequence[AlertMarks],
+    reference: Sequence[Exceedance],
+    offset_ns: int,
+    handles: dict[str, object],
+) -> None:
     s = stats.series(station, parameter)
     t, lo, mean, hi = stats.plot_series(s)
     ft, fv = stats.flagged_points(s)
@@ -117,7 +148,7 @@ def _panel(ax: Axes, stats: SeriesStats, thresholds: ThresholdSet, default_class
     unit = PARAMETERS[parameter].unit if parameter in PARAMETERS else ""
     # Vertical extent: the data, and the limits near it.
     data = np.concatenate([lo, hi]) if len(t) else fv  # flagged values (rinse water, check standards) only
-    data = data[np.isfinite(data)]                    # stretch the axis when there is nothing else
+    data = data[np.isfinite(data)]  # stretch the axis when there is nothing else
     if not len(data):
         data = np.array([0.0, 1.0])
     dmin, dmax = float(data.min()), float(data.max())
@@ -159,21 +190,30 @@ def _panel(ax: Axes, stats: SeriesStats, thresholds: ThresholdSet, default_class
     # The data: mean per time bucket, min-max envelope where a bucket holds several readings.
     x = _x(t, offset_ns)
     if len(t):
-        handles.setdefault("reading", ax.plot(x, mean, color="#1f3b57", lw=1.0, marker="." if len(t) < 400 else None,
-                                              ms=3)[0])
+        handles.setdefault(
+            "reading", ax.plot(x, mean, color="#1f3b57", lw=1.0, marker="." if len(t) < 400 else None, ms=3)[0]
+        )
         if (hi > lo).any():
             handles.setdefault("min–max per bucket", ax.fill_between(x, lo, hi, color="#1f3b57", alpha=0.25, lw=0))
     if len(ft):
-        handles.setdefault("flagged (not evaluated)", ax.plot(_x(ft, offset_ns), fv, "x", color="#888888",
-                                                              ms=4)[0])
+        handles.setdefault("flagged (not evaluated)", ax.plot(_x(ft, offset_ns), fv, "x", color="#888888", ms=4)[0])
     for i, m in enumerate(marks):
         pts = [(t_, v_) for st_, pa_, t_, v_, _ in m.screened if st_ == station and pa_ == parameter]
         if pts:
             colour = VARIANT_COLOURS[i % len(VARIANT_COLOURS)]
-            ax.plot(_x(np.array([p_[0] for p_ in pts]), offset_ns), [p_[1] for p_ in pts], "o", mfc="none",
-                    mec=colour, ms=6 + 2 * i, mew=1.0)
-            handles.setdefault("set aside by a screen (ring in the variant's colour)",
-                               Line2D([], [], marker="o", mfc="none", mec="#444444", ls=""))
+            ax.plot(
+                _x(np.array([p_[0] for p_ in pts]), offset_ns),
+                [p_[1] for p_ in pts],
+                "o",
+                mfc="none",
+                mec=colour,
+                ms=6 + 2 * i,
+                mew=1.0,
+            )
+            handles.setdefault(
+                "set aside by a screen (ring in the variant's colour)",
+                Line2D([], [], marker="o", mfc="none", mec="#444444", ls=""),
+            )
     _alert_rows(ax, marks, station, parameter, offset_ns, end, handles)
     ax.set_ylabel(f"{parameter}" + (f" ({unit})" if unit else ""))
     ax.grid(True, which="major", alpha=0.3)
@@ -186,8 +226,11 @@ def _bands(ax: Axes, limits: Sequence[Limit], y0: float, y1: float, handles: dic
     trans = blended_transform_factory(ax.transAxes, ax.transData)
     kind = limits[0].kind
     if kind == "range":
-        low = min(lim.low for lim in limits if lim.low is not None) if any(lim.low is not None for lim in limits) \
+        low = (
+            min(lim.low for lim in limits if lim.low is not None)
+            if any(lim.low is not None for lim in limits)
             else None
+        )
         high = max(lim.value for lim in limits)
         if low is not None and y0 < low:
             ax.axhspan(y0, low, color=CLASS_COLOURS[-1], alpha=0.12, lw=0)
@@ -227,8 +270,15 @@ def _bands(ax: Axes, limits: Sequence[Limit], y0: float, y1: float, handles: dic
     handles.setdefault("worse than the last class", Patch(color=CLASS_COLOURS[-1], alpha=0.3))
 
 
-def _alert_rows(ax: Axes, marks: Sequence[AlertMarks], station: str, parameter: str, offset_ns: int, end_ns: int,
-                handles: dict[str, object]) -> None:
+def _alert_rows(
+    ax: Axes,
+    marks: Sequence[AlertMarks],
+    station: str,
+    parameter: str,
+    offset_ns: int,
+    end_ns: int,
+    handles: dict[str, object],
+) -> None:
     """One row per variant at the top of the panel: a bar while an alert is open, a triangle where it fired."""
     trans = blended_transform_factory(ax.transData, ax.transAxes)
     for i, m in enumerate(marks):
@@ -243,6 +293,7 @@ def _alert_rows(ax: Axes, marks: Sequence[AlertMarks], station: str, parameter: 
             ax.plot([x0, x1], [y, y], transform=trans, color=colour, lw=4, solid_capstyle="butt", alpha=0.8)
             sev = SEVERITY_COLOURS.get(a.severity, "#555555")
             ax.plot([x0], [y], transform=trans, marker="v", color=sev, ms=7, mec="black", mew=0.5)
-            handles.setdefault(f"alert: {a.severity}", Line2D([], [], marker="v", color=sev, ls="", mec="black",
-                                                              mew=0.5))
+            handles.setdefault(
+                f"alert: {a.severity}", Line2D([], [], marker="v", color=sev, ls="", mec="black", mew=0.5)
+            )
         handles.setdefault("alert open (bar per variant)", Line2D([], [], color=VARIANT_COLOURS[0], lw=4))

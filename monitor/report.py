@@ -51,42 +51,63 @@ figure{margin:12px 0}figure img{max-width:100%;border:1px solid #ddd}figcaption{
 """
 
 
-def render_html(title: str, paragraphs: Sequence[str], tables: Sequence[Table],
-                images: Sequence[tuple[str, bytes]]) -> str:
+def render_html(
+    title: str, paragraphs: Sequence[str], tables: Sequence[Table], images: Sequence[tuple[str, bytes]]
+) -> str:
     """The whole report as one HTML document: tables, then one figure per station (PNG as a data URI)."""
     esc = _html.escape
-    parts = [f"<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>{esc(title)}</title>",
-             f"<style>{_CSS}</style></head><body>", f"<h1>{esc(title)}</h1>"]
+    parts = [
+        f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><title>{esc(title)}</title>',
+        f"<style>{_CSS}</style></head><body>",
+        f"<h1>{esc(title)}</h1>",
+    ]
     parts += [f"<p>{esc(p)}</p>" for p in paragraphs]
     for t in tables:
-        parts.append(f"<h2>{esc(t.title)}</h2><table><thead><tr>"
-                     + "".join(f"<th>{esc(h)}</th>" for h in t.header) + "</tr></thead><tbody>")
+        parts.append(
+            f"<h2>{esc(t.title)}</h2><table><thead><tr>"
+            + "".join(f"<th>{esc(h)}</th>" for h in t.header)
+            + "</tr></thead><tbody>"
+        )
         for row in t.rows:
-            parts.append("<tr>" + "".join(f"<td class=\"r\">{esc(c)}</td>" if i in t.right else f"<td>{esc(c)}</td>"
-                                          for i, c in enumerate(row)) + "</tr>")
+            parts.append(
+                "<tr>"
+                + "".join(
+                    f'<td class="r">{esc(c)}</td>' if i in t.right else f"<td>{esc(c)}</td>" for i, c in enumerate(row)
+                )
+                + "</tr>"
+            )
         if not t.rows:
-            parts.append(f"<tr><td colspan=\"{len(t.header)}\">(none)</td></tr>")
+            parts.append(f'<tr><td colspan="{len(t.header)}">(none)</td></tr>')
         parts.append("</tbody></table>")
         if t.note:
-            parts.append(f"<p class=\"note\">{esc(t.note)}</p>")
+            parts.append(f'<p class="note">{esc(t.note)}</p>')
     if images:
         parts.append("<h2>plots</h2>")
     for name, png in images:
         data = base64.b64encode(png).decode("ascii")
-        parts.append(f"<figure id=\"plot-{esc(name)}\"><img alt=\"{esc(name)}\" src=\"data:image/png;base64,{data}\">"
-                     f"<figcaption>{esc(name)}</figcaption></figure>")
+        parts.append(
+            f'<figure id="plot-{esc(name)}"><img alt="{esc(name)}" src="data:image/png;base64,{data}">'
+            f"<figcaption>{esc(name)}</figcaption></figure>"
+        )
     parts.append("</body></html>\n")
     return "\n".join(parts)
 
 
-def write_html(path: Path, title: str, paragraphs: Sequence[str], tables: Sequence[Table],
-               images: Sequence[tuple[str, bytes]]) -> None:
+def write_html(
+    path: Path, title: str, paragraphs: Sequence[str], tables: Sequence[Table], images: Sequence[tuple[str, bytes]]
+) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(render_html(title, paragraphs, tables, images), encoding="utf-8")
 
 
-def _ledger_spans(data_dir: Path, since_ns: int | None, until_ns: int | None, thresholds: ThresholdSet,
-                  default_class: str, tz: timezone) -> tuple[list[AlertSpan], list[list[str]], Path]:
+def _ledger_spans(
+    data_dir: Path,
+    since_ns: int | None,
+    until_ns: int | None,
+    thresholds: ThresholdSet,
+    default_class: str,
+    tz: timezone,
+) -> tuple[list[AlertSpan], list[list[str]], Path]:
     """The ledger's alerts open at any time in [since, until), as spans, and as rows of the sent-alerts table."""
     from monitor.ledger import Ledger
 
@@ -105,20 +126,62 @@ def _ledger_spans(data_dir: Path, since_ns: int | None, until_ns: int | None, th
         if a.started_ns >= hi or (a.resolved_ns is not None and a.resolved_ns < lo):
             continue
         limit = thresholds.limit(a.station, a.parameter, default_class, a.started_ns) if a.parameter != "*" else None
-        lim = Limit(a.parameter, limit.kind if limit else "max", a.limit_value, None, limit.unit if limit else "",
-                    limit.standard if limit else "", limit.klass if limit else "", "")
-        spans.append(AlertSpan(a.alert_id, a.station, a.parameter, a.rule, a.started_ns, a.resolved_ns, a.severity,
-                               a.peak_value, a.peak_ratio, lim))
-        rows.append([a.alert_id, a.rule, a.state, a.severity, when(a.started_ns, tz),
-                     when(a.resolved_ns, tz) if a.resolved_ns is not None else "open", f"{a.peak_value:.4g}",
-                     f"{a.peak_ratio:.3g}", a.incident_id or "", when(a.last_sent_ns, tz), a.acked_by or ""])
+        lim = Limit(
+            a.parameter,
+            limit.kind if limit else "max",
+            a.limit_value,
+            None,
+            limit.unit if limit else "",
+            limit.standard if limit else "",
+            limit.klass if limit else "",
+            "",
+        )
+        spans.append(
+            AlertSpan(
+                a.alert_id,
+                a.station,
+                a.parameter,
+                a.rule,
+                a.started_ns,
+                a.resolved_ns,
+                a.severity,
+                a.peak_value,
+                a.peak_ratio,
+                lim,
+            )
+        )
+        rows.append(
+            [
+                a.alert_id,
+                a.rule,
+                a.state,
+                a.severity,
+                when(a.started_ns, tz),
+                when(a.resolved_ns, tz) if a.resolved_ns is not None else "open",
+                f"{a.peak_value:.4g}",
+                f"{a.peak_ratio:.3g}",
+                a.incident_id or "",
+                when(a.last_sent_ns, tz),
+                a.acked_by or "",
+            ]
+        )
     return spans, rows, path
 
 
-def run_report(config: Path | None = None, data_dir: Path | None = None, since_ns: int | None = None,
-               until_ns: int | None = None, out_dir: Path | None = None, html: Path | None = None, *,
-               thresholds: Sequence[Path] = (), source: Source | None = None, progress: bool = True,
-               utc_offset: str | None = None, out: TextIO | None = None) -> int:
+def run_report(
+    config: Path | None = None,
+    data_dir: Path | None = None,
+    since_ns: int | None = None,
+    until_ns: int | None = None,
+    out_dir: Path | None = None,
+    html: Path | None = None,
+    *,
+    thresholds: Sequence[Path] = (),
+    source: Source | None = None,
+    progress: bool = True,
+    utc_offset: str | None = None,
+    out: TextIO | None = None,
+) -> int:
     """`riverwatch report`: tables on stdout, one PNG per station in out_dir, one HTML; exit 0, 1 or 2."""
     from monitor.config import ConfigError, load_config
     from monitor.service import load_thresholds
@@ -145,8 +208,10 @@ def run_report(config: Path | None = None, data_dir: Path | None = None, since_n
     default_class = cfg.thresholds.default_class
     spans, sent_rows, ledger_path = _ledger_spans(folder, since_ns, until_ns, t, default_class, tz)
     if not ds.count and not spans:
-        print(f"riverwatch report: no readings in {ds.label} and no alerts in {ledger_path} for that time range",
-              file=sys.stderr)
+        print(
+            f"riverwatch report: no readings in {ds.label} and no alerts in {ledger_path} for that time range",
+            file=sys.stderr,
+        )
         return 1
     if not ds.count:
         ds.start_ns = since_ns if since_ns is not None else min(a.started_ns for a in spans)
@@ -155,11 +220,30 @@ def run_report(config: Path | None = None, data_dir: Path | None = None, since_n
     run_rules([], ds, default_class, progress=progress, stats=stats, desc="report")
     reference = stats.exceedances()
     sc = score_alerts("alerts sent", spans, t, ds, reference, default_class)
-    head = (f"{ds.label}: {ds.count:,} readings, {len(ds.stations)} stations, {when(ds.start_ns, tz)} to "
-            f"{when(ds.end_ns, tz)} ({offset_label(tz)}); {len(spans)} alert(s) in {ledger_path}")
-    tables = [Table(f"alerts sent (from {ledger_path}; times {offset_label(tz)})",
-                    ["alert", "rule", "state", "severity", "started", "resolved", "peak", "ratio", "incident",
-                     "last sent", "acked by"], sent_rows, right={6, 7})]
+    head = (
+        f"{ds.label}: {ds.count:,} readings, {len(ds.stations)} stations, {when(ds.start_ns, tz)} to "
+        f"{when(ds.end_ns, tz)} ({offset_label(tz)}); {len(spans)} alert(s) in {ledger_path}"
+    )
+    tables = [
+        Table(
+            f"alerts sent (from {ledger_path}; times {offset_label(tz)})",
+            [
+                "alert",
+                "rule",
+                "state",
+                "severity",
+                "started",
+                "resolved",
+                "peak",
+                "ratio",
+                "incident",
+                "last sent",
+                "acked by",
+            ],
+            sent_rows,
+            right={6, 7},
+        )
+    ]
     tables += score_tables(sc, "alerts sent in the time range", [name for _, name in t.alerts.tiers], ds, tz)
     tables.append(time_above_table(stats, None, ds.end_ns))
     print(head, file=out)
@@ -168,8 +252,11 @@ def run_report(config: Path | None = None, data_dir: Path | None = None, since_n
     from monitor.plots import AlertMarks, station_pngs
 
     want = out_dir is not None or html is not None
-    images = station_pngs(stats, t, default_class, [AlertMarks("alerts sent", spans)], reference, tz,
-                          progress=progress) if want else []
+    images = (
+        station_pngs(stats, t, default_class, [AlertMarks("alerts sent", spans)], reference, tz, progress=progress)
+        if want
+        else []
+    )
     if out_dir is not None:
         out_dir.mkdir(parents=True, exist_ok=True)
         for name, png in images:
@@ -177,9 +264,17 @@ def run_report(config: Path | None = None, data_dir: Path | None = None, since_n
         print(f"\n{len(images)} plot(s) written to {out_dir}", file=out)
     if html is not None:
         made = datetime.now(UTC).astimezone(tz).strftime("%Y-%m-%d %H:%M")
-        write_html(html, f"riverwatch report: {when(ds.start_ns, tz)} to {when(ds.end_ns, tz)}",
-                   [head, f"made {made} {offset_label(tz)}; exceedances are measured from the readings "
-                          f"(each reading stands for at most {duration(stats.hold_ns)})"], tables, images)
+        write_html(
+            html,
+            f"riverwatch report: {when(ds.start_ns, tz)} to {when(ds.end_ns, tz)}",
+            [
+                head,
+                f"made {made} {offset_label(tz)}; exceedances are measured from the readings "
+                f"(each reading stands for at most {duration(stats.hold_ns)})",
+            ],
+            tables,
+            images,
+        )
         print(f"HTML report written to {html}", file=out)
     out.flush()
     return 0
@@ -194,7 +289,13 @@ def _configured_source(cfg: object, data_dir: Path | None, since_ns: int | None,
     if data_dir is not None or i is None:
         return Source(store=data_dir or cfg.service.data_dir, since_ns=since_ns, until_ns=until_ns)
     if i.api == "v1":
-        return Source(influx=i.url, database=i.database, retention_policy=i.retention_policy, username=i.username,
-                      password=i.password, since_ns=since_ns, until_ns=until_ns)
+        return Source(
+            influx=i.url,
+            database=i.database,
+            retention_policy=i.retention_policy,
+            username=i.username,
+            password=i.password,
+            since_ns=since_ns,
+            until_ns=until_ns,
+        )
     return Source(victoria=i.url, since_ns=since_ns, until_ns=until_ns)
-

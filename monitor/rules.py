@@ -62,8 +62,15 @@ NOT_EVALUATED_FLAGS = DEFAULT_IGNORE_FLAGS | DEFAULT_SUSPECT_FLAGS
 
 # Reading quality after screening.
 OK, BELOW_DL, IGNORED, SUSPECT, RANGE, FLATLINE, SPIKE = range(7)
-QUALITY = ("ok", "below detection limit", "ignored (flag)", "suspect (flag)", "outside the instrument range",
-           "flatline", "spike")
+QUALITY = (
+    "ok",
+    "below detection limit",
+    "ignored (flag)",
+    "suspect (flag)",
+    "outside the instrument range",
+    "flatline",
+    "spike",
+)
 MAD_TO_SIGMA = 1.4826  # a normal distribution's standard deviation per median absolute deviation
 
 # How a series is evaluated: not at all (no plan), on the fast path when its batch allows, per series, or
@@ -108,8 +115,9 @@ class SeriesCheck:
 # --------------------------------------------------------------------------- kernels
 
 
-def verdict(kind: str, low: np.ndarray | float, high: np.ndarray | float,
-            values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def verdict(
+    kind: str, low: np.ndarray | float, high: np.ndarray | float, values: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
     """Vectorised (ratio, violated) of values against per-reading bounds; same numbers as `Limit.ratio`.
 
     max: (-inf, limit]; min: [limit, inf); range: [low, high]. O(n) time, no memory kept.
@@ -127,8 +135,11 @@ def verdict(kind: str, low: np.ndarray | float, high: np.ndarray | float,
 
 def check(limit: Limit, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Vectorized (ratio, violated) of values against one limit."""
-    low = limit.low if limit.kind == "range" and limit.low is not None else (
-        limit.value if limit.kind == "min" else -np.inf)
+    low = (
+        limit.low
+        if limit.kind == "range" and limit.low is not None
+        else (limit.value if limit.kind == "min" else -np.inf)
+    )
     high = np.inf if limit.kind == "min" else limit.value
     return verdict(limit.kind, low, high, values)
 
@@ -189,11 +200,11 @@ class Ring:
 
     @property
     def ts(self) -> np.ndarray:
-        return self._ts[self.head:self.tail]
+        return self._ts[self.head : self.tail]
 
     @property
     def values(self) -> np.ndarray:
-        return self._v[self.head:self.tail]
+        return self._v[self.head : self.tail]
 
     def extend(self, ts: np.ndarray, values: np.ndarray) -> int:
         """Append readings (newer than the last one); returns the ring index of the first appended."""
@@ -203,15 +214,15 @@ class Ring:
         if self.tail + m > len(self._ts):
             self._compact(m, int(ts[0]) if m else 0)
         t0 = self.tail
-        self._ts[t0:t0 + m] = ts
-        self._v[t0:t0 + m] = values
+        self._ts[t0 : t0 + m] = ts
+        self._v[t0 : t0 + m] = values
         if self.sums:
-            self._c[t0 + 1:t0 + m + 1] = self._c[t0] + np.cumsum(values)
+            self._c[t0 + 1 : t0 + m + 1] = self._c[t0] + np.cumsum(values)
         if self.moments:
             t = (ts - self.base) / NS_PER_HOUR
-            self._ct[t0 + 1:t0 + m + 1] = self._ct[t0] + np.cumsum(t)
-            self._ctt[t0 + 1:t0 + m + 1] = self._ctt[t0] + np.cumsum(t * t)
-            self._ctv[t0 + 1:t0 + m + 1] = self._ctv[t0] + np.cumsum(t * values)
+            self._ct[t0 + 1 : t0 + m + 1] = self._ct[t0] + np.cumsum(t)
+            self._ctt[t0 + 1 : t0 + m + 1] = self._ctt[t0] + np.cumsum(t * t)
+            self._ctv[t0 + 1 : t0 + m + 1] = self._ctv[t0] + np.cumsum(t * values)
         self.tail += m
         return t0 - self.head
 
@@ -291,12 +302,22 @@ class _Plan:
 
     def __post_init__(self) -> None:
         sc = self.screen
-        screens = (sc.get("range") is not None or sc.get("detection_limit") is not None
-                   or bool(sc.get("flatline")) or bool(sc.get("spike_window")))
+        screens = (
+            sc.get("range") is not None
+            or sc.get("detection_limit") is not None
+            or bool(sc.get("flatline"))
+            or bool(sc.get("spike_window"))
+        )
         persistence = self.limit_rule is not None and self.limit_rule.kind != "instantaneous"
         self.stateful = persistence or bool(self.extra) or bool(sc.get("flatline")) or bool(sc.get("spike_window"))
-        self.simple = (self.spec is not None and not self.spec.depends_on and not persistence and not self.extra
-                       and not self.no_data and not screens)
+        self.simple = (
+            self.spec is not None
+            and not self.spec.depends_on
+            and not persistence
+            and not self.extra
+            and not self.no_data
+            and not screens
+        )
 
     @property
     def evaluates(self) -> bool:
@@ -320,9 +341,19 @@ def _spec_key(spec: LimitSpec | None) -> object:
     """Everything of a LimitSpec that evaluation or a message can show (Limit's eq leaves out note, origin, text)."""
     if spec is None:
         return None
-    return (spec.parameter, spec.kind, tuple((lim, lim.note, lim.origin, lim.text) for lim in spec.limits),
-            spec.step_ns.tobytes(), spec.depends_on, np.asarray(spec.bounds, dtype=np.float64).tobytes(),
-            spec.default, spec.assumed, spec.origin, _spec_key(spec.mean), spec.mean_window_ns)
+    return (
+        spec.parameter,
+        spec.kind,
+        tuple((lim, lim.note, lim.origin, lim.text) for lim in spec.limits),
+        spec.step_ns.tobytes(),
+        spec.depends_on,
+        np.asarray(spec.bounds, dtype=np.float64).tobytes(),
+        spec.default,
+        spec.assumed,
+        spec.origin,
+        _spec_key(spec.mean),
+        spec.mean_window_ns,
+    )
 
 
 def _num(x: float) -> str:
@@ -381,8 +412,9 @@ class QuietChecks:
             plan = self._plans[slot]
             assert plan is not None
             ts, values = self.ts_ns[sel[a:b]], self.values[sel[a:b]]
-            out += self._rules._judge(plan, self._keys[slot][0], None, ts, values,
-                                      np.zeros(b - a, dtype=np.int8), np.full(b - a, np.nan))
+            out += self._rules._judge(
+                plan, self._keys[slot][0], None, ts, values, np.zeros(b - a, dtype=np.int8), np.full(b - a, np.nan)
+            )
         return out
 
 
@@ -451,7 +483,11 @@ class Rules:
             self._set_plan(slot, plan)
             if plan is None:  # its state goes, as if never seen
                 self._last_ts[slot], self._last_value[slot], self._late_n[slot], self._seq[slot] = (
-                    _NO_TS, math.nan, 0, -1)
+                    _NO_TS,
+                    math.nan,
+                    0,
+                    -1,
+                )
                 self._series.pop(slot, None)
                 continue
             st = self._series.get(slot)
@@ -461,9 +497,17 @@ class Rules:
 
     # ---- slots
 
-    _ARRAYS = (("_last_ts", np.int64, _NO_TS), ("_last_value", np.float64, math.nan), ("_late_n", np.int64, 0),
-               ("_seq", np.int64, -1), ("_kind", np.int8, SKIP), ("_low", np.float64, math.nan),
-               ("_high", np.float64, math.nan), ("_wfrom", np.int64, _END_TS), ("_wuntil", np.int64, _NO_TS))
+    _ARRAYS = (
+        ("_last_ts", np.int64, _NO_TS),
+        ("_last_value", np.float64, math.nan),
+        ("_late_n", np.int64, 0),
+        ("_seq", np.int64, -1),
+        ("_kind", np.int8, SKIP),
+        ("_low", np.float64, math.nan),
+        ("_high", np.float64, math.nan),
+        ("_wfrom", np.int64, _END_TS),
+        ("_wuntil", np.int64, _NO_TS),
+    )
 
     def _alloc(self, capacity: int) -> None:
         """(Re)size the per-slot arrays; [_wfrom, _wuntil) is the time the fast path's bounds hold (empty)."""
@@ -471,7 +515,7 @@ class Rules:
             new = np.full(capacity, fill, dtype=dtype)
             old = getattr(self, name, None)
             if old is not None:
-                new[:len(old)] = old[:capacity]
+                new[: len(old)] = old[:capacity]
             setattr(self, name, new)
 
     def _register(self, station: str, parameter: str) -> int:
@@ -500,7 +544,7 @@ class Rules:
                 self._table, self._station_ix, self._parameter_ix = None, {}, {}
                 return
             table = np.full((rows, cols), -1, dtype=np.int32)
-            table[:self._table.shape[0], :self._table.shape[1]] = self._table
+            table[: self._table.shape[0], : self._table.shape[1]] = self._table
             self._table = table
         self._table[si, pi] = slot
 
@@ -514,8 +558,7 @@ class Rules:
         if self._table is not None:
             try:
                 si = np.fromiter(map(self._station_ix.__getitem__, map(_STATION, readings)), dtype=np.intp, count=n)
-                pi = np.fromiter(map(self._parameter_ix.__getitem__, map(_PARAMETER, readings)), dtype=np.intp,
-                                 count=n)
+                pi = np.fromiter(map(self._parameter_ix.__getitem__, map(_PARAMETER, readings)), dtype=np.intp, count=n)
             except KeyError:
                 pass
             else:
@@ -596,16 +639,24 @@ class Rules:
         limit_rule = max(limit_rules, key=specificity) if limit_rules else None
         extra = [r for r in rules if r.kind == "rate" or (r.kind == "mean" and spec is not None)]
         if spec is not None and spec.mean is not None and not any(r.name == "mean" for r in extra):
-            extra.append(RuleSpec("mean", "mean", (parameter,), window_ns=spec.mean_window_ns, min_readings=1,
-                                  origin=spec.origin, note="the standard's mean limit"))
+            extra.append(
+                RuleSpec(
+                    "mean",
+                    "mean",
+                    (parameter,),
+                    window_ns=spec.mean_window_ns,
+                    min_readings=1,
+                    origin=spec.origin,
+                    note="the standard's mean limit",
+                )
+            )
         st = t.stations.get(station)
         expect = st.expect.get(parameter) if st is not None else None
         lowest = t.alerts.tiers[0][1]
         no_data: list[_NoData] = []
         for r in rules:
             if r.kind == "no_data" and r.scope == "series" and (r.interval_ns or expect):
-                no_data.append(_NoData(r.name, r.interval_ns or expect or 0, r.factor, r.severity or lowest,
-                                       r.origin))
+                no_data.append(_NoData(r.name, r.interval_ns or expect or 0, r.factor, r.severity or lowest, r.origin))
         if expect and not any(n.key == "no_data" for n in no_data):
             origin = st.lines.get(f"expect.{parameter}", st.origin) if st is not None else ""
             no_data.append(_NoData("no_data", expect, 3.0, lowest, origin))
@@ -613,9 +664,15 @@ class Rules:
             return None
         screen = t.instrument(station, parameter)
         # The rest of a plan is the same for every series under one ThresholdSet: share equal plans.
-        key = (parameter, _spec_key(spec), limit_rule, tuple(extra),
-               tuple((n.key, n.interval_ns, n.factor, n.severity, n.origin) for n in no_data), expect is not None,
-               repr(sorted(screen.items())))
+        key = (
+            parameter,
+            _spec_key(spec),
+            limit_rule,
+            tuple(extra),
+            tuple((n.key, n.interval_ns, n.factor, n.severity, n.origin) for n in no_data),
+            expect is not None,
+            repr(sorted(screen.items())),
+        )
         plan = self._interned.get(key)
         if plan is not None:
             return plan
@@ -625,9 +682,23 @@ class Rules:
                 factor = unit_factor(parameter, r.unit) if r.unit else 1.0
                 rates[r.name] = r.rise_per_hour * (factor or 1.0)
         sc = t.screen
-        plan = _Plan(parameter, spec, limit_rule, extra, no_data, expect is not None, screen, sc.ignore_flags,
-                     sc.suspect_flags, sc.dl_flags, t.alerts.clear_ratio, t.alerts.clear_hold_ns, lowest,
-                     max((r.window_ns for r in extra), default=0), rates)
+        plan = _Plan(
+            parameter,
+            spec,
+            limit_rule,
+            extra,
+            no_data,
+            expect is not None,
+            screen,
+            sc.ignore_flags,
+            sc.suspect_flags,
+            sc.dl_flags,
+            t.alerts.clear_ratio,
+            t.alerts.clear_hold_ns,
+            lowest,
+            max((r.window_ns for r in extra), default=0),
+            rates,
+        )
         self._interned[key] = plan
         return plan
 
@@ -648,8 +719,9 @@ class Rules:
 
     # ---- evaluation
 
-    def evaluate(self, readings: Sequence[Reading], now_ns: int | None = None,
-                 open_alerts: Collection[AlertKey] | None = None) -> list[SeriesCheck | QuietChecks]:
+    def evaluate(
+        self, readings: Sequence[Reading], now_ns: int | None = None, open_alerts: Collection[AlertKey] | None = None
+    ) -> list[SeriesCheck | QuietChecks]:
         """Screen and judge a batch; SeriesChecks in the order the series first appear, each in time order.
 
         Fast path (see the module): with `open_alerts` (the keys of the alerts open now), a compliant simple
@@ -743,8 +815,9 @@ class Rules:
         keyed.sort(key=itemgetter(0))  # stable: a series' own checks keep their order
         return [c for _, c in keyed]
 
-    def _quiet_batch(self, slots: np.ndarray, ts: np.ndarray,
-                     values: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+    def _quiet_batch(
+        self, slots: np.ndarray, ts: np.ndarray, values: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
         """Late readings out, then the last reading of each quiet series moved; the kept readings, each
         series' in time order (None if none). Same rule as `_series_batch`: not newer than the last one, or a
         repeat of a time within the batch, is late; of equal times the first in the batch is kept."""
@@ -836,14 +909,26 @@ class Rules:
         self.late += count
         if self._late_n[slot] == 0:
             station, parameter = self._keys[slot]
-            log.warning("%s/%s: %d reading(s) not newer than the last one evaluated were left out of the rules "
-                        "(late or repeated); further ones are only counted", station, parameter, count)
+            log.warning(
+                "%s/%s: %d reading(s) not newer than the last one evaluated were left out of the rules "
+                "(late or repeated); further ones are only counted",
+                station,
+                parameter,
+                count,
+            )
         self._late_n[slot] += count
 
     # ---- screening
 
-    def _screen(self, plan: _Plan, station: str, st: _Series | None, ts: np.ndarray, values: np.ndarray,
-                flags: list[str | None] | None) -> tuple[np.ndarray, np.ndarray]:
+    def _screen(
+        self,
+        plan: _Plan,
+        station: str,
+        st: _Series | None,
+        ts: np.ndarray,
+        values: np.ndarray,
+        flags: list[str | None] | None,
+    ) -> tuple[np.ndarray, np.ndarray]:
         """Quality per reading (OK, BELOW_DL, IGNORED, SUSPECT, RANGE, FLATLINE, SPIKE) and detection limits.
 
         Flatline: O(1) memory (last value, run length). Spike: the last spike_window screened values.
@@ -922,8 +1007,16 @@ class Rules:
 
     # ---- the rules
 
-    def _judge(self, plan: _Plan, station: str, st: _Series | None, ts: np.ndarray, values: np.ndarray,
-               quality: np.ndarray, dl: np.ndarray) -> list[SeriesCheck]:
+    def _judge(
+        self,
+        plan: _Plan,
+        station: str,
+        st: _Series | None,
+        ts: np.ndarray,
+        values: np.ndarray,
+        quality: np.ndarray,
+        dl: np.ndarray,
+    ) -> list[SeriesCheck]:
         ev = (quality == OK) | (quality == BELOW_DL)
         if not ev.any():
             return []
@@ -968,9 +1061,19 @@ class Rules:
     def _clear_hold(plan: _Plan, rule: RuleSpec | None) -> int:
         return rule.clear_hold_ns if rule is not None and rule.clear_hold_ns is not None else plan.clear_hold_ns
 
-    def _limit_check(self, plan: _Plan, station: str, st: _Series | None, ts: np.ndarray, shown: np.ndarray,
-                     ratio: np.ndarray, viol: np.ndarray, calm: np.ndarray, idx: np.ndarray,
-                     below: np.ndarray) -> SeriesCheck:
+    def _limit_check(
+        self,
+        plan: _Plan,
+        station: str,
+        st: _Series | None,
+        ts: np.ndarray,
+        shown: np.ndarray,
+        ratio: np.ndarray,
+        viol: np.ndarray,
+        calm: np.ndarray,
+        idx: np.ndarray,
+        below: np.ndarray,
+    ) -> SeriesCheck:
         """Instantaneous: each reading against its limit. Memory O(1) per series, time O(readings).
 
         Persistence (when a rule says so): the alert only once the limit is exceeded for `readings` readings
@@ -1006,17 +1109,33 @@ class Rules:
                 persist.pop(rule.name, None)
 
             def detail(i: int) -> str:
-                return (f"above the limit for {int(length[i])} readings over "
-                        f"{format_duration(int(ts[i] - starts[i]))}" if viol[i] else "")
+                return (
+                    f"above the limit for {int(length[i])} readings over {format_duration(int(ts[i] - starts[i]))}"
+                    if viol[i]
+                    else ""
+                )
 
-        return SeriesCheck(station, plan.parameter, spec.limits[int(idx[-1])], ts, shown, ratio, condition,
-                           rule=rule.kind if rule is not None else "instantaneous", key="", calm=calm,
-                           severity=rule.severity if rule is not None else "",
-                           clear_hold_ns=self._clear_hold(plan, rule), limits=spec.limits, limit_index=idx,
-                           detail=detail)
+        return SeriesCheck(
+            station,
+            plan.parameter,
+            spec.limits[int(idx[-1])],
+            ts,
+            shown,
+            ratio,
+            condition,
+            rule=rule.kind if rule is not None else "instantaneous",
+            key="",
+            calm=calm,
+            severity=rule.severity if rule is not None else "",
+            clear_hold_ns=self._clear_hold(plan, rule),
+            limits=spec.limits,
+            limit_index=idx,
+            detail=detail,
+        )
 
-    def _mean_check(self, plan: _Plan, station: str, rule: RuleSpec, ring: Ring, ts: np.ndarray,
-                    pos: np.ndarray) -> SeriesCheck:
+    def _mean_check(
+        self, plan: _Plan, station: str, rule: RuleSpec, ring: Ring, ts: np.ndarray, pos: np.ndarray
+    ) -> SeriesCheck:
         """Rolling mean over (t − window, t] against the standard's mean limit (AA-EQS), else its limit.
         No alert before the window has filled (data since at least t − window); the reason is kept in
         `pending` and logged once.
@@ -1038,31 +1157,63 @@ class Rules:
         self._pending(plan, station, rule, ts, filled, since, window)
 
         def detail(i: int) -> str:
-            return (f"rolling {format_duration(window)} mean {_num(float(mean[i]))}{_unit(plan.parameter)} over "
-                    f"{int(n[i])} readings")
+            return (
+                f"rolling {format_duration(window)} mean {_num(float(mean[i]))}{_unit(plan.parameter)} over "
+                f"{int(n[i])} readings"
+            )
 
-        return SeriesCheck(station, plan.parameter, mspec.limits[int(midx[-1])], ts, mean, ratio, viol,
-                           rule="mean", key=rule.name, calm=calm, severity=rule.severity,
-                           clear_hold_ns=self._clear_hold(plan, rule), limits=mspec.limits, limit_index=midx,
-                           detail=detail)
+        return SeriesCheck(
+            station,
+            plan.parameter,
+            mspec.limits[int(midx[-1])],
+            ts,
+            mean,
+            ratio,
+            viol,
+            rule="mean",
+            key=rule.name,
+            calm=calm,
+            severity=rule.severity,
+            clear_hold_ns=self._clear_hold(plan, rule),
+            limits=mspec.limits,
+            limit_index=midx,
+            detail=detail,
+        )
 
-    def _pending(self, plan: _Plan, station: str, rule: RuleSpec, ts: np.ndarray, filled: np.ndarray, since: int,
-                 window: int) -> None:
+    def _pending(
+        self, plan: _Plan, station: str, rule: RuleSpec, ts: np.ndarray, filled: np.ndarray, since: int, window: int
+    ) -> None:
         key = (station, plan.parameter, rule.name)
         if not filled[-1]:
             have = format_duration(int(ts[-1]) - since)
-            reason = (f"rolling {format_duration(window)} mean: no alert until the window has filled "
-                      f"({have} of {format_duration(window)} of data so far)")
+            reason = (
+                f"rolling {format_duration(window)} mean: no alert until the window has filled "
+                f"({have} of {format_duration(window)} of data so far)"
+            )
             if key not in self.pending:
                 log.info("%s/%s: %s", station, plan.parameter, reason)
             self.pending[key] = reason
         elif self.pending.pop(key, None) is not None:
-            log.info("%s/%s: rolling %s mean window filled; it is evaluated from now on", station,
-                     plan.parameter, format_duration(window))
+            log.info(
+                "%s/%s: rolling %s mean window filled; it is evaluated from now on",
+                station,
+                plan.parameter,
+                format_duration(window),
+            )
 
-    def _rate_check(self, plan: _Plan, station: str, rule: RuleSpec, ring: Ring, ts: np.ndarray, shown: np.ndarray,
-                    pos: np.ndarray, ratio: np.ndarray | None, viol: np.ndarray | None,
-                    idx: np.ndarray | None) -> SeriesCheck:
+    def _rate_check(
+        self,
+        plan: _Plan,
+        station: str,
+        rule: RuleSpec,
+        ring: Ring,
+        ts: np.ndarray,
+        shown: np.ndarray,
+        pos: np.ndarray,
+        ratio: np.ndarray | None,
+        viol: np.ndarray | None,
+        idx: np.ndarray | None,
+    ) -> SeriesCheck:
         """Rate of change, an early warning before the limit: fires when the least-squares slope over
         (t − window, t] is at least rise_per_hour while the reading is between `above` × the limit and the
         limit. It stays open through an exceedance (the limit alert speaks then) and clears only once the
@@ -1090,12 +1241,22 @@ class Rules:
         else:
             condition, calm = rising, settled
             unit = _unit(plan.parameter).strip()
-            limit = Limit(plan.parameter, "rate", rise, None, f"{unit}/h" if unit else "/h", "rate rule", "",
-                          rule.origin, origin=rule.origin,
-                          text=f"a rise of {_num(rise)} {unit} per hour over {format_duration(rule.window_ns)}")
+            limit = Limit(
+                plan.parameter,
+                "rate",
+                rise,
+                None,
+                f"{unit}/h" if unit else "/h",
+                "rate rule",
+                "",
+                rule.origin,
+                origin=rule.origin,
+                text=f"a rise of {_num(rise)} {unit} per hour over {format_duration(rule.window_ns)}",
+            )
             limits, limit_index = (limit,), np.zeros(len(ts), dtype=np.int64)
             with np.errstate(invalid="ignore"):
                 shown_ratio = np.where(ok, slope / rise, 0.0)
+
         def detail(i: int) -> str:
             label = format_duration(rule.window_ns)
             if not ok[i]:
@@ -1104,14 +1265,29 @@ class Rules:
             return f"{verb} {_num(abs(float(slope[i])))}{_unit(plan.parameter)} per hour over the last {label}"
 
         hold = rule.clear_hold_ns if rule.clear_hold_ns is not None else rule.window_ns
-        return SeriesCheck(station, plan.parameter, limit, ts, shown, shown_ratio, condition, rule="rate",
-                           key=rule.name, calm=calm, severity=rule.severity or plan.lowest, clear_hold_ns=hold,
-                           limits=limits, limit_index=limit_index, detail=detail)
+        return SeriesCheck(
+            station,
+            plan.parameter,
+            limit,
+            ts,
+            shown,
+            shown_ratio,
+            condition,
+            rule="rate",
+            key=rule.name,
+            calm=calm,
+            severity=rule.severity or plan.lowest,
+            clear_hold_ns=hold,
+            limits=limits,
+            limit_index=limit_index,
+            detail=detail,
+        )
 
     # ---- no data
 
-    def _no_data_batch(self, plan: _Plan, station: str, prev: int | None, prev_value: float, ts: np.ndarray,
-                       values: np.ndarray) -> list[SeriesCheck]:
+    def _no_data_batch(
+        self, plan: _Plan, station: str, prev: int | None, prev_value: float, ts: np.ndarray, values: np.ndarray
+    ) -> list[SeriesCheck]:
         """Silences inside the data (a gap longer than factor × interval) fire at the moment the series became
         overdue and clear with the reading that ends the gap; any reading clears an alert the clock fired.
         Memory O(1) per series (the last reading's time and value)."""
@@ -1200,13 +1376,23 @@ def _unit(parameter: str) -> str:
 
 def _no_data_limit(parameter: str, nd: _NoData) -> Limit:
     every = format_duration(nd.interval_ns)
-    return Limit(parameter, "no_data", nd.interval_ns / NS_PER_HOUR, None, "h", "no-data rule", "", nd.origin,
-                 origin=nd.origin, text=f"a reading every {every} (alarm after {format_duration(nd.limit_ns)} "
-                                        "of silence)")
+    return Limit(
+        parameter,
+        "no_data",
+        nd.interval_ns / NS_PER_HOUR,
+        None,
+        "h",
+        "no-data rule",
+        "",
+        nd.origin,
+        origin=nd.origin,
+        text=f"a reading every {every} (alarm after {format_duration(nd.limit_ns)} of silence)",
+    )
 
 
-def _gap_check(station: str, parameter: str, nd: _NoData, prev: int | None, prev_value: float, ts: np.ndarray,
-               values: np.ndarray) -> SeriesCheck:
+def _gap_check(
+    station: str, parameter: str, nd: _NoData, prev: int | None, prev_value: float, ts: np.ndarray, values: np.ndarray
+) -> SeriesCheck:
     """Points for one no-data rule over a batch: (overdue, violated) per long gap, then (reading, calm)."""
     times = np.concatenate(([prev], ts)) if prev is not None else ts
     vals = np.concatenate(([prev_value], values)) if prev is not None else values
@@ -1235,13 +1421,37 @@ def _gap_check(station: str, parameter: str, nd: _NoData, prev: int | None, prev
         gap = silence.get(int(pts_ts[i]))
         return f"readings again after {format_duration(gap)} of silence" if gap else "readings again"
 
-    return SeriesCheck(station, parameter, limit, pts_ts, pts_v, ratio, viol, rule="no_data", key=nd.key,
-                       calm=~viol, severity=nd.severity, clear_hold_ns=0, detail=detail)
+    return SeriesCheck(
+        station,
+        parameter,
+        limit,
+        pts_ts,
+        pts_v,
+        ratio,
+        viol,
+        rule="no_data",
+        key=nd.key,
+        calm=~viol,
+        severity=nd.severity,
+        clear_hold_ns=0,
+        detail=detail,
+    )
 
 
 def _overdue(station: str, parameter: str, nd: _NoData, last: int, value: float) -> SeriesCheck:
     at = last + nd.limit_ns
-    return SeriesCheck(station, parameter, _no_data_limit(parameter, nd), np.array([at], dtype=np.int64),
-                       np.array([value]), np.ones(1), np.ones(1, dtype=bool), rule="no_data", key=nd.key,
-                       calm=np.zeros(1, dtype=bool), severity=nd.severity, clear_hold_ns=0,
-                       detail=lambda i: f"no reading since {_iso(last)}")
+    return SeriesCheck(
+        station,
+        parameter,
+        _no_data_limit(parameter, nd),
+        np.array([at], dtype=np.int64),
+        np.array([value]),
+        np.ones(1),
+        np.ones(1, dtype=bool),
+        rule="no_data",
+        key=nd.key,
+        calm=np.zeros(1, dtype=bool),
+        severity=nd.severity,
+        clear_hold_ns=0,
+        detail=lambda i: f"no reading since {_iso(last)}",
+    )

@@ -85,8 +85,9 @@ class Summary:
 
 
 class Service:
-    def __init__(self, cfg: Config, thresholds: ThresholdSet | None = None,
-                 on_alert: Callable[[AlertEvent], None] | None = None) -> None:
+    def __init__(
+        self, cfg: Config, thresholds: ThresholdSet | None = None, on_alert: Callable[[AlertEvent], None] | None = None
+    ) -> None:
         self.cfg = cfg
         self.threshold_paths, loaded = load_thresholds(cfg)
         self.evaluator = Evaluator(thresholds if thresholds is not None else loaded, cfg.thresholds.default_class)
@@ -136,18 +137,35 @@ class Service:
                     journal.close()
                 delay = backoff.step()
                 self.metrics.health.fail("journal", f"data_dir {data}: {e}")
-                log.error("cannot use data_dir %s: %s; nothing is consumed until it can; retrying in %.0f s",
-                          data, e, delay)
+                log.error(
+                    "cannot use data_dir %s: %s; nothing is consumed until it can; retrying in %.0f s", data, e, delay
+                )
                 await nap(None, stop, delay)
         else:
             return False
         self.metrics.health.ok("journal")
         for a in self.ledger.alerts(active_only=True):  # alerts open at the last stop continue, not re-fire
-            self.evaluator.book.restore(a.alert_id, a.station, a.parameter, a.rule, a.severity, a.started_ns,
-                                        a.peak_value, a.peak_ratio, a.updated_ns, a.value)
+            self.evaluator.book.restore(
+                a.alert_id,
+                a.station,
+                a.parameter,
+                a.rule,
+                a.severity,
+                a.started_ns,
+                a.peak_value,
+                a.peak_ratio,
+                a.updated_ns,
+                a.value,
+            )
         self.metrics.bind_backlogs(lambda: self.journal.backlog("store"), self.outbox.pending)
-        self.ingest = Ingest(self.cfg.mqtt, self.journal, self.metrics, self._journaled,
-                             batch=self.cfg.service.ingest_batch, dead_letter=make_dead_letter(self.cfg))
+        self.ingest = Ingest(
+            self.cfg.mqtt,
+            self.journal,
+            self.metrics,
+            self._journaled,
+            batch=self.cfg.service.ingest_batch,
+            dead_letter=make_dead_letter(self.cfg),
+        )
         return True
 
     @property
@@ -170,19 +188,35 @@ class Service:
             return
         tail_stop = asyncio.Event()  # tells the rules, store and notifier that ingest is done
         influx = self.cfg.influxdb
-        store_task = asyncio.create_task(Drain(
-            self.journal, self.writer, self.metrics, self._store_wake,
-            batch_size=influx.batch_size if influx else 5000,
-            flush_interval_s=influx.flush_interval_s if influx else 0.2,
-            retry_cap_s=influx.retry_cap_s if influx else 5.0).run(tail_stop))
+        store_task = asyncio.create_task(
+            Drain(
+                self.journal,
+                self.writer,
+                self.metrics,
+                self._store_wake,
+                batch_size=influx.batch_size if influx else 5000,
+                flush_interval_s=influx.flush_interval_s if influx else 0.2,
+                retry_cap_s=influx.retry_cap_s if influx else 5.0,
+            ).run(tail_stop)
+        )
         rules_task = asyncio.create_task(self._evaluate(tail_stop))
         repeat_task = asyncio.create_task(self._repeat(tail_stop))
         watch_task = asyncio.create_task(self._watch_thresholds(tail_stop))
         notify_stop = asyncio.Event()
-        notify_tasks = [asyncio.create_task(deliver(self.outbox, url, self.metrics, self._notify_wake, notify_stop,
-                                                    timeout_s=self.cfg.notify.timeout_s,
-                                                    retry_cap_s=self.cfg.notify.retry_cap_s))
-                        for url in [t.url for t in self.targets]]
+        notify_tasks = [
+            asyncio.create_task(
+                deliver(
+                    self.outbox,
+                    url,
+                    self.metrics,
+                    self._notify_wake,
+                    notify_stop,
+                    timeout_s=self.cfg.notify.timeout_s,
+                    retry_cap_s=self.cfg.notify.retry_cap_s,
+                )
+            )
+            for url in [t.url for t in self.targets]
+        ]
         ingest_task = asyncio.create_task(self.ingest.run(stop))
         if ready is not None:
             ready.set()
@@ -288,6 +322,7 @@ class Service:
 
     async def _watch_thresholds(self, stop: asyncio.Event) -> None:
         """Reload when a threshold file changes (checked every 2 s), as on SIGHUP."""
+
         def stamp() -> tuple[float, ...]:
             return tuple(p.stat().st_mtime if p.exists() else 0.0 for p in self.threshold_paths)
 
@@ -310,17 +345,34 @@ class Service:
         stations = self.thresholds.stations
         incident = self.incidents.on_event(e)
         verdict = self.flaps.observe(e)
-        msg = render(e, self.cfg.notify.language, stations, self._tz, incident,
-                     self.cfg.notify.front_velocity_km_per_day, flapping=verdict is Verdict.START)
+        msg = render(
+            e,
+            self.cfg.notify.language,
+            stations,
+            self._tz,
+            incident,
+            self.cfg.notify.front_velocity_km_per_day,
+            flapping=verdict is Verdict.START,
+        )
         now = time.time_ns()
         silence = await asyncio.to_thread(self.ledger.silence_for, e.station, e.parameter, now)
         if verdict is Verdict.HOLD:
-            await asyncio.to_thread(self.ledger.note, "riverwatch", "held", f"alert {e.alert_id}",
-                                    f"{e.state} not sent: the alert is flapping")
+            await asyncio.to_thread(
+                self.ledger.note,
+                "riverwatch",
+                "held",
+                f"alert {e.alert_id}",
+                f"{e.state} not sent: the alert is flapping",
+            )
         elif silence is not None:
             self.metrics.notifications_silenced.inc()
-            await asyncio.to_thread(self.ledger.note, "riverwatch", "suppressed", f"alert {e.alert_id}",
-                                    f"{e.state} silenced by silence {silence.id} ({silence.reason})")
+            await asyncio.to_thread(
+                self.ledger.note,
+                "riverwatch",
+                "suppressed",
+                f"alert {e.alert_id}",
+                f"{e.state} silenced by silence {silence.id} ({silence.reason})",
+            )
         else:
             wanted = [t.id for t in self.targets if t.wants(e, stations, incident)]
             await asyncio.to_thread(self.outbox.add, msg, wanted)
@@ -328,8 +380,7 @@ class Service:
         # The ledger only after the outbox: the ledger restores alert state at start-up, so a transition it
         # knows of must already be owed to the targets (a crash in between re-evaluates and re-queues it,
         # and the outbox's key drops the copy).
-        await asyncio.to_thread(self.ledger.record, e, incident.id if incident else None,
-                                self.flaps.is_flapping(e))
+        await asyncio.to_thread(self.ledger.record, e, incident.id if incident else None, self.flaps.is_flapping(e))
         if silence is None and verdict is not Verdict.HOLD:
             await asyncio.to_thread(self.ledger.mark_sent, e.alert_id, now)
         return msg.title
@@ -341,20 +392,39 @@ class Service:
             await nap(None, stop, min(60.0, interval / 4))
             now = time.time_ns()
             try:
-                due = [a for a in await asyncio.to_thread(self.ledger.alerts, True)
-                       if a.acked_by is None and a.last_sent_ns is not None
-                       and now - a.last_sent_ns >= interval * 1e9]
+                due = [
+                    a
+                    for a in await asyncio.to_thread(self.ledger.alerts, True)
+                    if a.acked_by is None and a.last_sent_ns is not None and now - a.last_sent_ns >= interval * 1e9
+                ]
                 for a in due:
                     limit = self.evaluator.rules.limit(a.station, a.parameter)
                     if limit is None:
                         continue
-                    e = AlertEvent(a.alert_id, "firing", a.station, a.parameter, a.updated_ns, a.value,
-                                   a.value / limit.value if limit.value else 0.0, a.severity, limit, a.started_ns,
-                                   a.peak_value, a.peak_ratio)
+                    e = AlertEvent(
+                        a.alert_id,
+                        "firing",
+                        a.station,
+                        a.parameter,
+                        a.updated_ns,
+                        a.value,
+                        a.value / limit.value if limit.value else 0.0,
+                        a.severity,
+                        limit,
+                        a.started_ns,
+                        a.peak_value,
+                        a.peak_ratio,
+                    )
                     if await asyncio.to_thread(self.ledger.silence_for, a.station, a.parameter, now) is None:
-                        msg = render(e, self.cfg.notify.language, self.thresholds.stations, self._tz,
-                                     self.incidents.open_for(a.incident_id), self.cfg.notify.front_velocity_km_per_day,
-                                     repeat=True)
+                        msg = render(
+                            e,
+                            self.cfg.notify.language,
+                            self.thresholds.stations,
+                            self._tz,
+                            self.incidents.open_for(a.incident_id),
+                            self.cfg.notify.front_velocity_km_per_day,
+                            repeat=True,
+                        )
                         wanted = [t.id for t in self.targets if t.wants(e, self.thresholds.stations, None)]
                         await asyncio.to_thread(self.outbox.add, msg, wanted)
                         self._notify_wake.set()
@@ -378,8 +448,11 @@ class Service:
 
     async def _healthz(self, _: web.Request) -> web.Response:
         report = self.metrics.health.report()
-        return web.Response(text=json.dumps(report), content_type="application/json",
-                            status=503 if report["status"] == "unhealthy" else 200)
+        return web.Response(
+            text=json.dumps(report),
+            content_type="application/json",
+            status=503 if report["status"] == "unhealthy" else 200,
+        )
 
     async def _metrics(self, _: web.Request) -> web.Response:
         body = await asyncio.to_thread(self.metrics.exposition)
@@ -400,8 +473,12 @@ class Service:
 
     def settled(self) -> bool:
         """Everything journaled is evaluated, stored and notified."""
-        return (self.journal.backlog("rules") == 0 and self.journal.backlog("store") == 0
-                and not self.journal.alert_lines(1) and self.outbox.pending() == 0)
+        return (
+            self.journal.backlog("rules") == 0
+            and self.journal.backlog("store") == 0
+            and not self.journal.alert_lines(1)
+            and self.outbox.pending() == 0
+        )
 
 
 def _tune_gc() -> None:
@@ -427,4 +504,3 @@ async def _within(aw: asyncio.Future | asyncio.Task, timeout: float) -> None:
     """Await with a deadline; cancel on expiry (what is unfinished is still journaled)."""
     with contextlib.suppress(TimeoutError, asyncio.CancelledError):
         await asyncio.wait_for(aw, timeout=max(timeout, 0.1))
-

@@ -68,11 +68,15 @@ def reading_line(r: Reading) -> str:
 
 def alert_line(e: AlertEvent, message: str) -> str:
     """The `alert` measurement of interface.md, at the time of the reading that caused the transition."""
-    tags = (f"parameter={escape_tag(e.parameter)},severity={escape_tag(e.severity)},state={escape_tag(e.state)},"
-            f"station={escape_tag(e.station)}")
+    tags = (
+        f"parameter={escape_tag(e.parameter)},severity={escape_tag(e.severity)},state={escape_tag(e.state)},"
+        f"station={escape_tag(e.station)}"
+    )
     rule = getattr(e, "rule", "instantaneous")
-    fields = (f'value={e.value!r},limit={e.limit.value!r},ratio={float(e.ratio)!r},rule="{escape_string_field(rule)}",'
-              f'message="{escape_string_field(message)}"')
+    fields = (
+        f'value={e.value!r},limit={e.limit.value!r},ratio={float(e.ratio)!r},rule="{escape_string_field(rule)}",'
+        f'message="{escape_string_field(message)}"'
+    )
     return f"{ALERT_MEASUREMENT},{tags} {fields} {e.ts_ns}"
 
 
@@ -104,11 +108,13 @@ class InfluxV2Writer:
 
     async def write(self, lines: Sequence[str]) -> None:
         if self._client is None:  # the async client must be made inside the running loop
-            self._client = InfluxDBClientAsync(url=self._url, token=self._token, org=self._org,
-                                               timeout=self._timeout_ms)
+            self._client = InfluxDBClientAsync(
+                url=self._url, token=self._token, org=self._org, timeout=self._timeout_ms
+            )
         try:
-            await self._client.write_api().write(bucket=self._bucket, org=self._org, record="\n".join(lines),
-                                                 write_precision="ns")
+            await self._client.write_api().write(
+                bucket=self._bucket, org=self._org, record="\n".join(lines), write_precision="ns"
+            )
         except ApiException as e:
             raise _classify(int(e.status or 0), str(e.body or e.reason)) from None
         except (TimeoutError, aiohttp.ClientError, OSError) as e:
@@ -124,8 +130,15 @@ class InfluxV1Writer:
 
     name = "influxdb-v1"
 
-    def __init__(self, url: str, database: str, retention_policy: str = "", username: str = "",
-                 password: str = "", timeout_s: float = 10.0) -> None:
+    def __init__(
+        self,
+        url: str,
+        database: str,
+        retention_policy: str = "",
+        username: str = "",
+        password: str = "",
+        timeout_s: float = 10.0,
+    ) -> None:
         self._url = url.rstrip("/") + "/write"
         self._params = {"db": database, "precision": "ns"}
         if retention_policy:
@@ -139,8 +152,9 @@ class InfluxV1Writer:
         if self._session is None:
             self._session = aiohttp.ClientSession(timeout=self._timeout)
         try:
-            async with self._session.post(self._url, params=self._params, headers=self._headers,
-                                          data="\n".join(lines).encode()) as resp:
+            async with self._session.post(
+                self._url, params=self._params, headers=self._headers, data="\n".join(lines).encode()
+            ) as resp:
                 if resp.status >= 300:
                     raise _classify(resp.status, await resp.text())
         except (TimeoutError, aiohttp.ClientError, OSError) as e:
@@ -161,8 +175,10 @@ class EmbeddedStore:
         self.path = path
         self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
         self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("CREATE TABLE IF NOT EXISTS points(line_key TEXT NOT NULL, ts_ns INTEGER NOT NULL,"
-                         " fields TEXT NOT NULL, PRIMARY KEY(line_key, ts_ns))")
+        self._db.execute(
+            "CREATE TABLE IF NOT EXISTS points(line_key TEXT NOT NULL, ts_ns INTEGER NOT NULL,"
+            " fields TEXT NOT NULL, PRIMARY KEY(line_key, ts_ns))"
+        )
 
     async def write(self, lines: Sequence[str]) -> None:
         await asyncio.to_thread(self._write, lines)
@@ -248,8 +264,17 @@ class Drain:
     dedup) would otherwise store it twice.
     """
 
-    def __init__(self, journal: Journal, writer: Writer, metrics: Metrics, wake: asyncio.Event, *,
-                 batch_size: int = 5000, flush_interval_s: float = 0.5, retry_cap_s: float = 30.0) -> None:
+    def __init__(
+        self,
+        journal: Journal,
+        writer: Writer,
+        metrics: Metrics,
+        wake: asyncio.Event,
+        *,
+        batch_size: int = 5000,
+        flush_interval_s: float = 0.5,
+        retry_cap_s: float = 30.0,
+    ) -> None:
         self.journal, self.writer, self.metrics, self.wake = journal, writer, metrics, wake
         self.batch_size, self.flush_interval_s = batch_size, flush_interval_s
         self.backoff = Backoff(cap=retry_cap_s)
@@ -306,9 +331,16 @@ class Drain:
         refused = await write_isolating(self.writer, readings)
         if refused:
             (first, error) = refused[0]
-            log.error("store: %s refused %d of %d readings (first: %s/%s at %d ns: %s); set aside in the journal",
-                      self.writer.name, len(refused), len(readings), first.station, first.parameter, first.ts_ns,
-                      error)
+            log.error(
+                "store: %s refused %d of %d readings (first: %s/%s at %d ns: %s); set aside in the journal",
+                self.writer.name,
+                len(refused),
+                len(readings),
+                first.station,
+                first.parameter,
+                first.ts_ns,
+                error,
+            )
             self.metrics.readings_set_aside.inc(len(refused))
             await asyncio.to_thread(self.journal.set_aside, refused)
         self.confirmed = last

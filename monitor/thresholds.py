@@ -94,23 +94,71 @@ _SINGLE_TABLES = ("classes", "screen", "alerts")  # at most one of each across a
 _STANDARD_KEYS = ("id", "name", "name_zh", "classes", "source", "note")
 _ITEM_COMMON_KEYS = ("kind", "unit", "source", "scope", "note")
 _ITEM_KIND_KEYS: dict[str, tuple[str, ...]] = {
-    "max": ("limit", "limits", "lake_limit", "lake_limits", "steps", "depends_on", "bounds", "default_band",
-            "mean_limit", "mean_limits", "mean_window"),
-    "min": ("limit", "limits", "lake_limit", "lake_limits", "steps", "depends_on", "bounds", "default_band",
-            "mean_limit", "mean_limits", "mean_window"),
+    "max": (
+        "limit",
+        "limits",
+        "lake_limit",
+        "lake_limits",
+        "steps",
+        "depends_on",
+        "bounds",
+        "default_band",
+        "mean_limit",
+        "mean_limits",
+        "mean_window",
+    ),
+    "min": (
+        "limit",
+        "limits",
+        "lake_limit",
+        "lake_limits",
+        "steps",
+        "depends_on",
+        "bounds",
+        "default_band",
+        "mean_limit",
+        "mean_limits",
+        "mean_window",
+    ),
     "range": ("low", "high"),
     "change": ("max_rise", "max_drop"),
 }
-_STATION_KEYS = ("name", "name_zh", "river", "river_km", "class", "intake", "water_body", "note", "timezone",
-                 "coordinates", "standard", "limits", "expect", "assume", "instruments")
+_STATION_KEYS = (
+    "name",
+    "name_zh",
+    "river",
+    "river_km",
+    "class",
+    "intake",
+    "water_body",
+    "note",
+    "timezone",
+    "coordinates",
+    "standard",
+    "limits",
+    "expect",
+    "assume",
+    "instruments",
+)
 _WATER_BODY_ALIASES = {"river": "river", "lake": "lake", "reservoir": "lake"}  # GB 3838 groups 湖、库 together
 _CLASS_KEYS = ("intake", "default", "note")
 _ALERT_KEYS = ("severity", "clear_ratio", "clear_hold", "note")
 _SCREEN_ONLY_KEYS = ("ignore_flags", "suspect_flags", "below_dl_flags", "note")
 _INSTRUMENT_SHARED_KEYS = ("flatline", "spike_window", "spike_mads", "spike_floor")
 _INSTRUMENT_KEYS = ("range", "detection_limit", "unit", *_INSTRUMENT_SHARED_KEYS, "note")
-_RULE_COMMON_KEYS = ("kind", "name", "parameter", "parameters", "station", "stations", "intake", "severity",
-                     "clear_ratio", "clear_hold", "note")
+_RULE_COMMON_KEYS = (
+    "kind",
+    "name",
+    "parameter",
+    "parameters",
+    "station",
+    "stations",
+    "intake",
+    "severity",
+    "clear_ratio",
+    "clear_hold",
+    "note",
+)
 _RULE_KIND_KEYS: dict[str, tuple[str, ...]] = {
     "instantaneous": (),
     "persistence": ("readings", "duration"),
@@ -133,13 +181,20 @@ def _fmt(value: float) -> str:
 
 # --------------------------------------------------------------------------- durations
 
-_DURATION_UNITS = {"ms": 1_000_000, "s": 10**9, "m": 60 * 10**9, "min": 60 * 10**9, "h": NS_PER_HOUR,
-                   "d": 24 * NS_PER_HOUR, "w": 7 * 24 * NS_PER_HOUR}
+_DURATION_UNITS = {
+    "ms": 1_000_000,
+    "s": 10**9,
+    "m": 60 * 10**9,
+    "min": 60 * 10**9,
+    "h": NS_PER_HOUR,
+    "d": 24 * NS_PER_HOUR,
+    "w": 7 * 24 * NS_PER_HOUR,
+}
 _DURATION_PART = re.compile(r"\s*(\d+(?:\.\d+)?)\s*(ms|min|s|m|h|d|w)")
 
 
 def parse_duration(text: object) -> int | None:
-    """"90s", "15min", "2h", "1h30m", "7d", "1w" in nanoseconds; None when it is not such a duration.
+    """ "90s", "15min", "2h", "1h30m", "7d", "1w" in nanoseconds; None when it is not such a duration.
 
     A bare number is refused on purpose: "24" could be hours or readings, and a threshold file must not guess.
     """
@@ -202,8 +257,7 @@ class Limit:
             amount = f"≥ {_fmt(self.value)}{unit}"
         else:
             amount = f"{_fmt(self.value)}{unit}"
-        where = self.standard + (f" Class {self.klass}" if self.klass else "") + (f", {self.note}" if self.note
-                                                                                  else "")
+        where = self.standard + (f" Class {self.klass}" if self.klass else "") + (f", {self.note}" if self.note else "")
         return f"{amount} ({where})"
 
     def ratio(self, value: float) -> float:
@@ -434,8 +488,9 @@ class ThresholdSet:
     instruments: dict[str, Mapping[str, Any]] = field(default_factory=dict)
     alerts: AlertPolicy = field(default_factory=AlertPolicy)
     paths: list[str] = field(default_factory=list)
-    _cache: dict[tuple[str, str, str], LimitSpec | None] = field(default_factory=dict, init=False, repr=False,
-                                                                 compare=False)
+    _cache: dict[tuple[str, str, str], LimitSpec | None] = field(
+        default_factory=dict, init=False, repr=False, compare=False
+    )
 
     # ---- classes and limits
 
@@ -511,14 +566,25 @@ class ThresholdSet:
         if kind == "range" and low is None and item is not None:
             low = item.lows.get(klass, next(iter(item.lows.values()), None))
         unit = PARAMETERS[pid].unit if pid in PARAMETERS else ""
-        lim = Limit(pid, kind, o.value, low if kind == "range" else None, unit, "local limit", "",
-                    o.source, note=o.source, origin=o.origin)
+        lim = Limit(
+            pid,
+            kind,
+            o.value,
+            low if kind == "range" else None,
+            unit,
+            "local limit",
+            "",
+            o.source,
+            note=o.source,
+            origin=o.origin,
+        )
         return LimitSpec(pid, kind, (lim,), np.empty(0, dtype=np.int64), origin=o.origin)
 
     # ---- vectorised look-up, kept for callers that check many stations at once
 
-    def limits_array(self, stations: Sequence[str], parameter: str,
-                     default_class: str) -> tuple[np.ndarray, np.ndarray]:
+    def limits_array(
+        self, stations: Sequence[str], parameter: str, default_class: str
+    ) -> tuple[np.ndarray, np.ndarray]:
         """(low, high) bounds per station for vectorised checks: violated = (v < low) | (v > high).
 
         max gives (-inf, limit), min (limit, inf), range (low, high); NaN where there is no limit, so that
@@ -570,8 +636,18 @@ def _item_spec(item: Item, std: Standard, klass: str, lake: bool, st: Station | 
     table = item.lake_limits if lake and item.lake_limits else item.limits
 
     def make(value: float, low: float | None, note: str) -> Limit:
-        return Limit(item.parameter, item.kind, value, low, item.unit, std.id, shown_class, item.source,
-                     note=note, origin=item.origin)
+        return Limit(
+            item.parameter,
+            item.kind,
+            value,
+            low,
+            item.unit,
+            std.id,
+            shown_class,
+            item.source,
+            note=note,
+            origin=item.origin,
+        )
 
     low = item.lows.get(key) if item.kind == "range" else None
     if item.band_limits:
@@ -581,12 +657,34 @@ def _item_spec(item: Item, std: Standard, klass: str, lake: bool, st: Station | 
         assumed = st.assume.get(item.depends_on) if st is not None else None
         mean = None
         if item.mean_band_limits:
-            mean_limits = tuple(make(v, None, _band_note(item, i, dep_unit) + ", annual average")
-                                for i, v in enumerate(item.mean_band_limits))
-            mean = LimitSpec(item.parameter, item.kind, mean_limits, np.empty(0, dtype=np.int64), item.depends_on,
-                             np.array(item.bounds), default, assumed, item.origin)
-        return LimitSpec(item.parameter, item.kind, limits, np.empty(0, dtype=np.int64), item.depends_on,
-                         np.array(item.bounds), default, assumed, item.origin, mean, item.mean_window_ns)
+            mean_limits = tuple(
+                make(v, None, _band_note(item, i, dep_unit) + ", annual average")
+                for i, v in enumerate(item.mean_band_limits)
+            )
+            mean = LimitSpec(
+                item.parameter,
+                item.kind,
+                mean_limits,
+                np.empty(0, dtype=np.int64),
+                item.depends_on,
+                np.array(item.bounds),
+                default,
+                assumed,
+                item.origin,
+            )
+        return LimitSpec(
+            item.parameter,
+            item.kind,
+            limits,
+            np.empty(0, dtype=np.int64),
+            item.depends_on,
+            np.array(item.bounds),
+            default,
+            assumed,
+            item.origin,
+            mean,
+            item.mean_window_ns,
+        )
     if item.steps:
         limits = tuple(make(v, low, f"until {day}") for _, day, v in item.steps)
         last_day = item.steps[-1][1]
@@ -595,10 +693,22 @@ def _item_spec(item: Item, std: Standard, klass: str, lake: bool, st: Station | 
         return LimitSpec(item.parameter, item.kind, limits, step_ns, origin=item.origin)
     mean = None
     if key in item.mean_limits:
-        mean = LimitSpec(item.parameter, item.kind, (make(item.mean_limits[key], low, "mean"),),
-                         np.empty(0, dtype=np.int64), origin=item.origin)
-    return LimitSpec(item.parameter, item.kind, (make(table[key], low, ""),), np.empty(0, dtype=np.int64),
-                     origin=item.origin, mean=mean, mean_window_ns=item.mean_window_ns)
+        mean = LimitSpec(
+            item.parameter,
+            item.kind,
+            (make(item.mean_limits[key], low, "mean"),),
+            np.empty(0, dtype=np.int64),
+            origin=item.origin,
+        )
+    return LimitSpec(
+        item.parameter,
+        item.kind,
+        (make(table[key], low, ""),),
+        np.empty(0, dtype=np.int64),
+        origin=item.origin,
+        mean=mean,
+        mean_window_ns=item.mean_window_ns,
+    )
 
 
 def _band_note(item: Item, i: int, unit: str) -> str:
@@ -886,8 +996,9 @@ class _Checker:
         assert self._f is not None
         return self._f.loc.line(*path)
 
-    def _unknown_keys(self, table: Mapping[str, Any], allowed: Sequence[str], path: tuple[str, ...],
-                      what: str = "") -> None:
+    def _unknown_keys(
+        self, table: Mapping[str, Any], allowed: Sequence[str], path: tuple[str, ...], what: str = ""
+    ) -> None:
         for key in table:
             if key not in allowed:
                 where = _dotted((*path, key))
@@ -913,8 +1024,10 @@ class _Checker:
             self._add(self._at(*here, key), f"{name}: bad duration {shown}{hint} (use e.g. 90s, 15min, 2h, 7d, 1w)")
             return None
         if ns <= 0 and not (zero_ok and ns == 0):
-            self._add(self._at(*here, key), f"{name}: the duration must be {'' if zero_ok else 'more than '}"
-                                            f"{'at least ' if zero_ok else ''}zero")
+            self._add(
+                self._at(*here, key),
+                f"{name}: the duration must be {'' if zero_ok else 'more than '}{'at least ' if zero_ok else ''}zero",
+            )
             return None
         return ns
 
@@ -923,13 +1036,13 @@ class _Checker:
             return None
         value = raw[key]
         if isinstance(value, bool) or not isinstance(value, int) or value < least:
-            self._add(self._at(*here, key), f"{_dotted((*here, key))}: must be a whole number ≥ {least}, "
-                                            f"not {value!r}")
+            self._add(self._at(*here, key), f"{_dotted((*here, key))}: must be a whole number ≥ {least}, not {value!r}")
             return None
         return value
 
-    def _fraction(self, raw: Mapping[str, Any], key: str, here: tuple[str, ...], low_open: float, high: float,
-                  what: str) -> float | None:
+    def _fraction(
+        self, raw: Mapping[str, Any], key: str, here: tuple[str, ...], low_open: float, high: float, what: str
+    ) -> float | None:
         """A number in (low_open, high]."""
         if key not in raw:
             return None
@@ -946,8 +1059,11 @@ class _Checker:
         data = f.data
         self._unknown_keys(data, _TOP_KEYS, (), f" (expected {', '.join(_TOP_KEYS[:-1])} or {_TOP_KEYS[-1]})")
         if not any(k in data for k in _TOP_KEYS):
-            self._add(1, "nothing to load: no [standard], [items.*], [stations.*], [classes], [[rules]], [screen], "
-                         "[instruments.*] or [alerts] tables")
+            self._add(
+                1,
+                "nothing to load: no [standard], [items.*], [stations.*], [classes], [[rules]], [screen], "
+                "[instruments.*] or [alerts] tables",
+            )
         items = data.get("items")
         std = data.get("standard")
         if std is None:
@@ -963,8 +1079,9 @@ class _Checker:
             else:
                 built = {pid: it for pid, raw in items.items() if (it := self._item(f, pid, raw)) is not None}
                 if isinstance(std, dict) and f.std_ok:
-                    f.standard = Standard(std["id"], str(std.get("name", std["id"])), f.classes, built, f.path,
-                                          f.where("standard"))
+                    f.standard = Standard(
+                        std["id"], str(std.get("name", std["id"])), f.classes, built, f.path, f.where("standard")
+                    )
 
     def _standard_table(self, f: _File, std: dict[str, Any]) -> None:
         self._unknown_keys(std, _STANDARD_KEYS, ("standard",))
@@ -984,8 +1101,11 @@ class _Checker:
             f.classless = True
             return
         if not isinstance(classes, list) or not classes:
-            self._add(self._at("standard", "classes"), "standard.classes must be a non-empty list of class names "
-                                                       "(leave it out for a standard without classes)")
+            self._add(
+                self._at("standard", "classes"),
+                "standard.classes must be a non-empty list of class names "
+                "(leave it out for a standard without classes)",
+            )
             return
         good: list[str] = []
         for i, c in enumerate(classes):
@@ -1061,8 +1181,9 @@ class _Checker:
             for c in f.classes or ("",):
                 if c in lo and c in hi and not lo[c] < hi[c]:
                     where = f"class {c}: " if c else ""
-                    self._add(self._at(*here, "low", c),
-                              f"{name}: {where}low {_fmt(lo[c])} is not below high {_fmt(hi[c])}")
+                    self._add(
+                        self._at(*here, "low", c), f"{name}: {where}low {_fmt(lo[c])} is not below high {_fmt(hi[c])}"
+                    )
             limits = {c: _scaled(v, factor) for c, v in hi.items()}
             lows = {c: _scaled(v, factor) for c, v in lo.items()}
         elif kind == "change":  # documented, not evaluated reading by reading
@@ -1071,19 +1192,39 @@ class _Checker:
                     self._number(raw[key], (*here, key), f"{name}.{key}", False)
         if len(self.problems) != before or not f.std_ok or not isinstance(kind, str):
             return None
-        return Item(pid, kind, PARAMETERS[pid].unit, limits, lows, lake, str(raw.get("source", "")),
-                    str(raw.get("scope", "")), f.where(*here), **extra)
+        return Item(
+            pid,
+            kind,
+            PARAMETERS[pid].unit,
+            limits,
+            lows,
+            lake,
+            str(raw.get("source", "")),
+            str(raw.get("scope", "")),
+            f.where(*here),
+            **extra,
+        )
 
-    def _limit_values(self, f: _File, here: tuple[str, ...], single: str, table: str, raw: Mapping[str, Any],
-                      negative_ok: bool, kind: str) -> dict[str, float]:
+    def _limit_values(
+        self,
+        f: _File,
+        here: tuple[str, ...],
+        single: str,
+        table: str,
+        raw: Mapping[str, Any],
+        negative_ok: bool,
+        kind: str,
+    ) -> dict[str, float]:
         name = _dotted(here)
         if single in raw and table in raw:
             self._add(self._at(*here, single), f"{name}: give either '{single}' or '{table}', not both")
             return {}
         if table in raw:
             if f.classless:
-                self._add(self._at(*here, table), f"{name}.{table}: the standard has no classes "
-                                                  f"(use '{single}' for its one value)")
+                self._add(
+                    self._at(*here, table),
+                    f"{name}.{table}: the standard has no classes (use '{single}' for its one value)",
+                )
                 return {}
             vals = self._per_class(f, here, table, raw[table], negative_ok)
             self._ordering(f, here, table, vals, kind)
@@ -1092,8 +1233,9 @@ class _Checker:
             return self._single(f, here, single, raw[single], negative_ok)
         return {}
 
-    def _mean_window(self, raw: Mapping[str, Any], here: tuple[str, ...], has_mean: bool,
-                     extra: dict[str, Any]) -> None:
+    def _mean_window(
+        self, raw: Mapping[str, Any], here: tuple[str, ...], has_mean: bool, extra: dict[str, Any]
+    ) -> None:
         window = self._duration(raw, "mean_window", here)
         if has_mean and "mean_window" not in raw:
             self._add(self._at(*here), f"{_dotted(here)}: a mean limit needs 'mean_window' (e.g. \"365d\")")
@@ -1102,8 +1244,9 @@ class _Checker:
         if window:
             extra["mean_window_ns"] = window
 
-    def _steps(self, f: _File, raw: Mapping[str, Any], here: tuple[str, ...], factor: float,
-               negative_ok: bool) -> tuple[tuple[int, str, float], ...]:
+    def _steps(
+        self, f: _File, raw: Mapping[str, Any], here: tuple[str, ...], factor: float, negative_ok: bool
+    ) -> tuple[tuple[int, str, float], ...]:
         """Dated values in force before a date, e.g. the EU lead value of 10 µg/L until 2036-01-12."""
         name = _dotted((*here, "steps"))
         steps = raw["steps"]
@@ -1121,8 +1264,10 @@ class _Checker:
             self._unknown_keys(step, ("until", "limit", "note"), at)
             until = step.get("until")
             if not isinstance(until, dt.date) or isinstance(until, dt.datetime):
-                self._add(self._at(*at, "until") if "until" in step else self._at(*at),
-                          f"{name}[{i}].until must be a date (YYYY-MM-DD, unquoted)")
+                self._add(
+                    self._at(*at, "until") if "until" in step else self._at(*at),
+                    f"{name}[{i}].until must be a date (YYYY-MM-DD, unquoted)",
+                )
                 continue
             if "limit" not in step:
                 self._add(self._at(*at), f"{name}[{i}]: missing 'limit'")
@@ -1137,16 +1282,19 @@ class _Checker:
             out.append((ns, until.isoformat(), _scaled(num, factor)))
         return tuple(out)
 
-    def _banded(self, f: _File, pid: str, raw: Mapping[str, Any], here: tuple[str, ...], kind: str,
-                factor: float) -> dict[str, Any]:
+    def _banded(
+        self, f: _File, pid: str, raw: Mapping[str, Any], here: tuple[str, ...], kind: str, factor: float
+    ) -> dict[str, Any]:
         """A limit that depends on another measured parameter: one value per band of that parameter."""
         name = _dotted(here)
         dep = raw["depends_on"]
         out: dict[str, Any] = {}
         if not isinstance(dep, str) or dep not in PARAMETERS:
             shown = dep if isinstance(dep, str) else repr(dep)
-            self._add(self._at(*here, "depends_on"),
-                      f"{name}.depends_on: unknown parameter id '{shown}'{_suggest(str(dep), PARAMETERS)}")
+            self._add(
+                self._at(*here, "depends_on"),
+                f"{name}.depends_on: unknown parameter id '{shown}'{_suggest(str(dep), PARAMETERS)}",
+            )
             return out
         if dep == pid:
             self._add(self._at(*here, "depends_on"), f"{name}.depends_on: a limit cannot depend on itself")
@@ -1156,12 +1304,16 @@ class _Checker:
             return out
         for bad in ("limits", "lake_limit", "lake_limits", "steps", "mean_limits"):
             if bad in raw:
-                self._add(self._at(*here, bad), f"{name}.{bad}: not with 'depends_on' (give 'limit' as a list, one "
-                                                "value per band)")
+                self._add(
+                    self._at(*here, bad),
+                    f"{name}.{bad}: not with 'depends_on' (give 'limit' as a list, one value per band)",
+                )
         bounds = raw.get("bounds")
         if not isinstance(bounds, list) or not bounds or not all(_is_number(b) and math.isfinite(b) for b in bounds):
-            self._add(self._at(*here, "bounds") if "bounds" in raw else self._at(*here),
-                      f"{name}.bounds must be a list of numbers: the band edges of {dep}")
+            self._add(
+                self._at(*here, "bounds") if "bounds" in raw else self._at(*here),
+                f"{name}.bounds must be a list of numbers: the band edges of {dep}",
+            )
             return out
         if any(b2 <= b1 for b1, b2 in itertools.pairwise(bounds)):
             self._add(self._at(*here, "bounds"), f"{name}.bounds must increase")
@@ -1176,8 +1328,10 @@ class _Checker:
                 continue
             vals = raw[key]
             if not isinstance(vals, list) or len(vals) != n:
-                self._add(self._at(*here, key), f"{name}.{key} must be a list of {n} values, one per band "
-                                                f"({len(bounds)} bounds make {n} bands)")
+                self._add(
+                    self._at(*here, key),
+                    f"{name}.{key} must be a list of {n} values, one per band ({len(bounds)} bounds make {n} bands)",
+                )
                 continue
             nums = [self._number(v, (*here, key, str(i)), f"{name}.{key}[{i}]", False) for i, v in enumerate(vals)]
             if all(x is not None for x in nums):
@@ -1203,8 +1357,10 @@ class _Checker:
         factor = unit_factor(pid, unit)
         if factor is None:
             std_unit = f"'{PARAMETERS[pid].unit}'" if PARAMETERS[pid].unit else "no unit ('')"
-            self._add(self._at(*here, "unit"),
-                      f"{name}: unknown unit '{unit}' for {pid} (use {std_unit} or a unit convertible to it)")
+            self._add(
+                self._at(*here, "unit"),
+                f"{name}: unknown unit '{unit}' for {pid} (use {std_unit} or a unit convertible to it)",
+            )
             return 1.0
         return factor
 
@@ -1223,30 +1379,35 @@ class _Checker:
             return None
         return num
 
-    def _single(self, f: _File, here: tuple[str, ...], key: str, value: object,
-                negative_ok: bool) -> dict[str, float]:
+    def _single(self, f: _File, here: tuple[str, ...], key: str, value: object, negative_ok: bool) -> dict[str, float]:
         """One number for every class (Tables 2 and 3 have no classes)."""
         if isinstance(value, dict) and key in ("limit", "lake_limit", "mean_limit"):
-            self._add(self._at(*here, key), f"{_dotted((*here, key))} must be a number "
-                                            f"(use '{key}s' for a table of class = limit)")
+            self._add(
+                self._at(*here, key),
+                f"{_dotted((*here, key))} must be a number (use '{key}s' for a table of class = limit)",
+            )
             return {}
         num = self._number(value, (*here, key), _dotted((*here, key)), negative_ok)
         return {} if num is None else dict.fromkeys(f.classes or ("",), num)
 
-    def _per_class(self, f: _File, here: tuple[str, ...], key: str, value: object,
-                   negative_ok: bool) -> dict[str, float]:
+    def _per_class(
+        self, f: _File, here: tuple[str, ...], key: str, value: object, negative_ok: bool
+    ) -> dict[str, float]:
         """The valid values of a `class = number` table; every bad or missing class is a problem."""
         name = _dotted((*here, key))
         if not isinstance(value, dict):
             single = key[:-1] if key.endswith("limits") else key
-            self._add(self._at(*here, key),
-                      f"{name} must be a table of class = limit (use '{single}' for one value for every class)")
+            self._add(
+                self._at(*here, key),
+                f"{name} must be a table of class = limit (use '{single}' for one value for every class)",
+            )
             return {}
         out: dict[str, float] = {}
         for c, v in value.items():
             if f.classes and c not in f.classes:
-                self._add(self._at(*here, key, c),
-                          f"{name}: class '{c}' is not in standard.classes ({', '.join(f.classes)})")
+                self._add(
+                    self._at(*here, key, c), f"{name}: class '{c}' is not in standard.classes ({', '.join(f.classes)})"
+                )
                 continue
             num = self._number(v, (*here, key, c), f"{name}.{c}", negative_ok)
             if num is not None:
@@ -1265,16 +1426,19 @@ class _Checker:
             v = vals[c]
             if prev is not None and (v < prev[1] if kind == "max" else v > prev[1]):
                 trend = "decrease" if kind == "max" else "increase"
-                self._add(self._at(*here, key, c),
-                          f"{_dotted((*here, key))}.{c} = {_fmt(v)} is stricter than class {prev[0]} "
-                          f"({_fmt(prev[1])}): {kind} limits must not {trend} from class {f.classes[0]} "
-                          f"to {f.classes[-1]}")
+                self._add(
+                    self._at(*here, key, c),
+                    f"{_dotted((*here, key))}.{c} = {_fmt(v)} is stricter than class {prev[0]} "
+                    f"({_fmt(prev[1])}): {kind} limits must not {trend} from class {f.classes[0]} "
+                    f"to {f.classes[-1]}",
+                )
             prev = (c, v)
 
     # ---- stations
 
-    def check_stations(self, f: _File, known_classes: Sequence[str], seen: dict[str, str],
-                       standard_ids: Sequence[str]) -> None:
+    def check_stations(
+        self, f: _File, known_classes: Sequence[str], seen: dict[str, str], standard_ids: Sequence[str]
+    ) -> None:
         self._f = f
         stations = f.data.get("stations")
         if stations is None:
@@ -1285,8 +1449,15 @@ class _Checker:
         for sid, raw in stations.items():
             self._station(f, sid, raw, known_classes, seen, standard_ids)
 
-    def _station(self, f: _File, sid: str, raw: object, known_classes: Sequence[str], seen: dict[str, str],
-                 standard_ids: Sequence[str]) -> None:
+    def _station(
+        self,
+        f: _File,
+        sid: str,
+        raw: object,
+        known_classes: Sequence[str],
+        seen: dict[str, str],
+        standard_ids: Sequence[str],
+    ) -> None:
         here = ("stations", sid)
         name = f"stations.{sid}"
         line = self._at(*here)
@@ -1295,8 +1466,10 @@ class _Checker:
             return
         before = len(self.problems)
         if not sid.strip() or any(ch in sid for ch in "/+#"):
-            self._add(line, f"{name}: a station id must be non-empty and contain no '/', '+' or '#' "
-                            "(it is an MQTT topic level)")
+            self._add(
+                line,
+                f"{name}: a station id must be non-empty and contain no '/', '+' or '#' (it is an MQTT topic level)",
+            )
         duplicate = sid in seen
         if duplicate:
             self._add(line, f"{name}: station '{sid}' is already defined at {seen[sid]}")
@@ -1311,19 +1484,24 @@ class _Checker:
         klass = raw.get("class")
         if klass is not None and (not isinstance(klass, str) or klass not in known_classes):
             shown = klass if isinstance(klass, str) else repr(klass)
-            self._add(self._at(*here, "class"),
-                      f"{name}.class: unknown class '{shown}' (one of {', '.join(known_classes)})")
+            self._add(
+                self._at(*here, "class"), f"{name}.class: unknown class '{shown}' (one of {', '.join(known_classes)})"
+            )
         intake = raw.get("intake", False)
         if not isinstance(intake, bool):
             self._add(self._at(*here, "intake"), f"{name}.intake must be true or false")
         body = raw.get("water_body", "river")
         if body not in _WATER_BODY_ALIASES:
-            self._add(self._at(*here, "water_body"),
-                      f"{name}.water_body: unknown water body {body!r} (river, lake or reservoir)")
+            self._add(
+                self._at(*here, "water_body"),
+                f"{name}.water_body: unknown water body {body!r} (river, lake or reservoir)",
+            )
         tz = raw.get("timezone", "")
         if tz and not _valid_timezone(tz):
-            self._add(self._at(*here, "timezone"), f"{name}.timezone: unknown time zone {tz!r} "
-                                                   "(an IANA name such as 'Asia/Shanghai', or '+08:00')")
+            self._add(
+                self._at(*here, "timezone"),
+                f"{name}.timezone: unknown time zone {tz!r} (an IANA name such as 'Asia/Shanghai', or '+08:00')",
+            )
         coords = self._coordinates(raw, here)
         standards = self._station_standards(raw, here, standard_ids)
         overrides = self._overrides(f, raw, here)
@@ -1336,24 +1514,47 @@ class _Checker:
         for table in ("limits", "expect", "assume", "instruments"):
             if isinstance(raw.get(table), dict):
                 lines.update({f"{table}.{k}": f.where(*here, table, k) for k in raw[table]})
-        f.stations[sid] = Station(sid, raw.get("name", sid), raw.get("name_zh", ""), raw.get("river", ""),
-                                  float(km) if km is not None else None, klass, intake, _WATER_BODY_ALIASES[body],
-                                  tz, coords, standards, overrides, expect, assume, instruments, f.where(*here),
-                                  lines)
+        f.stations[sid] = Station(
+            sid,
+            raw.get("name", sid),
+            raw.get("name_zh", ""),
+            raw.get("river", ""),
+            float(km) if km is not None else None,
+            klass,
+            intake,
+            _WATER_BODY_ALIASES[body],
+            tz,
+            coords,
+            standards,
+            overrides,
+            expect,
+            assume,
+            instruments,
+            f.where(*here),
+            lines,
+        )
 
     def _coordinates(self, raw: Mapping[str, Any], here: tuple[str, ...]) -> tuple[float, float] | None:
         if "coordinates" not in raw:
             return None
         c = raw["coordinates"]
-        if (not isinstance(c, list) or len(c) != 2 or not all(_is_number(x) and math.isfinite(x) for x in c)
-                or not -90 <= c[0] <= 90 or not -180 <= c[1] <= 180):
-            self._add(self._at(*here, "coordinates"),
-                      f"{_dotted(here)}.coordinates must be [latitude, longitude] in degrees (-90..90, -180..180)")
+        if (
+            not isinstance(c, list)
+            or len(c) != 2
+            or not all(_is_number(x) and math.isfinite(x) for x in c)
+            or not -90 <= c[0] <= 90
+            or not -180 <= c[1] <= 180
+        ):
+            self._add(
+                self._at(*here, "coordinates"),
+                f"{_dotted(here)}.coordinates must be [latitude, longitude] in degrees (-90..90, -180..180)",
+            )
             return None
         return float(c[0]), float(c[1])
 
-    def _station_standards(self, raw: Mapping[str, Any], here: tuple[str, ...],
-                           standard_ids: Sequence[str]) -> tuple[str, ...]:
+    def _station_standards(
+        self, raw: Mapping[str, Any], here: tuple[str, ...], standard_ids: Sequence[str]
+    ) -> tuple[str, ...]:
         if "standard" not in raw:
             return ()
         value = raw["standard"]
@@ -1364,9 +1565,11 @@ class _Checker:
         if standard_ids:  # a station file checked on its own cannot know the standards
             for n in names:
                 if n not in standard_ids:
-                    self._add(self._at(*here, "standard"),
-                              f"{_dotted(here)}.standard: no standard '{n}' is loaded "
-                              f"(loaded: {', '.join(standard_ids)}){_suggest(n, standard_ids)}")
+                    self._add(
+                        self._at(*here, "standard"),
+                        f"{_dotted(here)}.standard: no standard '{n}' is loaded "
+                        f"(loaded: {', '.join(standard_ids)}){_suggest(n, standard_ids)}",
+                    )
         return tuple(names)
 
     def _parameter_key(self, pid: str, path: tuple[str, ...]) -> bool:
@@ -1412,16 +1615,23 @@ class _Checker:
                 elif not lo < hi:
                     self._add(self._at(*at, "low"), f"{name}: low {_fmt(lo)} is not below high {_fmt(hi)}")
                 if len(self.problems) == before and lo is not None and hi is not None:
-                    out[pid] = Override(pid, "range", _scaled(hi, factor), _scaled(lo, factor),
-                                        str(spec.get("source", "")), f.where(*at))
+                    out[pid] = Override(
+                        pid,
+                        "range",
+                        _scaled(hi, factor),
+                        _scaled(lo, factor),
+                        str(spec.get("source", "")),
+                        f.where(*at),
+                    )
                 continue
             if "limit" not in spec:
                 self._add(self._at(*at), f"{name}: missing 'limit'")
                 continue
             num = self._number(spec["limit"], (*at, "limit") if "limit" in spec else at, f"{name}", neg)
             if num is not None and len(self.problems) == before:
-                out[pid] = Override(pid, str(kind), _scaled(num, factor), None, str(spec.get("source", "")),
-                                    f.where(*at))
+                out[pid] = Override(
+                    pid, str(kind), _scaled(num, factor), None, str(spec.get("source", "")), f.where(*at)
+                )
         return out
 
     def _per_parameter_durations(self, raw: Mapping[str, Any], key: str, here: tuple[str, ...]) -> dict[str, int]:
@@ -1429,7 +1639,7 @@ class _Checker:
         if table is None:
             return {}
         if not isinstance(table, dict):
-            self._add(self._at(*here, key), f"{_dotted((*here, key))} must be a table of parameter = \"interval\"")
+            self._add(self._at(*here, key), f'{_dotted((*here, key))} must be a table of parameter = "interval"')
             return {}
         out: dict[str, int] = {}
         for pid in table:
@@ -1478,14 +1688,19 @@ class _Checker:
             factor = self._unit(pid, raw, at)
             rng = raw.get("range")
             if rng is not None:
-                if (not isinstance(rng, list) or len(rng) != 2 or not all(_is_number(x) and math.isfinite(x)
-                                                                          for x in rng) or not rng[0] < rng[1]):
+                if (
+                    not isinstance(rng, list)
+                    or len(rng) != 2
+                    or not all(_is_number(x) and math.isfinite(x) for x in rng)
+                    or not rng[0] < rng[1]
+                ):
                     self._add(self._at(*at, "range"), f"{_dotted(at)}.range must be [low, high] with low < high")
                 else:
                     settings["range"] = (_scaled(rng[0], factor), _scaled(rng[1], factor))
             if "detection_limit" in raw:
-                num = self._number(raw["detection_limit"], (*at, "detection_limit"), f"{_dotted(at)}.detection_limit",
-                                   False)
+                num = self._number(
+                    raw["detection_limit"], (*at, "detection_limit"), f"{_dotted(at)}.detection_limit", False
+                )
                 if num is not None:
                     settings["detection_limit"] = _scaled(num, factor)
             if "spike_floor" in settings:
@@ -1538,8 +1753,10 @@ class _Checker:
                 tables = self._instrument_tables(raw, ("instruments",))
                 for pid in list(tables):
                     if f"instruments.{pid}" in owners:
-                        self._add(self._at("instruments", pid),
-                                  f"[instruments.{pid}] is already defined at {owners[f'instruments.{pid}']}")
+                        self._add(
+                            self._at("instruments", pid),
+                            f"[instruments.{pid}] is already defined at {owners[f'instruments.{pid}']}",
+                        )
                         del tables[pid]
                     else:
                         owners[f"instruments.{pid}"] = f.where("instruments", pid)
@@ -1552,17 +1769,23 @@ class _Checker:
         for key in ("intake", "default"):
             v = raw.get(key)
             if v is not None and (not isinstance(v, str) or v not in known_classes):
-                self._add(self._at("classes", key),
-                          f"classes.{key}: unknown class {v!r} (one of {', '.join(known_classes)})")
+                self._add(
+                    self._at("classes", key), f"classes.{key}: unknown class {v!r} (one of {', '.join(known_classes)})"
+                )
         if len(self.problems) != before:
             return None
-        return ClassPolicy(raw.get("intake"), raw.get("default"),
-                           {k: f.where("classes", k) for k in ("intake", "default") if k in raw})
+        return ClassPolicy(
+            raw.get("intake"), raw.get("default"), {k: f.where("classes", k) for k in ("intake", "default") if k in raw}
+        )
 
     def _screen(self, f: _File, raw: Mapping[str, Any]) -> ScreenSpec | None:
         before = len(self.problems)
-        self._unknown_keys(raw, _SCREEN_ONLY_KEYS + _INSTRUMENT_SHARED_KEYS, ("screen",),
-                           " (instrument range and detection limit go in [instruments.<parameter>])")
+        self._unknown_keys(
+            raw,
+            _SCREEN_ONLY_KEYS + _INSTRUMENT_SHARED_KEYS,
+            ("screen",),
+            " (instrument range and detection limit go in [instruments.<parameter>])",
+        )
         flags: dict[str, frozenset[str]] = {}
         for key in ("ignore_flags", "suspect_flags", "below_dl_flags"):
             if key not in raw:
@@ -1574,15 +1797,19 @@ class _Checker:
                 flags[key] = frozenset(x.lower() for x in v)
         both = flags.get("ignore_flags", frozenset()) & flags.get("suspect_flags", frozenset())
         if both:
-            self._add(self._at("screen", "suspect_flags"),
-                      f"screen: flag {sorted(both)[0]!r} is both ignored and suspect")
+            self._add(
+                self._at("screen", "suspect_flags"), f"screen: flag {sorted(both)[0]!r} is both ignored and suspect"
+            )
         settings = self._screen_settings(raw, ("screen",))
         if len(self.problems) != before:
             return None
-        return ScreenSpec(flags.get("ignore_flags", DEFAULT_IGNORE_FLAGS),
-                          flags.get("suspect_flags", DEFAULT_SUSPECT_FLAGS),
-                          flags.get("below_dl_flags", DEFAULT_DL_FLAGS), settings,
-                          {k: f.where("screen", k) for k in raw})
+        return ScreenSpec(
+            flags.get("ignore_flags", DEFAULT_IGNORE_FLAGS),
+            flags.get("suspect_flags", DEFAULT_SUSPECT_FLAGS),
+            flags.get("below_dl_flags", DEFAULT_DL_FLAGS),
+            settings,
+            {k: f.where("screen", k) for k in raw},
+        )
 
     def _alerts(self, f: _File, raw: Mapping[str, Any]) -> AlertPolicy | None:
         before = len(self.problems)
@@ -1591,18 +1818,24 @@ class _Checker:
         sev = raw.get("severity")
         if sev is not None:
             if not isinstance(sev, dict) or not sev:
-                self._add(self._at("alerts", "severity"),
-                          "alerts.severity must be a table of name = ratio, e.g. { warning = 1, serious = 5 }")
+                self._add(
+                    self._at("alerts", "severity"),
+                    "alerts.severity must be a table of name = ratio, e.g. { warning = 1, serious = 5 }",
+                )
             else:
                 built: list[tuple[float, str]] = []
                 for name, v in sev.items():
                     if not _is_number(v) or not math.isfinite(v) or v <= 0:
-                        self._add(self._at("alerts", "severity", name),
-                                  f"alerts.severity.{name}: the ratio must be a positive number, not {v!r}")
+                        self._add(
+                            self._at("alerts", "severity", name),
+                            f"alerts.severity.{name}: the ratio must be a positive number, not {v!r}",
+                        )
                     elif built and v <= built[-1][0]:
-                        self._add(self._at("alerts", "severity", name),
-                                  f"alerts.severity.{name} = {_fmt(v)} must be above {built[-1][1]} "
-                                  f"({_fmt(built[-1][0])}): tiers go from the mildest to the worst")
+                        self._add(
+                            self._at("alerts", "severity", name),
+                            f"alerts.severity.{name} = {_fmt(v)} must be above {built[-1][1]} "
+                            f"({_fmt(built[-1][0])}): tiers go from the mildest to the worst",
+                        )
                     else:
                         built.append((float(v), name))
                 if built:
@@ -1611,8 +1844,9 @@ class _Checker:
         hold = self._duration(raw, "clear_hold", ("alerts",), zero_ok=True)
         if len(self.problems) != before:
             return None
-        return AlertPolicy(tiers, ratio if ratio is not None else 1.0, hold or 0,
-                           {k: f.where("alerts", k) for k in raw})
+        return AlertPolicy(
+            tiers, ratio if ratio is not None else 1.0, hold or 0, {k: f.where("alerts", k) for k in raw}
+        )
 
     # ---- rules
 
@@ -1631,8 +1865,9 @@ class _Checker:
                 out.append(rule)
         return out
 
-    def _rule(self, f: _File, i: int, raw: dict[str, Any], station_ids: Sequence[str],
-              tier_names: Sequence[str]) -> RuleSpec | None:
+    def _rule(
+        self, f: _File, i: int, raw: dict[str, Any], station_ids: Sequence[str], tier_names: Sequence[str]
+    ) -> RuleSpec | None:
         here = ("rules", str(i))
         name = f"rules[{i}]"
         before = len(self.problems)
@@ -1642,9 +1877,11 @@ class _Checker:
                 self._add(self._at(*here), f"{name}: missing 'kind' (one of {', '.join(RULE_KINDS)})")
             else:
                 shown = kind if isinstance(kind, str) else repr(kind)
-                self._add(self._at(*here, "kind"),
-                          f"{name}.kind: unknown rule kind '{shown}' (one of {', '.join(RULE_KINDS)})"
-                          f"{_suggest(str(kind), RULE_KINDS)}")
+                self._add(
+                    self._at(*here, "kind"),
+                    f"{name}.kind: unknown rule kind '{shown}' (one of {', '.join(RULE_KINDS)})"
+                    f"{_suggest(str(kind), RULE_KINDS)}",
+                )
             return None
         self._unknown_keys(raw, _RULE_COMMON_KEYS + _RULE_KIND_KEYS[kind], here, f" for rule kind '{kind}'")
         for key in ("name", "note"):
@@ -1667,8 +1904,10 @@ class _Checker:
             self._add(self._at(*here, "intake"), f"{name}.intake must be true or false")
         severity = raw.get("severity", "")
         if severity and (not isinstance(severity, str) or severity not in tier_names):
-            self._add(self._at(*here, "severity"),
-                      f"{name}.severity: unknown severity {severity!r} (one of {', '.join(tier_names)})")
+            self._add(
+                self._at(*here, "severity"),
+                f"{name}.severity: unknown severity {severity!r} (one of {', '.join(tier_names)})",
+            )
         clear = self._fraction(raw, "clear_ratio", here, 0.0, 1.0, "must be above 0 and at most 1")
         hold = self._duration(raw, "clear_hold", here, zero_ok=True)
         kw: dict[str, Any] = {}
@@ -1676,8 +1915,10 @@ class _Checker:
             n = self._positive_int(raw, "readings", here)
             d = self._duration(raw, "duration", here)
             if "readings" not in raw and "duration" not in raw:
-                self._add(self._at(*here), f"{name}: a persistence rule needs 'readings' (N in a row) "
-                                           "and/or 'duration' (e.g. \"2h\")")
+                self._add(
+                    self._at(*here),
+                    f"{name}: a persistence rule needs 'readings' (N in a row) and/or 'duration' (e.g. \"2h\")",
+                )
             kw.update(readings=n or 0, duration_ns=d or 0)
         elif kind in ("mean", "rate"):
             w = self._duration(raw, "window", here)
@@ -1707,8 +1948,9 @@ class _Checker:
             above = raw.get("above")
             if above is not None:
                 if not _is_number(above) or not math.isfinite(above) or above < 0:
-                    self._add(self._at(*here, "above"), f"{name}.above must be a fraction of the limit ≥ 0, "
-                                                        f"not {above!r}")
+                    self._add(
+                        self._at(*here, "above"), f"{name}.above must be a fraction of the limit ≥ 0, not {above!r}"
+                    )
                 else:
                     kw["above"] = float(above)
         if kind == "no_data":
@@ -1724,8 +1966,19 @@ class _Checker:
             kw.update(interval_ns=interval or 0, factor=float(factor) if _is_number(factor) else 3.0, scope=scope)
         if len(self.problems) != before:
             return None
-        return RuleSpec(kind, str(raw.get("name") or kind), tuple(params), tuple(stations), intake, f.where(*here),
-                        str(severity), clear, hold, note=str(raw.get("note", "")), **kw)
+        return RuleSpec(
+            kind,
+            str(raw.get("name") or kind),
+            tuple(params),
+            tuple(stations),
+            intake,
+            f.where(*here),
+            str(severity),
+            clear,
+            hold,
+            note=str(raw.get("note", "")),
+            **kw,
+        )
 
     def _names(self, raw: Mapping[str, Any], single: str, plural: str, here: tuple[str, ...]) -> list[str]:
         if single in raw and plural in raw:
@@ -1749,19 +2002,33 @@ class _Checker:
         """Two rules that meet on a series must not share an alert: names must differ, and of the limit rules
         (instantaneous, persistence) the most specific one decides, so two equally specific ones conflict."""
         for i, a in enumerate(rules):
-            for b in rules[i + 1:]:
+            for b in rules[i + 1 :]:
                 if not _overlap(a, b):
                     continue
                 path, _, line = b.origin.rpartition(":")
                 if a.kind in LIMIT_RULES and b.kind in LIMIT_RULES:
                     if specificity(a) == specificity(b):
-                        self.problems.append(Problem(path, int(line), (
-                            f"this {b.kind} rule and the {a.kind} rule at {a.origin} both decide the limit alert of "
-                            "the same series: narrow one with 'parameters', 'stations' or 'intake'")))
+                        self.problems.append(
+                            Problem(
+                                path,
+                                int(line),
+                                (
+                                    f"this {b.kind} rule and the {a.kind} rule at {a.origin} both decide the limit "
+                                    "alert of the same series: narrow one with 'parameters', 'stations' or 'intake'"
+                                ),
+                            )
+                        )
                 elif a.name == b.name:
-                    self.problems.append(Problem(path, int(line), (
-                        f"rule '{b.name}' also applies to series that the rule at {a.origin} covers: give one of "
-                        "them another 'name'")))
+                    self.problems.append(
+                        Problem(
+                            path,
+                            int(line),
+                            (
+                                f"rule '{b.name}' also applies to series that the rule at {a.origin} covers: "
+                                "give one of them another 'name'"
+                            ),
+                        )
+                    )
 
 
 def specificity(rule: RuleSpec) -> int:
@@ -1829,8 +2096,13 @@ def _run(paths: Sequence[str | Path]) -> tuple[list[Problem], ThresholdSet]:
         if f.standard is not None:
             line = f.loc.line("standard", "id")
             if f.standard.id in seen_standards:
-                checker.problems.append(Problem(f.path, line, f"standard '{f.standard.id}' is already loaded "
-                                                               f"from {seen_standards[f.standard.id]}"))
+                checker.problems.append(
+                    Problem(
+                        f.path,
+                        line,
+                        f"standard '{f.standard.id}' is already loaded from {seen_standards[f.standard.id]}",
+                    )
+                )
             else:
                 seen_standards[f.standard.id] = f"{f.path}:{line}"
                 result.standards.append(f.standard)
@@ -1922,8 +2194,10 @@ def describe_rule(rule: RuleSpec) -> str:
             parts.append(f"for {format_duration(rule.duration_ns)}")
         parts = ["above the limit " + " and ".join(parts)]
     elif rule.kind == "mean":
-        parts.append(f"rolling {format_duration(rule.window_ns)} mean against the limit (the mean limit where "
-                     "the standard has one)")
+        parts.append(
+            f"rolling {format_duration(rule.window_ns)} mean against the limit (the mean limit where "
+            "the standard has one)"
+        )
         if rule.min_readings > 1:
             parts.append(f"at least {rule.min_readings} readings")
     elif rule.kind == "rate":
@@ -1939,8 +2213,10 @@ def describe_rule(rule: RuleSpec) -> str:
     if rule.severity:
         parts.append(f"severity {rule.severity}")
     if rule.clear_ratio is not None or rule.clear_hold_ns is not None:
-        parts.append(f"clears below {_fmt(rule.clear_ratio if rule.clear_ratio is not None else 1.0)} × limit"
-                     + (f" for {format_duration(rule.clear_hold_ns)}" if rule.clear_hold_ns else ""))
+        parts.append(
+            f"clears below {_fmt(rule.clear_ratio if rule.clear_ratio is not None else 1.0)} × limit"
+            + (f" for {format_duration(rule.clear_hold_ns)}" if rule.clear_hold_ns else "")
+        )
     label = rule.kind if rule.name == rule.kind else f"{rule.kind} '{rule.name}'"
     scope = f" at {'; '.join(where)}" if where else ""
     return f"{label}: {what}{scope}: {', '.join(parts) if parts else 'each reading against the limit'}"
@@ -1969,8 +2245,9 @@ def _explain(ts: ThresholdSet, station: str, default_class: str) -> str:
     if st is not None and st.standards:
         out.append(f"  standards {', '.join(s.id for s in stds)}    from {st.lines.get('standard', st.origin)}")
     else:
-        out.append(f"  standards {', '.join(s.id for s in stds) or '(none loaded)'}    (all loaded, earlier files "
-                   "first)")
+        out.append(
+            f"  standards {', '.join(s.id for s in stds) or '(none loaded)'}    (all loaded, earlier files first)"
+        )
     out.append("")
     out.append("limits (in each parameter's standard unit)")
     params = list(dict.fromkeys([p for s in stds for p in s.items] + (list(st.overrides) if st else [])))
@@ -1983,13 +2260,18 @@ def _explain(ts: ThresholdSet, station: str, default_class: str) -> str:
         for lim in spec.limits:
             out.append(f"  {pid:<8} {lim.describe():<58} {lim.origin}")
         if spec.depends_on:
-            assumed = f"; assumed {_fmt(spec.assumed)} until measured" if spec.assumed is not None else \
-                f"; band {spec.default + 1} until {spec.depends_on} is measured"
+            assumed = (
+                f"; assumed {_fmt(spec.assumed)} until measured"
+                if spec.assumed is not None
+                else f"; band {spec.default + 1} until {spec.depends_on} is measured"
+            )
             out.append(f"  {'':<8} (band chosen by the latest {spec.depends_on} reading at the station{assumed})")
         if spec.mean is not None:
             for lim in spec.mean.limits:
-                out.append(f"  {pid:<8} rolling {format_duration(spec.mean_window_ns)} mean ≤ {lim.describe():<40} "
-                           f"{lim.origin}")
+                out.append(
+                    f"  {pid:<8} rolling {format_duration(spec.mean_window_ns)} mean ≤ {lim.describe():<40} "
+                    f"{lim.origin}"
+                )
     if not limited:
         out.append("  (no evaluable limit)")
     out.append("")
@@ -2008,36 +2290,50 @@ def _explain(ts: ThresholdSet, station: str, default_class: str) -> str:
     for pid in limited:
         spec = ts.spec(station, pid, default_class)
         if spec is not None and spec.mean is not None:
-            out.append(f"  mean (from the standard): {pid}: rolling {format_duration(spec.mean_window_ns)} mean "
-                       f"against its mean limit    {spec.origin}")
+            out.append(
+                f"  mean (from the standard): {pid}: rolling {format_duration(spec.mean_window_ns)} mean "
+                f"against its mean limit    {spec.origin}"
+            )
     if st is not None and st.expect:
         for pid, every in st.expect.items():
-            out.append(f"  no_data (expected): {pid} every {format_duration(every)}    "
-                       f"{st.lines.get(f'expect.{pid}', st.origin)}")
+            out.append(
+                f"  no_data (expected): {pid} every {format_duration(every)}    "
+                f"{st.lines.get(f'expect.{pid}', st.origin)}"
+            )
     out.append("")
     out.append("screening")
     sc = ts.screen
-    out.append(f"  ignored flags: {', '.join(sorted(sc.ignore_flags))}    "
-               f"{sc.origins.get('ignore_flags', '(built in)')}")
-    out.append(f"  suspect flags: {', '.join(sorted(sc.suspect_flags))}    "
-               f"{sc.origins.get('suspect_flags', '(built in)')}")
-    out.append(f"  below detection limit flags: {', '.join(sorted(sc.dl_flags))}    "
-               f"{sc.origins.get('below_dl_flags', '(built in)')}")
+    out.append(
+        f"  ignored flags: {', '.join(sorted(sc.ignore_flags))}    {sc.origins.get('ignore_flags', '(built in)')}"
+    )
+    out.append(
+        f"  suspect flags: {', '.join(sorted(sc.suspect_flags))}    {sc.origins.get('suspect_flags', '(built in)')}"
+    )
+    out.append(
+        f"  below detection limit flags: {', '.join(sorted(sc.dl_flags))}    "
+        f"{sc.origins.get('below_dl_flags', '(built in)')}"
+    )
     for pid in dict.fromkeys([*limited, *ts.instruments, *(st.instruments if st else {})]):
         settings = ts.instrument(station, pid)
         if settings:
             shown = ", ".join(f"{k} {v if not isinstance(v, float) else _fmt(v)}" for k, v in settings.items())
             origin = (st.lines.get(f"instruments.{pid}") if st else None) or (
-                "[instruments] " if pid in ts.instruments else "[screen]")
+                "[instruments] " if pid in ts.instruments else "[screen]"
+            )
             out.append(f"  {pid}: {shown}    {origin}")
     out.append("")
     out.append("alerts")
     al = ts.alerts
-    out.append("  severity by ratio: " + ", ".join(f"{n} ≥ {_fmt(t)}" for t, n in al.tiers)
-               + f"    {al.origins.get('severity', '(built in)')}")
-    out.append(f"  clears below {_fmt(al.clear_ratio)} × limit"
-               + (f" held for {format_duration(al.clear_hold_ns)}" if al.clear_hold_ns else " at the first reading")
-               + f"    {al.origins.get('clear_ratio', al.origins.get('clear_hold', '(built in)'))}")
+    out.append(
+        "  severity by ratio: "
+        + ", ".join(f"{n} ≥ {_fmt(t)}" for t, n in al.tiers)
+        + f"    {al.origins.get('severity', '(built in)')}"
+    )
+    out.append(
+        f"  clears below {_fmt(al.clear_ratio)} × limit"
+        + (f" held for {format_duration(al.clear_hold_ns)}" if al.clear_hold_ns else " at the first reading")
+        + f"    {al.origins.get('clear_ratio', al.origins.get('clear_hold', '(built in)'))}"
+    )
     return "\n".join(out) + "\n"
 
 

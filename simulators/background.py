@@ -107,8 +107,13 @@ STYLES: Mapping[str, Style] = {
 }
 
 
-def clean_series(parameters: Sequence[str], levels: Mapping[str, float], times_ns: np.ndarray, weather: Weather,
-                 rng: np.random.Generator) -> dict[str, np.ndarray]:
+def clean_series(
+    parameters: Sequence[str],
+    levels: Mapping[str, float],
+    times_ns: np.ndarray,
+    weather: Weather,
+    rng: np.random.Generator,
+) -> dict[str, np.ndarray]:
     """The true clean-river value of each parameter at `times_ns` for one station.
 
     `levels` holds each parameter's typical value (temp: the offset from the seasonal mean; do: the usual
@@ -121,8 +126,13 @@ def clean_series(parameters: Sequence[str], levels: Mapping[str, float], times_n
     for p in wanted:
         if p == "temp":
             day = diurnal(times_ns, peak_hour=16.0)
-            out[p] = (seasonal_temperature(times_ns) + levels.get("temp", 0.0) + 0.6 * day - 0.8 * wet
-                      + wander(rng, times_ns, 0.4, days=3.0))
+            out[p] = (
+                seasonal_temperature(times_ns)
+                + levels.get("temp", 0.0)
+                + 0.6 * day
+                - 0.8 * wet
+                + wander(rng, times_ns, 0.4, days=3.0)
+            )
         elif p == "do":
             continue  # needs temp: below
         else:

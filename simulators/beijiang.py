@@ -52,16 +52,26 @@ def release(start: int) -> Release:
 
 def setting(start: int) -> Setting:
     """Cadmium every two hours, the sonde every 30 minutes, ammonia hourly; a few gaps and flagged checks."""
-    analysers = (ANALYSERS["cd"], ANALYSERS["nh3n"],
-                 *(ANALYSERS[p].every(30) for p in ("cond", "do", "ph", "temp", "turb")))
+    analysers = (
+        ANALYSERS["cd"],
+        ANALYSERS["nh3n"],
+        *(ANALYSERS[p].every(30) for p in ("cond", "do", "ph", "temp", "turb")),
+    )
     return Setting(
         name="beijiang-2005",
         stations=STATIONS,
         start_ns=start,
         end_ns=after(start, DAYS),
         analysers=analysers,
-        levels={"cd": (0.0003, 0.0006), "nh3n": (0.10, 0.25), "cond": (180.0, 240.0), "do": (0.88, 0.94),
-                "ph": (7.3, 7.7), "temp": (0.5, 1.5), "turb": (5.0, 15.0)},
+        levels={
+            "cd": (0.0003, 0.0006),
+            "nh3n": (0.10, 0.25),
+            "cond": (180.0, 240.0),
+            "do": (0.88, 0.94),
+            "ph": (7.3, 7.7),
+            "temp": (0.5, 1.5),
+            "turb": (5.0, 15.0),
+        },
         rain_per_week=0.3,
         spill=Spill("cd", river(start), (release(start),)),
         faults=FaultRates({"gap": 0.5, "calibration": 2.0, "maintenance": 0.5}),

@@ -53,8 +53,7 @@ def parse_start(text: str) -> datetime:
     try:
         dt = datetime.fromisoformat(s)
     except ValueError:
-        raise _Usage(f"--start {text!r} is not a date or an RFC 3339 time such as 2012-01-03T00:00:00+08:00"
-                     ) from None
+        raise _Usage(f"--start {text!r} is not a date or an RFC 3339 time such as 2012-01-03T00:00:00+08:00") from None
     if dt.tzinfo is not None:
         return dt
     if _DATE.fullmatch(s):
@@ -62,8 +61,16 @@ def parse_start(text: str) -> datetime:
     raise _Usage(f"--start {text!r} needs a UTC offset, e.g. +08:00 (a bare date means midnight +08:00)")
 
 
-def simulate(scenario: str, mqtt: str | None, speed: float, seed: int, start: str | None, out: Path | None,
-             ground_truth: Path | None, root: str = "river") -> int:
+def simulate(
+    scenario: str,
+    mqtt: str | None,
+    speed: float,
+    seed: int,
+    start: str | None,
+    out: Path | None,
+    ground_truth: Path | None,
+    root: str = "river",
+) -> int:
     """Run a scenario; write its readings as replay CSV (`out`), its ground truth (`ground_truth`, JSON, or
     CSV by suffix) and publish it to `mqtt`, one reading per message, paced by `speed`. Exit code."""
     try:
@@ -98,8 +105,14 @@ def simulate(scenario: str, mqtt: str | None, speed: float, seed: int, start: st
         return 2
     if mqtt is not None:
         try:
-            n = publish(single_messages(readings, root=root), mqtt, speed=speed, progress=True, unit="reading",
-                        total=len(readings))
+            n = publish(
+                single_messages(readings, root=root),
+                mqtt,
+                speed=speed,
+                progress=True,
+                unit="reading",
+                total=len(readings),
+            )
         except RuntimeError as exc:
             _say(str(exc))
             return 1
@@ -124,8 +137,7 @@ def replay(path: Path, mqtt: str, speed: float, root: str = "river") -> int:
         return 2
     rows.sort(key=lambda row: row[0])  # stable: rows of one instant keep the file's order
     try:
-        n = publish(csv_messages(rows, root=root), mqtt, speed=speed, progress=True, unit="reading",
-                    total=len(rows))
+        n = publish(csv_messages(rows, root=root), mqtt, speed=speed, progress=True, unit="reading", total=len(rows))
     except RuntimeError as exc:
         _say(str(exc))
         return 1

@@ -77,8 +77,15 @@ def applicable(kind: str, analyser: Analyser) -> bool:
     return True
 
 
-def one(rng: np.random.Generator, station: str, analyser: Analyser, kind: str, start_ns: int, end_ns: int,
-        unflagged_share: float = 0.0) -> Fault:
+def one(
+    rng: np.random.Generator,
+    station: str,
+    analyser: Analyser,
+    kind: str,
+    start_ns: int,
+    end_ns: int,
+    unflagged_share: float = 0.0,
+) -> Fault:
     """A fault of `kind` at a random time in the window, aligned to the analyser's readings."""
     every_ns = analyser.every_min * 60_000_000_000
     slots = max(1, (end_ns - start_ns) // every_ns)
@@ -99,8 +106,9 @@ def one(rng: np.random.Generator, station: str, analyser: Analyser, kind: str, s
     return Fault(station, analyser.parameter, kind, at, at + length, size=size)
 
 
-def plan(rng: np.random.Generator, station: str, analyser: Analyser, start_ns: int, end_ns: int,
-         rates: FaultRates) -> list[Fault]:
+def plan(
+    rng: np.random.Generator, station: str, analyser: Analyser, start_ns: int, end_ns: int, rates: FaultRates
+) -> list[Fault]:
     """The faults of one analyser over a window: a Poisson number of each kind, in a fixed draw order."""
     months = (end_ns - start_ns) / (30 * 24 * NS_PER_HOUR)
     faults = []
@@ -113,8 +121,12 @@ def plan(rng: np.random.Generator, station: str, analyser: Analyser, start_ns: i
     return faults
 
 
-def apply(analyser: Analyser, faults: list[Fault], ts: np.ndarray, measured: np.ndarray,
-          ) -> tuple[np.ndarray, np.ndarray, list[str | None]]:
+def apply(
+    analyser: Analyser,
+    faults: list[Fault],
+    ts: np.ndarray,
+    measured: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray, list[str | None]]:
     """Readings as the data logger sends them: (ts, value, flag) with the faults applied.
 
     Drift acts on the measurement; then the analyser reports (rounding, "<DL"); then, in this order, stuck,

@@ -64,10 +64,18 @@ class Episode:
 
     def as_dict(self) -> dict[str, object]:
         return {
-            "station": self.station, "parameter": self.parameter, "class": self.klass, "kind": self.kind,
-            "limit": self.limit, **({"low": self.low} if self.low is not None else {}), "unit": self.unit,
-            "from": rfc3339(self.start_ns), "back": rfc3339(self.back_ns) if self.back_ns is not None else None,
-            "worst": round(self.worst, 6), "worst_at": rfc3339(self.worst_ns), "ratio": round(self.ratio, 3),
+            "station": self.station,
+            "parameter": self.parameter,
+            "class": self.klass,
+            "kind": self.kind,
+            "limit": self.limit,
+            **({"low": self.low} if self.low is not None else {}),
+            "unit": self.unit,
+            "from": rfc3339(self.start_ns),
+            "back": rfc3339(self.back_ns) if self.back_ns is not None else None,
+            "worst": round(self.worst, 6),
+            "worst_at": rfc3339(self.worst_ns),
+            "ratio": round(self.ratio, 3),
         }
 
 
@@ -99,9 +107,15 @@ class GroundTruth:
             "stations": list(self.stations),
             "episodes": [e.as_dict() for e in self.episodes],
             "faults": [
-                {"station": f.station, "parameter": f.parameter, "kind": f.kind, "from": rfc3339(f.start_ns),
-                 "until": rfc3339(f.end_ns), **({"size": round(f.size, 4)} if f.kind == "drift" else {}),
-                 **({"flagged": f.flagged} if f.kind == "calibration" else {})}
+                {
+                    "station": f.station,
+                    "parameter": f.parameter,
+                    "kind": f.kind,
+                    "from": rfc3339(f.start_ns),
+                    "until": rfc3339(f.end_ns),
+                    **({"size": round(f.size, 4)} if f.kind == "drift" else {}),
+                    **({"flagged": f.flagged} if f.kind == "calibration" else {}),
+                }
                 for f in self.faults
             ],
         }
@@ -109,8 +123,20 @@ class GroundTruth:
     def write(self, path: str | os.PathLike[str]) -> None:
         """JSON with everything; a path ending in .csv gets the episodes only, one per row."""
         if Path(path).suffix.lower() == ".csv":
-            columns = ("station", "parameter", "class", "kind", "limit", "low", "unit", "from", "back", "worst",
-                       "worst_at", "ratio")
+            columns = (
+                "station",
+                "parameter",
+                "class",
+                "kind",
+                "limit",
+                "low",
+                "unit",
+                "from",
+                "back",
+                "worst",
+                "worst_at",
+                "ratio",
+            )
             with open(path, "w", newline="", encoding="utf-8") as f:
                 writer = csv.DictWriter(f, columns, lineterminator="\n")
                 writer.writeheader()
@@ -133,9 +159,20 @@ def limits(standard: Standard, parameter: str) -> list[Limit]:
     item = standard.items.get(parameter)
     if item is None or item.kind not in ("max", "min", "range"):
         return []
-    return [Limit(parameter, item.kind, item.limits[k], item.lows.get(k) if item.kind == "range" else None,
-                  item.unit, standard.id, k, item.source)
-            for k in standard.classes if k in item.limits]
+    return [
+        Limit(
+            parameter,
+            item.kind,
+            item.limits[k],
+            item.lows.get(k) if item.kind == "range" else None,
+            item.unit,
+            standard.id,
+            k,
+            item.source,
+        )
+        for k in standard.classes
+        if k in item.limits
+    ]
 
 
 def episodes(truth: Truth, standard: Standard) -> list[Episode]:
@@ -150,11 +187,22 @@ def episodes(truth: Truth, standard: Standard) -> list[Episode]:
             edges = np.diff(violated.astype(np.int8), prepend=np.int8(0), append=np.int8(0))
             for a, b in zip(np.flatnonzero(edges == 1), np.flatnonzero(edges == -1), strict=True):
                 worst = a + int(np.argmax(ratio[a:b]))
-                found.append(Episode(
-                    station, parameter, lim.klass, lim.kind, lim.value, lim.low, lim.unit, int(times[a]),
-                    int(times[b]) if b < len(times) else None, float(values[worst]), int(times[worst]),
-                    float(ratio[worst]),
-                ))
+                found.append(
+                    Episode(
+                        station,
+                        parameter,
+                        lim.klass,
+                        lim.kind,
+                        lim.value,
+                        lim.low,
+                        lim.unit,
+                        int(times[a]),
+                        int(times[b]) if b < len(times) else None,
+                        float(values[worst]),
+                        int(times[worst]),
+                        float(ratio[worst]),
+                    )
+                )
     order = {k: i for i, k in enumerate(standard.classes)}
     found.sort(key=lambda e: (e.start_ns, e.station, e.parameter, order[e.klass]))
     return found

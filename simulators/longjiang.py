@@ -25,8 +25,16 @@ from simulators.scenario import Scenario, Setting, SimStation, Spill, after, sta
 from simulators.sensors import ANALYSERS
 
 __all__ = [
-    "CST", "DEFAULT_START_NS", "STATIONS", "Scenario", "SimStation", "longjiang_2012", "rfc3339",
-    "senml_packs", "single_messages", "single_payload",
+    "CST",
+    "DEFAULT_START_NS",
+    "STATIONS",
+    "Scenario",
+    "SimStation",
+    "longjiang_2012",
+    "rfc3339",
+    "senml_packs",
+    "single_messages",
+    "single_payload",
 ]
 
 STATIONS: tuple[SimStation, ...] = (
@@ -59,8 +67,16 @@ def river(start: int) -> River:
         Reach("Nuomitan to the Rongjiang", 100.5, 112.0, 15.0, 10.0, 0.01),
         Reach("Liujiang to Liuzhou", 112.0, 190.0, 16.0, 10.0, 0.01),
     )
-    dams = tuple(Dam(name, km) for name, km in (("Lalang dam", 0.5), ("Yemao dam", 25.5), ("Luodong dam", 57.5),
-                                                ("Sancha dam", 80.5), ("Nuomitan dam", 100.5)))
+    dams = tuple(
+        Dam(name, km)
+        for name, km in (
+            ("Lalang dam", 0.5),
+            ("Yemao dam", 25.5),
+            ("Luodong dam", 57.5),
+            ("Sancha dam", 80.5),
+            ("Nuomitan dam", 100.5),
+        )
+    )
     first, second = after(start, 19.0), after(start, 27.0)  # 22 Jan, 30 Jan
     dosing = (
         Dosing("below Lalang dam", 1.0, REMOVAL, first),
@@ -88,8 +104,14 @@ def setting(start: int) -> Setting:
         start_ns=start,
         end_ns=after(start, DAYS),
         analysers=analysers,
-        levels={"cd": (0.0004, 0.0008), "cond": (260.0, 320.0), "do": (0.90, 0.95), "ph": (7.5, 7.8),
-                "temp": (-0.5, 0.5), "turb": (4.0, 10.0)},
+        levels={
+            "cd": (0.0004, 0.0008),
+            "cond": (260.0, 320.0),
+            "do": (0.90, 0.95),
+            "ph": (7.5, 7.8),
+            "temp": (-0.5, 0.5),
+            "turb": (4.0, 10.0),
+        },
         rain_per_week=0.3,  # a dry winter
         spill=Spill("cd", river(start), (release(start),)),
         faults=FaultRates({"gap": 0.5, "calibration": 2.0, "maintenance": 0.5}),

@@ -48,8 +48,11 @@ def single_payload(ts_ns: int, value: float, unit: str | None, flag: str | None 
 def single_messages(readings: Iterable[Reading], root: str = "river") -> Iterator[Message]:
     """One message per reading on `<root>/<station>/<parameter>`, in the input's order."""
     for r in readings:
-        yield r.ts_ns, f"{root}/{r.station}/{r.parameter}", single_payload(r.ts_ns, r.value, unit_of(r.parameter),
-                                                                            r.flag)
+        yield (
+            r.ts_ns,
+            f"{root}/{r.station}/{r.parameter}",
+            single_payload(r.ts_ns, r.value, unit_of(r.parameter), r.flag),
+        )
 
 
 def senml_packs(readings: Iterable[Reading], root: str = "river") -> Iterator[Message]:

@@ -172,8 +172,9 @@ def publish(
             raise RuntimeError(f"cannot connect to MQTT broker {where}: {exc.strerror or exc}") from None
         client.loop_start()
         with tracker.cond:
-            connected = tracker.cond.wait_for(lambda: tracker.connected or tracker.connect_error is not None,
-                                              timeout=timeout)
+            connected = tracker.cond.wait_for(
+                lambda: tracker.connected or tracker.connect_error is not None, timeout=timeout
+            )
             if tracker.connect_error is not None:
                 raise RuntimeError(f"MQTT broker {where} refused the connection: {tracker.connect_error}")
             if not connected:

@@ -70,8 +70,9 @@ def write_csv(path: str | os.PathLike[str], readings: Iterable[Reading], unit_of
         writer = csv.writer(f, lineterminator="\n")
         writer.writerow(HEADER)
         for r in readings:
-            writer.writerow((rfc3339(r.ts_ns), r.station, r.parameter, repr(float(r.value)), unit_of(r.parameter),
-                             r.flag or ""))
+            writer.writerow(
+                (rfc3339(r.ts_ns), r.station, r.parameter, repr(float(r.value)), unit_of(r.parameter), r.flag or "")
+            )
             count += 1
     return count
 

@@ -185,8 +185,15 @@ class River:
     def reach_at(self, km: float) -> Reach:
         return next((r for r in self.reaches if r.start_km <= km < r.end_km), self.reaches[-1])
 
-    def transport(self, releases: Sequence[Release], start_ns: int, step_ns: int, steps: int,
-                  at_km: Sequence[float], dx_km: float = 0.5) -> Transport:
+    def transport(
+        self,
+        releases: Sequence[Release],
+        start_ns: int,
+        step_ns: int,
+        steps: int,
+        at_km: Sequence[float],
+        dx_km: float = 0.5,
+    ) -> Transport:
         """Concentrations at `at_km` every step_ns for `steps` outputs from start_ns (the first is the state at
         start_ns). A release that began earlier is run from its own start, so no mass is lost before the
         window. Deterministic: no randomness, a fixed step count."""
@@ -212,7 +219,7 @@ class _Grid:
         self.loss = np.array([r.loss_per_d for r in reaches])  # 1/day
         self.flow = np.full(n, river.flow_m3s * _S_PER_DAY)  # m3/day leaving each cell downstream
         for t in river.tributaries:
-            self.flow[self.face(t.km):] *= t.dilution
+            self.flow[self.face(t.km) :] *= t.dilution
         self.volume = self.flow / (self.u * _M_PER_KM) * self.dx * _M_PER_KM  # m3: area (Q/u) x length
         self.keep_dams = np.ones(n + 1)  # per face: share of the advective load a dam lets pass
         self.barrier = np.zeros(n + 1, dtype=bool)  # per face: no dispersion across (a dam)
@@ -246,8 +253,9 @@ class _Grid:
         the pool above the dam."""
         return min(self.n - 1, max(0, math.floor((km - self.river.start_km) / self.dx - 1e-9)))
 
-    def run(self, releases: Sequence[Release], start_ns: int, step_ns: int, steps: int,
-            at_km: Sequence[float]) -> Transport:
+    def run(
+        self, releases: Sequence[Release], start_ns: int, step_ns: int, steps: int, at_km: Sequence[float]
+    ) -> Transport:
         if step_ns <= 0 or steps <= 0:
             raise ValueError("step_ns and steps must be positive")
         river, n, dx = self.river, self.n, self.dx

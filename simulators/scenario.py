@@ -93,9 +93,18 @@ def simulate(setting: Setting, seed: int) -> Outcome:
     times = setting.start_ns + np.arange(steps, dtype=np.int64) * TRUTH_STEP_NS
     weather = rain(np.random.default_rng([seed, 1]), setting.start_ns, setting.end_ns, setting.rain_per_week)
     spill = setting.spill
-    transport = None if spill is None else spill.river.transport(
-        spill.releases, setting.start_ns, TRUTH_STEP_NS, steps, [s.river_km for s in setting.stations],
-        dx_km=spill.dx_km)
+    transport = (
+        None
+        if spill is None
+        else spill.river.transport(
+            spill.releases,
+            setting.start_ns,
+            TRUTH_STEP_NS,
+            steps,
+            [s.river_km for s in setting.stations],
+            dx_km=spill.dx_km,
+        )
+    )
     parameters = sorted({a.parameter for a in setting.analysers} | ({spill.parameter} if spill else set()))
     series: dict[tuple[str, str], np.ndarray] = {}
     for i, station in enumerate(setting.stations):
@@ -117,8 +126,10 @@ def simulate(setting: Setting, seed: int) -> Outcome:
             measured = a.measure(truth.at(station.id, a.parameter, ts), rng)
             mine = [f for f in faults if (f.station, f.parameter) == (station.id, a.parameter)]
             ts, values, flags = apply(a, mine, ts, measured)
-            readings.extend(Reading(station.id, a.parameter, t, round(v, a.decimals), fl)
-                            for t, v, fl in zip(ts.tolist(), values.tolist(), flags, strict=True))
+            readings.extend(
+                Reading(station.id, a.parameter, t, round(v, a.decimals), fl)
+                for t, v, fl in zip(ts.tolist(), values.tolist(), flags, strict=True)
+            )
     readings.sort(key=lambda r: (r.ts_ns, r.station, r.parameter))
     return Outcome(tuple(readings), truth, tuple(faults), transport)
 
@@ -138,8 +149,9 @@ def _faults(setting: Setting, seed: int) -> list[Fault]:
             fits = [(s, a) for s in setting.stations for a in setting.analysers if applicable(kind, a)]
             if fits:
                 s, a = fits[int(rng.integers(len(fits)))]
-                faults.append(one(rng, s.id, a, kind, setting.start_ns, setting.end_ns,
-                                  setting.faults.unflagged_calibration))
+                faults.append(
+                    one(rng, s.id, a, kind, setting.start_ns, setting.end_ns, setting.faults.unflagged_calibration)
+                )
     return faults
 
 

@@ -653,11 +653,11 @@ class HttpReceiver:
         with self._lock:
             self._failures.extend([status] * n)
 
-
     def recover(self) -> None:
         """Answer 200 again from now on (drops failures still pending)."""
         with self._cond:
             self._failures.clear()
+
     def clear(self) -> None:
         with self._lock:
             self._posts.clear()

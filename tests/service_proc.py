@@ -35,8 +35,13 @@ class ServiceProcess:
         with self.log.open("ab") as out:
             out.write(f"--- start {self.starts + 1}\n".encode())
             out.flush()
-            self.proc = subprocess.Popen([sys.executable, "-m", "monitor", "run", "--config", str(self.config)],
-                                         cwd=self.workdir, stdout=out, stderr=subprocess.STDOUT, env=self.env)
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "monitor", "run", "--config", str(self.config)],
+                cwd=self.workdir,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                env=self.env,
+            )
         self.starts += 1
         if wait_connected:
             self.wait(lambda: self.metric("riverwatch_mqtt_connects_total") >= 1, timeout, "an MQTT connection")
@@ -61,8 +66,11 @@ class ServiceProcess:
     def metric(self, name: str) -> float:
         """Sum of a metric's samples (all label sets); 0 when the service does not answer yet."""
         text = self.get("/metrics")[1]
-        return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
-                   if (line.startswith(name + " ") or line.startswith(name + "{")))
+        return sum(
+            float(line.rsplit(" ", 1)[1])
+            for line in text.splitlines()
+            if (line.startswith(name + " ") or line.startswith(name + "{"))
+        )
 
     def health(self) -> tuple[int, dict[str, object]]:
         status, body = self.get("/healthz")
@@ -82,8 +90,9 @@ class ServiceProcess:
         started = time.monotonic()
         while time.monotonic() - started < timeout:
             if self.proc is not None and self.proc.poll() is not None:
-                raise AssertionError(f"service exited ({self.proc.returncode}) waiting for {what}:\n"
-                                     f"{self.output()[-4000:]}")
+                raise AssertionError(
+                    f"service exited ({self.proc.returncode}) waiting for {what}:\n{self.output()[-4000:]}"
+                )
             if predicate():
                 return time.monotonic() - started
             time.sleep(0.05)

@@ -37,11 +37,14 @@ def receivers() -> Iterator[dict[str, HttpReceiver]]:
 
 
 @pytest.fixture
-def service(tmp_path: Path, mosquitto: Mosquitto, receivers: dict[str, HttpReceiver],
-            request: pytest.FixtureRequest) -> Iterator[ServiceProcess]:
+def service(
+    tmp_path: Path, mosquitto: Mosquitto, receivers: dict[str, HttpReceiver], request: pytest.FixtureRequest
+) -> Iterator[ServiceProcess]:
     repo = Path(__file__).resolve().parent.parent
     r = receivers
-    svc = ServiceProcess(tmp_path, f"""
+    svc = ServiceProcess(
+        tmp_path,
+        f"""
 [mqtt]
 url = "{mosquitto.url}"
 client_id = "alerting-{request.node.name[:40]}"
@@ -56,29 +59,36 @@ repeat_interval_s = 2
 front_velocity_km_per_day = 10
 
 [[notify.route]]
-url = "{r['county'].json_url()}"
+url = "{r["county"].json_url()}"
 rivers = ["Longjiang"]
 
 [[notify.route]]
-url = "{r['province'].json_url()}"
+url = "{r["province"].json_url()}"
 min_severity = "serious"
 
 [[notify.route]]
-url = "{r['water_company'].json_url()}"
+url = "{r["water_company"].json_url()}"
 intakes = true
-""")
+""",
+    )
     svc.start()
     yield svc
     svc.stop()
 
 
 def riverwatch(svc: ServiceProcess, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "monitor", *args, "--config", str(svc.config)], capture_output=True,
-                          text=True, timeout=30, cwd=svc.workdir)
+    return subprocess.run(
+        [sys.executable, "-m", "monitor", *args, "--config", str(svc.config)],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        cwd=svc.workdir,
+    )
 
 
-def test_routing_and_an_incident_with_arrival_estimates(service: ServiceProcess, mosquitto: Mosquitto,
-                                                        receivers: dict[str, HttpReceiver]) -> None:
+def test_routing_and_an_incident_with_arrival_estimates(
+    service: ServiceProcess, mosquitto: Mosquitto, receivers: dict[str, HttpReceiver]
+) -> None:
     county, province, company = receivers["county"], receivers["province"], receivers["water_company"]
     publish([single("lalang", T0, 0.006)], mosquitto.url)  # 1.2x: a warning
     county.wait_for(1, timeout=20)
@@ -89,8 +99,9 @@ def test_routing_and_an_incident_with_arrival_estimates(service: ServiceProcess,
     assert "Incident: longjiang/cd/" in text
     assert "Front velocity: 12.5 km/day (observed between lalang and yemao)" in text
     # Liuzhou Hexi intake is 135 km below Yemao: 10.8 days after 2012-01-17 08:00 +08:00.
-    assert "Expected at Liuzhou Hexi" in text and "(liuzhou-hexi, water intake) around 2012-01-28 03:12+08:00" \
-        in text, text
+    assert (
+        "Expected at Liuzhou Hexi" in text and "(liuzhou-hexi, water intake) around 2012-01-28 03:12+08:00" in text
+    ), text
     publish([single("luodong", T0 + 4 * DAY, 0.03)], mosquitto.url)
     posts = county.wait_for(3, timeout=20)
     assert "stations hit so far: Lalang" in posts[2].json["message"] and "Yemao" in posts[2].json["message"]
@@ -102,12 +113,24 @@ def test_routing_and_an_incident_with_arrival_estimates(service: ServiceProcess,
     assert re.search(r"yemao/cd/\S+\s+firing\s+serious", out), out
 
 
-def test_silence_ack_and_repeats(service: ServiceProcess, mosquitto: Mosquitto,
-                                 receivers: dict[str, HttpReceiver]) -> None:
+def test_silence_ack_and_repeats(
+    service: ServiceProcess, mosquitto: Mosquitto, receivers: dict[str, HttpReceiver]
+) -> None:
     county = receivers["county"]
     until = (datetime.now(UTC) + timedelta(hours=2)).isoformat()
-    proc = riverwatch(service, "silence", "add", "--station", "lalang", "--until", until, "--reason",
-                      "analyser maintenance", "--by", "li")
+    proc = riverwatch(
+        service,
+        "silence",
+        "add",
+        "--station",
+        "lalang",
+        "--until",
+        until,
+        "--reason",
+        "analyser maintenance",
+        "--by",
+        "li",
+    )
     assert proc.returncode == 0, proc.stderr
     publish([single("lalang", T0, 0.05)], mosquitto.url)
     service.wait(lambda: service.metric("riverwatch_notifications_silenced_total") >= 1, 20, "a silenced alert")
@@ -135,15 +158,19 @@ def test_silence_ack_and_repeats(service: ServiceProcess, mosquitto: Mosquitto,
 
 
 def test_kill_9_between_alert_and_delivery_sends_exactly_one_notification(
-        tmp_path: Path, mosquitto: Mosquitto, http_receiver: HttpReceiver) -> None:
-    svc = ServiceProcess(tmp_path, f"""
+    tmp_path: Path, mosquitto: Mosquitto, http_receiver: HttpReceiver
+) -> None:
+    svc = ServiceProcess(
+        tmp_path,
+        f"""
 [mqtt]
 url = "{mosquitto.url}"
 client_id = "alerting-kill9"
 [notify]
 urls = ["{http_receiver.json_url()}"]
 retry_cap_s = 1
-""")
+""",
+    )
     try:
         http_receiver.fail_next(10_000, status=500)  # the bureau's gateway is down
         svc.start()
@@ -162,8 +189,9 @@ retry_cap_s = 1
         svc.stop()
 
 
-def test_longjiang_incident_arrival_estimates_match_the_ground_truth(tmp_path: Path, mosquitto: Mosquitto,
-                                                                      http_receiver: HttpReceiver) -> None:
+def test_longjiang_incident_arrival_estimates_match_the_ground_truth(
+    tmp_path: Path, mosquitto: Mosquitto, http_receiver: HttpReceiver
+) -> None:
     """The simulated Longjiang plume through the real service: the duty officer's thread names one incident,
     and once the front is past Sancha its arrival at Nuomitan is right to within half a day."""
     from simulators.longjiang import single_messages
@@ -171,9 +199,12 @@ def test_longjiang_incident_arrival_estimates_match_the_ground_truth(tmp_path: P
 
     repo = Path(__file__).resolve().parent.parent
     scenario = SCENARIOS["longjiang-2012"]()
-    truth = {e.station: e.start_ns for e in scenario.ground_truth().episodes
-             if e.parameter == "cd" and e.klass == "III"}
-    svc = ServiceProcess(tmp_path, f"""
+    truth = {
+        e.station: e.start_ns for e in scenario.ground_truth().episodes if e.parameter == "cd" and e.klass == "III"
+    }
+    svc = ServiceProcess(
+        tmp_path,
+        f"""
 [mqtt]
 url = "{mosquitto.url}"
 client_id = "alerting-longjiang"
@@ -181,12 +212,16 @@ client_id = "alerting-longjiang"
 files = ["{repo}/thresholds/gb3838-2002.toml", "{repo}/thresholds/longjiang-stations.toml"]
 [notify]
 urls = ["{http_receiver.json_url()}"]
-""")
+""",
+    )
     try:
         svc.start()
         publish(list(single_messages([r for r in scenario.readings() if r.parameter == "cd"])), mosquitto.url)
-        svc.wait(lambda: any("FIRING" in p.json["title"] and "(nuomitan)" in p.json["title"]
-                             for p in http_receiver.posts), 60, "the alert at Nuomitan")
+        svc.wait(
+            lambda: any("FIRING" in p.json["title"] and "(nuomitan)" in p.json["title"] for p in http_receiver.posts),
+            60,
+            "the alert at Nuomitan",
+        )
         firing = [p.json for p in http_receiver.posts if "FIRING" in p.json["title"]]
         incidents = {re.search(r"Incident: (\S+) on", m["message"]).group(1) for m in firing}  # type: ignore[union-attr]
         assert len(incidents) == 1, incidents
@@ -203,15 +238,19 @@ urls = ["{http_receiver.json_url()}"]
         svc.stop()
 
 
-def test_a_restart_neither_repeats_nor_forgets_an_open_alert(tmp_path: Path, mosquitto: Mosquitto,
-                                                              http_receiver: HttpReceiver) -> None:
-    svc = ServiceProcess(tmp_path, f"""
+def test_a_restart_neither_repeats_nor_forgets_an_open_alert(
+    tmp_path: Path, mosquitto: Mosquitto, http_receiver: HttpReceiver
+) -> None:
+    svc = ServiceProcess(
+        tmp_path,
+        f"""
 [mqtt]
 url = "{mosquitto.url}"
 client_id = "alerting-restart"
 [notify]
 urls = ["{http_receiver.json_url()}"]
-""")
+""",
+    )
     try:
         svc.start()
         publish([single("restart-station", T0, 0.05)], mosquitto.url)

@@ -20,8 +20,7 @@ def rules(thresholds: ThresholdSet) -> Rules:
     return Rules(thresholds, "III")
 
 
-def series(values: Sequence[float], station: str = "lalang", parameter: str = "cd",
-           start: int = T0) -> list[Reading]:
+def series(values: Sequence[float], station: str = "lalang", parameter: str = "cd", start: int = T0) -> list[Reading]:
     return [Reading(station, parameter, start + i * HOUR, v) for i, v in enumerate(values)]
 
 
@@ -97,15 +96,15 @@ VALUES = [0.001, 0.006, 0.03, 0.041, 0.15, 0.2, 0.12, 0.004, 0.003, 0.04, 0.04, 
 
 
 def summary(events: Sequence[AlertEvent]) -> list[tuple[object, ...]]:
-    return [(e.alert_id, e.state, e.ts_ns, e.value, e.severity, e.started_ns, e.peak_value, e.peak_ratio)
-            for e in events]
+    return [
+        (e.alert_id, e.state, e.ts_ns, e.value, e.severity, e.started_ns, e.peak_value, e.peak_ratio) for e in events
+    ]
 
 
 def test_state_carries_over_between_batches(rules: Rules) -> None:
     readings = series(VALUES)
     whole = run(rules, AlertBook(), readings)
-    assert states(whole) == ["firing", "escalated", "escalated", "resolved", "firing", "resolved", "firing",
-                             "resolved"]
+    assert states(whole) == ["firing", "escalated", "escalated", "resolved", "firing", "resolved", "firing", "resolved"]
 
     one_by_one = AlertBook()
     split: list[AlertEvent] = []
@@ -191,17 +190,34 @@ def test_dissolved_oxygen_alerts_on_a_shortfall(rules: Rules) -> None:
 # ---------------------------------------------------------------- hysteresis and rule keys, at the AlertBook
 
 
-def check_of(values: Sequence[float], calm: Sequence[bool] | None = None, start: int = T0, key: str = "",
-             hold: int | None = None, severity: str = "") -> SeriesCheck:
+def check_of(
+    values: Sequence[float],
+    calm: Sequence[bool] | None = None,
+    start: int = T0,
+    key: str = "",
+    hold: int | None = None,
+    severity: str = "",
+) -> SeriesCheck:
     import numpy as np
 
     from monitor.thresholds import Limit
 
     v = np.array(values)
     lim = Limit("cd", "max", 0.005, None, "mg/L", "GB 3838-2002", "III", "")
-    return SeriesCheck("lalang", "cd", lim, np.array([start + i * HOUR for i in range(len(v))], dtype=np.int64), v,
-                       v / 0.005, v > 0.005, rule="test", key=key, calm=None if calm is None else np.array(calm),
-                       severity=severity, clear_hold_ns=hold)
+    return SeriesCheck(
+        "lalang",
+        "cd",
+        lim,
+        np.array([start + i * HOUR for i in range(len(v))], dtype=np.int64),
+        v,
+        v / 0.005,
+        v > 0.005,
+        rule="test",
+        key=key,
+        calm=None if calm is None else np.array(calm),
+        severity=severity,
+        clear_hold_ns=hold,
+    )
 
 
 def test_a_clear_needs_calm_readings_held_across_batches() -> None:
@@ -211,8 +227,11 @@ def test_a_clear_needs_calm_readings_held_across_batches() -> None:
     whole = book.update(check_of(values, calm, hold=2 * HOUR))
     assert states(whole) == ["firing", "resolved"] and whole[1].ts_ns == T0 + 6 * HOUR
     split = AlertBook()
-    events = [e for i in range(len(values)) for e in split.update(check_of(values[i:i + 1], calm[i:i + 1],
-                                                                           start=T0 + i * HOUR, hold=2 * HOUR))]
+    events = [
+        e
+        for i in range(len(values))
+        for e in split.update(check_of(values[i : i + 1], calm[i : i + 1], start=T0 + i * HOUR, hold=2 * HOUR))
+    ]
     assert [(e.state, e.ts_ns) for e in events] == [(e.state, e.ts_ns) for e in whole]
 
 
@@ -228,6 +247,7 @@ def test_alerts_of_different_rules_on_one_series_are_independent() -> None:
 def test_events_default_to_the_instantaneous_rule() -> None:
     from monitor.thresholds import Limit
 
-    e = AlertEvent("a", "firing", "s", "cd", 0, 1.0, 1.0, "warning", Limit("cd", "max", 1, None, "", "", "", ""),
-                   0, 1.0, 1.0)
+    e = AlertEvent(
+        "a", "firing", "s", "cd", 0, 1.0, 1.0, "warning", Limit("cd", "max", 1, None, "", "", "", ""), 0, 1.0, 1.0
+    )
     assert (e.rule, e.detail) == ("instantaneous", "")

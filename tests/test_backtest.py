@@ -61,13 +61,20 @@ async def _live(data_dir: Path) -> LiveRun:
     from simulators.publish import publish
 
     port = _free_port()
-    broker = Broker({"listeners": {"default": {"type": "tcp", "bind": f"127.0.0.1:{port}"}},
-                     "plugins": {"amqtt.plugins.authentication.AnonymousAuthPlugin": {"allow_anonymous": True}}})
+    broker = Broker(
+        {
+            "listeners": {"default": {"type": "tcp", "bind": f"127.0.0.1:{port}"}},
+            "plugins": {"amqtt.plugins.authentication.AnonymousAuthPlugin": {"allow_anonymous": True}},
+        }
+    )
     await broker.start()
-    cfg = Config(mqtt=MqttConfig(url=f"mqtt://127.0.0.1:{port}", protocol="3.1.1", client_id="rw-backtest-live"),
-                 thresholds=ThresholdsConfig(files=tuple(RULES)),
-                 notify=NotifyConfig(urls=("console://",), utc_offset="+08:00"),
-                 service=ServiceConfig(data_dir=data_dir, http_listen=""), source="(test)")
+    cfg = Config(
+        mqtt=MqttConfig(url=f"mqtt://127.0.0.1:{port}", protocol="3.1.1", client_id="rw-backtest-live"),
+        thresholds=ThresholdsConfig(files=tuple(RULES)),
+        notify=NotifyConfig(urls=("console://",), utc_offset="+08:00"),
+        service=ServiceConfig(data_dir=data_dir, http_listen=""),
+        source="(test)",
+    )
     events: list[AlertEvent] = []
     service = Service(cfg, on_alert=events.append)
     stop, ready = asyncio.Event(), asyncio.Event()
@@ -77,8 +84,9 @@ async def _live(data_dir: Path) -> LiveRun:
         await asyncio.wait_for(service.ingest.subscribed.wait(), timeout=15)
         readings = SCENARIOS["longjiang-2012"]().readings()
         messages = list(senml_packs(readings))
-        await asyncio.to_thread(publish, messages, f"mqtt://127.0.0.1:{port}", speed=0, qos=1, window=200,
-                                client_id="rw-backtest-publisher")
+        await asyncio.to_thread(
+            publish, messages, f"mqtt://127.0.0.1:{port}", speed=0, qos=1, window=200, client_id="rw-backtest-publisher"
+        )
         deadline = time.monotonic() + 60
         while not (service.summary().messages >= len(messages) and service.settled()):
             assert time.monotonic() < deadline, "the service did not settle"
@@ -127,14 +135,16 @@ def test_replay_csv_with_ground_truth_gives_the_scenario_result(tmp_path: Path) 
     scenario.ground_truth().write(tmp_path / "truth.json")
     src = Source(csv=tmp_path / "lj.csv", ground_truth=tmp_path / "truth.json")
     assert sorted(_backtest_events(src, RULES), key=_key) == sorted(
-        _backtest_events(Source(scenario="longjiang-2012"), RULES), key=_key)
+        _backtest_events(Source(scenario="longjiang-2012"), RULES), key=_key
+    )
     out = io.StringIO()
     assert run_backtest([RULES], src, progress=False, out=out, utc_offset="+08:00") == 0
     assert "missed exceedances" in out.getvalue() and "0 of 5" in out.getvalue()
 
 
-def _scored(scenario: str, files: list[list[Path]], sweeps: tuple[str, ...] = (),
-            tmp: Path = Path("/nonexistent")) -> tuple[Dataset, list[Score]]:
+def _scored(
+    scenario: str, files: list[list[Path]], sweeps: tuple[str, ...] = (), tmp: Path = Path("/nonexistent")
+) -> tuple[Dataset, list[Score]]:
     ds = load_source(Source(scenario=scenario))
     variants = load_variants(files, sweeps, tmp)  # tmp holds the sweep's edited copies
     runs = run_rules(variants, ds)
@@ -167,22 +177,26 @@ def test_baseline_false_alarms_are_counted_and_a_spike_screen_removes_most(tmp_p
     # Each false alarm is an injected instrument fault at that series, as the ground truth lists them.
     faults = SCENARIOS["baseline"]().faults()
     for a in plain.false_alerts:
-        assert any(f.station == a.station and f.parameter == a.parameter
-                   and f.start_ns - 6 * 3600 * 10**9 <= a.started_ns <= f.end_ns + 6 * 3600 * 10**9
-                   for f in faults), a.alert_id
+        assert any(
+            f.station == a.station
+            and f.parameter == a.parameter
+            and f.start_ns - 6 * 3600 * 10**9 <= a.started_ns <= f.end_ns + 6 * 3600 * 10**9
+            for f in faults
+        ), a.alert_id
     out = io.StringIO()
     assert run_backtest([BASE], Source(scenario="baseline"), ["screen.spike_window=12"], progress=False, out=out) == 0
     text = out.getvalue()
     drop = len(plain.false_alerts) - len(screened.false_alerts)
-    assert (f"screen.spike_window=12 against longjiang-stations: {drop} fewer false alarms "
-            f"({len(screened.false_alerts)} against {len(plain.false_alerts)})") in text
+    assert (
+        f"screen.spike_window=12 against longjiang-stations: {drop} fewer false alarms "
+        f"({len(screened.false_alerts)} against {len(plain.false_alerts)})"
+    ) in text
     assert "variants side by side" in text
 
 
 def test_the_summary_names_the_stations_caught_earlier_or_later() -> None:
     out = io.StringIO()
-    rc = run_backtest([BASE, RULES], Source(scenario="longjiang-2012"), progress=False, out=out,
-                      utc_offset="+08:00")
+    rc = run_backtest([BASE, RULES], Source(scenario="longjiang-2012"), progress=False, out=out, utc_offset="+08:00")
     text = out.getvalue()
     assert rc == 0
     line = next(x for x in text.splitlines() if x.startswith("longjiang-rules against longjiang-stations:"))
@@ -193,9 +207,13 @@ def test_the_summary_names_the_stations_caught_earlier_or_later() -> None:
 
 def test_a_sweep_makes_one_row_per_grid_point(tmp_path: Path) -> None:
     out = io.StringIO()
-    rc = run_backtest([RULES], Source(scenario="longjiang-2012"),
-                      ["rules[cadmium-trend].rise_per_hour=0.00005,0.0004", "rules[0].above=0.2,0.8"],
-                      progress=False, out=out)
+    rc = run_backtest(
+        [RULES],
+        Source(scenario="longjiang-2012"),
+        ["rules[cadmium-trend].rise_per_hour=0.00005,0.0004", "rules[0].above=0.2,0.8"],
+        progress=False,
+        out=out,
+    )
     assert rc == 0
     table = out.getvalue().split("variants side by side (one row per variant)\n")[1].split("\n\n")[0]
     rows = table.splitlines()[1:]
@@ -208,40 +226,54 @@ def test_a_sweep_makes_one_row_per_grid_point(tmp_path: Path) -> None:
     assert any((steep[k].latency_ns or 0) > (slow[k].latency_ns or 0) for k in slow)
 
 
-@pytest.mark.parametrize(("sweep", "message"), [
-    ("rules[0].window", "expected TABLE.KEY=V1,V2"),
-    ("rules[9].window=6h", "no rule '9'"),
-    ("stations.nowhere.class=II", "no [stations.nowhere] table"),
-    ("rules[0].window=forever", "rules[0].window=forever"),  # the checker's problem names the sweep point
-])
+@pytest.mark.parametrize(
+    ("sweep", "message"),
+    [
+        ("rules[0].window", "expected TABLE.KEY=V1,V2"),
+        ("rules[9].window=6h", "no rule '9'"),
+        ("stations.nowhere.class=II", "no [stations.nowhere] table"),
+        ("rules[0].window=forever", "rules[0].window=forever"),  # the checker's problem names the sweep point
+    ],
+)
 def test_bad_sweeps_exit_2_with_a_reason(sweep: str, message: str, capsys: pytest.CaptureFixture[str]) -> None:
     assert run_backtest([RULES], Source(scenario="longjiang-2012"), [sweep], progress=False) == 2
     assert message in capsys.readouterr().err
 
 
-def test_bad_sources_and_files_exit_with_the_documented_codes(tmp_path: Path,
-                                                              capsys: pytest.CaptureFixture[str]) -> None:
+def test_bad_sources_and_files_exit_with_the_documented_codes(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     assert run_backtest([BASE], Source(scenario="nile-1999"), progress=False) == 2
     assert "unknown scenario 'nile-1999'" in capsys.readouterr().err
     assert run_backtest([BASE], Source(store=tmp_path / "empty"), progress=False) == 1
     assert "no embedded store" in capsys.readouterr().err
     bad = tmp_path / "bad.toml"
-    bad.write_text("[[rules]]\nkind = \"rate\"\nname = \"x\"\nwindow = \"soon\"\n")
+    bad.write_text('[[rules]]\nkind = "rate"\nname = "x"\nwindow = "soon"\n')
     assert run_backtest([[*BASE, bad]], Source(scenario="baseline"), progress=False) == 2
     assert f"{bad}:" in capsys.readouterr().err
 
 
 def test_alerts_file_lists_every_transition_with_its_verdict(tmp_path: Path) -> None:
     out = io.StringIO()
-    assert run_backtest([BASE, RULES], Source(scenario="longjiang-2012"), alerts_out=tmp_path / "a.json",
-                        progress=False, out=out, utc_offset="+08:00") == 0
+    assert (
+        run_backtest(
+            [BASE, RULES],
+            Source(scenario="longjiang-2012"),
+            alerts_out=tmp_path / "a.json",
+            progress=False,
+            out=out,
+            utc_offset="+08:00",
+        )
+        == 0
+    )
     rows = json.loads((tmp_path / "a.json").read_text())
     assert {r["variant"] for r in rows} == {"longjiang-stations", "longjiang-rules"}
     firing = [r for r in rows if r["state"] == "firing"]
     assert firing and all(r["verdict"] == "true" for r in firing)
     assert rows[0]["time"].endswith("+08:00")
-    assert run_backtest([BASE], Source(scenario="baseline"), alerts_out=tmp_path / "b.csv", progress=False,
-                        out=out) == 0
+    assert (
+        run_backtest([BASE], Source(scenario="baseline"), alerts_out=tmp_path / "b.csv", progress=False, out=out) == 0
+    )
     with open(tmp_path / "b.csv", newline="") as f:
         baseline = list(csv.DictReader(f))
     assert {r["verdict"] for r in baseline if r["state"] == "firing"} == {"false"}
@@ -251,8 +283,19 @@ def test_alerts_file_lists_every_transition_with_its_verdict(tmp_path: Path) -> 
 def report_files(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     folder = tmp_path_factory.mktemp("backtest-report")
     out = io.StringIO()
-    assert run_backtest([BASE, RULES], Source(scenario="longjiang-2012"), plots=True, out_dir=folder / "png",
-                        html=folder / "report.html", progress=False, out=out, utc_offset="+08:00") == 0
+    assert (
+        run_backtest(
+            [BASE, RULES],
+            Source(scenario="longjiang-2012"),
+            plots=True,
+            out_dir=folder / "png",
+            html=folder / "report.html",
+            progress=False,
+            out=out,
+            utc_offset="+08:00",
+        )
+        == 0
+    )
     yield folder
 
 
@@ -282,10 +325,28 @@ def test_the_command_line_runs_a_backtest(tmp_path: Path, capsys: pytest.Capture
 
     parser = argparse.ArgumentParser(prog="riverwatch")
     add_commands(parser.add_subparsers(dest="command"))
-    args = parser.parse_args(["backtest", "--scenario", "baseline", "--thresholds", *map(str, BASE),
-                              "--sweep", "screen.flatline=4", "--tolerance", "2h", "--no-progress",
-                              "--utc-offset", "+08:00", "--since", "2024-03-02", "--until", "2024-03-06",
-                              "--alerts", str(tmp_path / "alerts.csv")])
+    args = parser.parse_args(
+        [
+            "backtest",
+            "--scenario",
+            "baseline",
+            "--thresholds",
+            *map(str, BASE),
+            "--sweep",
+            "screen.flatline=4",
+            "--tolerance",
+            "2h",
+            "--no-progress",
+            "--utc-offset",
+            "+08:00",
+            "--since",
+            "2024-03-02",
+            "--until",
+            "2024-03-06",
+            "--alerts",
+            str(tmp_path / "alerts.csv"),
+        ]
+    )
     assert args.handler(args) == 0
     text = capsys.readouterr().out
     assert "2024-03-02 00:00 to 2024-03-06 00:00 (+08:00)" in text

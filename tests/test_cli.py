@@ -10,8 +10,7 @@ REPO = Path(__file__).resolve().parent.parent
 
 
 def riverwatch(*args: str, cwd: Path = REPO) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "monitor", *args], capture_output=True, text=True, timeout=60,
-                          cwd=cwd)
+    return subprocess.run([sys.executable, "-m", "monitor", *args], capture_output=True, text=True, timeout=60, cwd=cwd)
 
 
 def test_thresholds_check_passes_the_shipped_files() -> None:
@@ -21,8 +20,10 @@ def test_thresholds_check_passes_the_shipped_files() -> None:
 
 def test_thresholds_check_reports_path_line_message_and_exits_1(tmp_path: Path) -> None:
     bad = tmp_path / "bad.toml"
-    bad.write_text('[standard]\nid = "X"\nclasses = ["I", "II"]\n\n[items.cadmium]\nkind = "max"\nunit = "mg/L"\n'
-                   'limits = { I = 0.001, II = 0.005 }\nsource = "x"\n')
+    bad.write_text(
+        '[standard]\nid = "X"\nclasses = ["I", "II"]\n\n[items.cadmium]\nkind = "max"\nunit = "mg/L"\n'
+        'limits = { I = 0.001, II = 0.005 }\nsource = "x"\n'
+    )
     proc = riverwatch("thresholds", "check", str(bad))
     assert proc.returncode == 1
     assert proc.stdout.startswith(f"{bad}:5: ")

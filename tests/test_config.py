@@ -111,52 +111,64 @@ def test_secrets_never_appear_in_repr(full: Path) -> None:
 
 def test_password_file_is_read_relative_to_the_config(tmp_path: Path) -> None:
     (tmp_path / "mqtt.pw").write_text(SECRET + "\n")
-    cfg = load_config(write(tmp_path, """\
+    cfg = load_config(
+        write(
+            tmp_path,
+            """\
         [mqtt]
         url = "mqtt://127.0.0.1:1883"
         password_file = "mqtt.pw"
-        """))
+        """,
+        )
+    )
     assert cfg.mqtt.password == SECRET
     assert SECRET not in repr(cfg)
 
 
 def test_influxdb_v1_with_a_database(tmp_path: Path) -> None:
-    cfg = load_config(write(tmp_path, """\
+    cfg = load_config(
+        write(
+            tmp_path,
+            """\
         [influxdb]
         url = "http://127.0.0.1:8086"
         api = "v1"
         database = "water"
-        """))
+        """,
+        )
+    )
     assert cfg.influxdb is not None
     assert (cfg.influxdb.api, cfg.influxdb.database) == ("v1", "water")
 
 
 BAD = {
     "qos": ("[mqtt]\nqos = 7\n", "[mqtt].qos"),
-    "unknown section": ("[mqqt]\nurl = \"mqtt://127.0.0.1:1883\"\n", "[mqqt]"),
-    "unknown key in mqtt": ("[mqtt]\nurl = \"mqtt://127.0.0.1:1883\"\ntopic = \"river/#\"\n", "[mqtt].topic"),
-    "password twice": (f"[mqtt]\npassword = \"{SECRET}\"\npassword_env = \"X\"\n", "[mqtt].password"),
+    "unknown section": ('[mqqt]\nurl = "mqtt://127.0.0.1:1883"\n', "[mqqt]"),
+    "unknown key in mqtt": ('[mqtt]\nurl = "mqtt://127.0.0.1:1883"\ntopic = "river/#"\n', "[mqtt].topic"),
+    "password twice": (f'[mqtt]\npassword = "{SECRET}"\npassword_env = "X"\n', "[mqtt].password"),
     "dead letters nowhere": ("[dead_letter]\nmax_bytes = 100000\n", "[dead_letter].file"),
-    "dead letters back in": ("[mqtt]\ntopics = [\"river/#\"]\n[dead_letter]\ntopic = \"river/rejected\"\n",
-                             "[dead_letter].topic"),
-    "password_env unset": ("[mqtt]\npassword_env = \"RW_TEST_SURELY_UNSET_VARIABLE\"\n", "[mqtt].password_env"),
-    "influxdb api v3": ("[influxdb]\nurl = \"http://127.0.0.1:8086\"\napi = \"v3\"\nbucket = \"w\"\n",
-                        "[influxdb].api"),
-    "v2 without bucket": ("[influxdb]\nurl = \"http://127.0.0.1:8086\"\norg = \"bureau\"\n", "[influxdb].bucket"),
-    "v1 without database": ("[influxdb]\nurl = \"http://127.0.0.1:8086\"\napi = \"v1\"\n", "[influxdb].database"),
-    "language fr": ("[notify]\nlanguage = \"fr\"\n", "[notify].language"),
-    "utc_offset 8": ("[notify]\nutc_offset = \"8\"\n", "[notify].utc_offset"),
-    "thresholds file missing": ("[thresholds]\nfiles = [\"nowhere/gb.toml\"]\n", "[thresholds].files"),
-    "http_listen nope": ("[service]\nhttp_listen = \"nope\"\n", "[service].http_listen"),
-    "default_class VI": ("[thresholds]\ndefault_class = \"VI\"\n", "[thresholds].default_class"),
-    "qos as a string": ("[mqtt]\nqos = \"1\"\n", "[mqtt].qos"),
-    "mqtt url with a password": (f"[mqtt]\nurl = \"mqtt://svc:{SECRET}@127.0.0.1:1883\"\n", "[mqtt].url"),
+    "dead letters back in": (
+        '[mqtt]\ntopics = ["river/#"]\n[dead_letter]\ntopic = "river/rejected"\n',
+        "[dead_letter].topic",
+    ),
+    "password_env unset": ('[mqtt]\npassword_env = "RW_TEST_SURELY_UNSET_VARIABLE"\n', "[mqtt].password_env"),
+    "influxdb api v3": ('[influxdb]\nurl = "http://127.0.0.1:8086"\napi = "v3"\nbucket = "w"\n', "[influxdb].api"),
+    "v2 without bucket": ('[influxdb]\nurl = "http://127.0.0.1:8086"\norg = "bureau"\n', "[influxdb].bucket"),
+    "v1 without database": ('[influxdb]\nurl = "http://127.0.0.1:8086"\napi = "v1"\n', "[influxdb].database"),
+    "language fr": ('[notify]\nlanguage = "fr"\n', "[notify].language"),
+    "utc_offset 8": ('[notify]\nutc_offset = "8"\n', "[notify].utc_offset"),
+    "thresholds file missing": ('[thresholds]\nfiles = ["nowhere/gb.toml"]\n', "[thresholds].files"),
+    "http_listen nope": ('[service]\nhttp_listen = "nope"\n', "[service].http_listen"),
+    "default_class VI": ('[thresholds]\ndefault_class = "VI"\n', "[thresholds].default_class"),
+    "qos as a string": ('[mqtt]\nqos = "1"\n', "[mqtt].qos"),
+    "mqtt url with a password": (f'[mqtt]\nurl = "mqtt://svc:{SECRET}@127.0.0.1:1883"\n', "[mqtt].url"),
 }
 
 
 @pytest.mark.parametrize("case", list(BAD))
-def test_each_bad_setting_names_the_file_and_the_key(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-                                                     case: str) -> None:
+def test_each_bad_setting_names_the_file_and_the_key(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, case: str
+) -> None:
     monkeypatch.delenv("RW_TEST_SURELY_UNSET_VARIABLE", raising=False)
     text, key = BAD[case]
     path = tmp_path / "bad.toml"
@@ -184,21 +196,27 @@ def test_a_toml_syntax_error_is_a_config_error(tmp_path: Path) -> None:
 
 
 def test_valid_edge_values_are_accepted(tmp_path: Path) -> None:
-    cfg = load_config(write(tmp_path, """\
+    cfg = load_config(
+        write(
+            tmp_path,
+            """\
         [mqtt]
         qos = 0
         [notify]
         utc_offset = "-05:30"
         [service]
         http_listen = ""
-        """))
+        """,
+        )
+    )
     assert cfg.mqtt.qos == 0
     assert cfg.notify.utc_offset == "-05:30"
     assert cfg.service.http_listen == ""
 
 
-def test_an_inline_secret_works_with_a_warning_that_does_not_show_it(tmp_path: Path,
-                                                                     caplog: pytest.LogCaptureFixture) -> None:
+def test_an_inline_secret_works_with_a_warning_that_does_not_show_it(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     path = tmp_path / "inline.toml"
     path.write_text(f'[mqtt]\nusername = "svc"\npassword = "{SECRET}"\n', encoding="utf-8")
     with caplog.at_level("WARNING", logger="riverwatch.config"):

@@ -14,8 +14,11 @@ from simulators.publish import publish
 from tests.servers import Mosquitto
 from tests.service_proc import ServiceProcess
 
-BAD = [(0, "river/dl/cd", b"not json \xff"), (0, "river/dl/cd", b'{"value": "high"}'),
-       (0, "river/dl", b'[{"n": "cd", "v": 0.001}, {"n": "unobtainium", "v": 1}]')]
+BAD = [
+    (0, "river/dl/cd", b"not json \xff"),
+    (0, "river/dl/cd", b'{"value": "high"}'),
+    (0, "river/dl", b'[{"n": "cd", "v": 0.001}, {"n": "unobtainium", "v": 1}]'),
+]
 
 
 def test_file_sink_keeps_records_and_rotates_within_its_bound(tmp_path: Path) -> None:
@@ -32,8 +35,11 @@ def test_file_sink_keeps_records_and_rotates_within_its_bound(tmp_path: Path) ->
 
 
 def test_service_writes_rejected_payloads_to_the_dead_letter_file(mosquitto: Mosquitto, tmp_path: Path) -> None:
-    svc = ServiceProcess(tmp_path, f'[mqtt]\nurl = "{mosquitto.url}"\nclient_id = "dl-file"\n'
-                                   '[dead_letter]\nfile = "dead-letters.jsonl"\nmax_bytes = 100000\n')
+    svc = ServiceProcess(
+        tmp_path,
+        f'[mqtt]\nurl = "{mosquitto.url}"\nclient_id = "dl-file"\n'
+        '[dead_letter]\nfile = "dead-letters.jsonl"\nmax_bytes = 100000\n',
+    )
     try:
         svc.start()
         publish(BAD, mosquitto.url)
@@ -62,8 +68,10 @@ def test_service_publishes_dead_letters_on_a_topic(mosquitto: Mosquitto, tmp_pat
     sub.connect("127.0.0.1", mosquitto.port)
     sub.subscribe("riverwatch/dead-letter", qos=1)
     sub.loop_start()
-    svc = ServiceProcess(tmp_path, f'[mqtt]\nurl = "{mosquitto.url}"\nclient_id = "dl-topic"\n'
-                                   '[dead_letter]\ntopic = "riverwatch/dead-letter"\n')
+    svc = ServiceProcess(
+        tmp_path,
+        f'[mqtt]\nurl = "{mosquitto.url}"\nclient_id = "dl-topic"\n[dead_letter]\ntopic = "riverwatch/dead-letter"\n',
+    )
     try:
         svc.start()
         publish(BAD, mosquitto.url)

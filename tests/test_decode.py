@@ -30,17 +30,34 @@ def test_epoch_seconds_and_missing_ts_means_receipt_time() -> None:
     assert one("river/s1/cd", {"value": 0.001})[0][0].ts_ns == NOW
 
 
-@pytest.mark.parametrize(("name", "expected"), [("cadmium", "cd"), ("w20115", "cd"), ("Cadmium", "cd"),
-                                                  ("w01001", "ph"), ("ammonia nitrogen", "nh3n"), ("cd", "cd")])
+@pytest.mark.parametrize(
+    ("name", "expected"),
+    [
+        ("cadmium", "cd"),
+        ("w20115", "cd"),
+        ("Cadmium", "cd"),
+        ("w01001", "ph"),
+        ("ammonia nitrogen", "nh3n"),
+        ("cd", "cd"),
+    ],
+)
 def test_aliases(name: str, expected: str) -> None:
     assert resolve(name) == expected
     readings, _ = one(f"river/s1/{name}", {"value": 7.0})
     assert readings[0].parameter == expected
 
 
-@pytest.mark.parametrize(("unit", "value", "mg_l"), [("ug/L", 41, 0.041), ("µg/L", 41, 0.041), ("μg/L", 41, 0.041),
-                                                      ("ng/L", 41000, 0.041), ("g/m3", 0.041, 0.041),
-                                                      ("mg/L", 0.041, 0.041)])
+@pytest.mark.parametrize(
+    ("unit", "value", "mg_l"),
+    [
+        ("ug/L", 41, 0.041),
+        ("µg/L", 41, 0.041),
+        ("μg/L", 41, 0.041),
+        ("ng/L", 41000, 0.041),
+        ("g/m3", 0.041, 0.041),
+        ("mg/L", 0.041, 0.041),
+    ],
+)
 def test_units_convert_to_mg_per_litre(unit: str, value: float, mg_l: float) -> None:
     readings, rejected = one("river/s1/cd", {"value": value, "unit": unit})
     assert rejected == []
@@ -58,22 +75,25 @@ def test_flag_is_kept() -> None:
     assert readings[0].flag == "maintenance"
 
 
-@pytest.mark.parametrize(("topic", "doc", "reason"), [
-    ("river/s1/cd", {"value": 1, "unit": "furlongs"}, "unknown_unit"),
-    ("river/s1/cd", {"value": "0.04"}, "not_numeric"),
-    ("river/s1/cd", {"value": True}, "not_numeric"),
-    ("river/s1/cd", {"value": None}, "not_numeric"),
-    ("river/s1/cd", {"value": -0.001}, "negative"),
-    ("river/s1/unobtainium", {"value": 1}, "unknown_parameter"),
-    ("river/s1/cd", {"value": 1, "ts": "2012-01-15T08:00:00"}, "bad_timestamp"),
-    ("river/s1/cd", {"value": 1, "ts": "yesterday"}, "bad_timestamp"),
-    ("river/s1/cd", {"value": 1, "ts": 1e30}, "bad_timestamp"),
-    ("river/s1/cd", {"value": 1, "ts": 4102444800}, "bad_timestamp"),  # 2100: a broken sensor clock
-    ("river/s1/cd", {"value": 1, "flag": 7}, "bad_flag"),
-    ("cd", {"value": 1}, "bad_topic"),
-    ("river/s1/cd", [], "malformed"),
-    ("river/s1/cd", "0.04", "malformed"),
-])
+@pytest.mark.parametrize(
+    ("topic", "doc", "reason"),
+    [
+        ("river/s1/cd", {"value": 1, "unit": "furlongs"}, "unknown_unit"),
+        ("river/s1/cd", {"value": "0.04"}, "not_numeric"),
+        ("river/s1/cd", {"value": True}, "not_numeric"),
+        ("river/s1/cd", {"value": None}, "not_numeric"),
+        ("river/s1/cd", {"value": -0.001}, "negative"),
+        ("river/s1/unobtainium", {"value": 1}, "unknown_parameter"),
+        ("river/s1/cd", {"value": 1, "ts": "2012-01-15T08:00:00"}, "bad_timestamp"),
+        ("river/s1/cd", {"value": 1, "ts": "yesterday"}, "bad_timestamp"),
+        ("river/s1/cd", {"value": 1, "ts": 1e30}, "bad_timestamp"),
+        ("river/s1/cd", {"value": 1, "ts": 4102444800}, "bad_timestamp"),  # 2100: a broken sensor clock
+        ("river/s1/cd", {"value": 1, "flag": 7}, "bad_flag"),
+        ("cd", {"value": 1}, "bad_topic"),
+        ("river/s1/cd", [], "malformed"),
+        ("river/s1/cd", "0.04", "malformed"),
+    ],
+)
 def test_rejections_are_named(topic: str, doc: object, reason: str) -> None:
     readings, rejected = one(topic, doc)
     assert readings == []
@@ -96,14 +116,19 @@ def test_negative_temperature_is_a_reading() -> None:
 
 
 def test_senml_pack_with_base_time_units_and_a_bad_record() -> None:
-    pack = [{"bn": "", "bt": 1326585600, "n": "cd", "u": "ug/L", "v": 410},
-            {"n": "ph", "v": 7.5, "t": 60},
-            {"n": "w01009", "u": "mg/L", "v": 8.1},
-            {"n": "unobtainium", "v": 1},
-            {"n": "pb", "u": "mg/L", "vs": "high"}]
+    pack = [
+        {"bn": "", "bt": 1326585600, "n": "cd", "u": "ug/L", "v": 410},
+        {"n": "ph", "v": 7.5, "t": 60},
+        {"n": "w01009", "u": "mg/L", "v": 8.1},
+        {"n": "unobtainium", "v": 1},
+        {"n": "pb", "u": "mg/L", "vs": "high"},
+    ]
     d = decode("river/lalang", json.dumps(pack).encode(), NOW)
     assert [(r.parameter, r.value, r.ts_ns) for r in d.readings] == [
-        ("cd", pytest.approx(0.41), TS_2012), ("ph", 7.5, TS_2012 + 60 * 10**9), ("do", 8.1, TS_2012)]
+        ("cd", pytest.approx(0.41), TS_2012),
+        ("ph", 7.5, TS_2012 + 60 * 10**9),
+        ("do", 8.1, TS_2012),
+    ]
     assert sorted(r.reason for r in d.rejections) == ["not_numeric", "unknown_parameter"]
     assert all(r.station == "lalang" for r in d.readings)
 
@@ -140,9 +165,22 @@ def test_the_short_json_path_agrees_with_json_loads() -> None:
 
     from monitor.decode import _json
 
-    cases = [b'{"value": 1}', b'{"value": 1}  \n', b'  {"value": 1}', b'{"value": 1} x', b'{"value": 1}{}',
-             b'[{"n": "cd", "v": 1}]', '{"value": 1}'.encode("utf-16-le"), '{"value": 1}'.encode("utf-8-sig"),
-             b'{"value": NaN}', b'{"value": 1', b'{"a": "\xff"}', b"", b"null", b'{"\\u00e9": 1}']
+    cases = [
+        b'{"value": 1}',
+        b'{"value": 1}  \n',
+        b'  {"value": 1}',
+        b'{"value": 1} x',
+        b'{"value": 1}{}',
+        b'[{"n": "cd", "v": 1}]',
+        '{"value": 1}'.encode("utf-16-le"),
+        '{"value": 1}'.encode("utf-8-sig"),
+        b'{"value": NaN}',
+        b'{"value": 1',
+        b'{"a": "\xff"}',
+        b"",
+        b"null",
+        b'{"\\u00e9": 1}',
+    ]
     for payload in cases:
         try:
             expected: object = json.loads(payload)

@@ -8,14 +8,15 @@ from pathlib import Path
 
 
 def test_demo_runs_the_longjiang_incident_end_to_end(tmp_path: Path) -> None:
-    proc = subprocess.run([sys.executable, "-m", "monitor", "demo"], capture_output=True, text=True, timeout=120,
-                          cwd=tmp_path)
+    proc = subprocess.run(
+        [sys.executable, "-m", "monitor", "demo"], capture_output=True, text=True, timeout=120, cwd=tmp_path
+    )
     out = proc.stdout
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     assert "FIRING: cadmium (cd) at Lalang hydropower station (lalang)" in out
     assert "0.005 mg/L (GB 3838-2002 Class III)" in out
     assert "+08:00" in out
-    summary = out[out.index("=== riverwatch demo summary ==="):]
+    summary = out[out.index("=== riverwatch demo summary ===") :]
     assert "rejected 0" in summary
     assert "stations in alarm, in order: lalang, yemao, luodong, sancha, nuomitan" in summary
     assert "liuzhou-hexi" not in summary.split("stations in alarm")[1]  # Liuzhou's intake stayed compliant

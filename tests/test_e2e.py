@@ -41,10 +41,18 @@ urls = ["{receiver.json_url()}"]
 
 
 @pytest.fixture
-def service(tmp_path: Path, mosquitto: Mosquitto, victoria: Victoria, http_receiver: HttpReceiver,
-            request: pytest.FixtureRequest) -> Iterator[ServiceProcess]:
-    svc = ServiceProcess(tmp_path, config(mosquitto, victoria, http_receiver, f"rw-{request.node.name}"[:60]),
-                         env={"RW_TEST_TOKEN": "secret-token-value"})
+def service(
+    tmp_path: Path,
+    mosquitto: Mosquitto,
+    victoria: Victoria,
+    http_receiver: HttpReceiver,
+    request: pytest.FixtureRequest,
+) -> Iterator[ServiceProcess]:
+    svc = ServiceProcess(
+        tmp_path,
+        config(mosquitto, victoria, http_receiver, f"rw-{request.node.name}"[:60]),
+        env={"RW_TEST_TOKEN": "secret-token-value"},
+    )
     try:
         svc.start()
         yield svc
@@ -63,7 +71,8 @@ def stop(svc: ServiceProcess) -> float:
 
 
 def test_readings_land_exactly_once_with_their_timestamps_despite_bad_payloads(
-        service: ServiceProcess, mosquitto: Mosquitto, victoria: Victoria, http_receiver: HttpReceiver) -> None:
+    service: ServiceProcess, mosquitto: Mosquitto, victoria: Victoria, http_receiver: HttpReceiver
+) -> None:
     station = "e2e-exact"
     good = [single(station, "cd", T0 + 600 * i, round(0.0001 * (i % 30), 6)) for i in range(300)]
     bad = [
@@ -82,8 +91,14 @@ def test_readings_land_exactly_once_with_their_timestamps_despite_bad_payloads(
     expected = [((T0 + 600 * i) * 1000, round(0.0001 * (i % 30), 6)) for i in range(300)]
     assert points == expected  # each exactly once, with its own timestamp and value
     metrics = service.get("/metrics")[1]
-    for reason, n in [("malformed", 1), ("not_finite", 1), ("not_numeric", 1), ("negative", 1),
-                      ("unknown_parameter", 1), ("unknown_unit", 1)]:
+    for reason, n in [
+        ("malformed", 1),
+        ("not_finite", 1),
+        ("not_numeric", 1),
+        ("negative", 1),
+        ("unknown_parameter", 1),
+        ("unknown_unit", 1),
+    ]:
         assert f'riverwatch_readings_rejected_total{{reason="{reason}"}} {float(n)}' in metrics
     assert "rejected payload on topic 'river/e2e-exact/unobtainium'" in service.output()
     assert http_receiver.posts == []  # nothing here is over a limit
@@ -94,13 +109,23 @@ def test_readings_land_exactly_once_with_their_timestamps_despite_bad_payloads(
 
 
 def test_one_notification_per_exceedance_and_one_when_resolved(
-        service: ServiceProcess, mosquitto: Mosquitto, victoria: Victoria, http_receiver: HttpReceiver) -> None:
+    service: ServiceProcess, mosquitto: Mosquitto, victoria: Victoria, http_receiver: HttpReceiver
+) -> None:
     station = "e2e-alert"
     publish([single(station, "cd", T0, 41, "ug/L")], mosquitto.url)
     (post,) = http_receiver.wait_for(1, timeout=20)
     text = post.json["title"] + "\n" + post.json["message"]
-    for needle in (station, "cadmium", "0.041 mg/L", "0.005 mg/L", "GB 3838-2002", "Class III", "8.2",
-                   "2012-01-15", "firing"):
+    for needle in (
+        station,
+        "cadmium",
+        "0.041 mg/L",
+        "0.005 mg/L",
+        "GB 3838-2002",
+        "Class III",
+        "8.2",
+        "2012-01-15",
+        "firing",
+    ):
         assert needle in text, f"{needle!r} missing from:\n{text}"
 
     # More exceeding readings do not notify again; a higher tier escalates once.
@@ -108,23 +133,28 @@ def test_one_notification_per_exceedance_and_one_when_resolved(
     publish([single(station, "cd", T0 + 3600 * 6, 0.15)], mosquitto.url)  # 30x: from serious to critical
     posts = http_receiver.wait_for(2, timeout=20)
     assert "escalated" in posts[1].json["message"]
-    publish([single(station, "cd", T0 + 3600 * 7, 0.002), single(station, "cd", T0 + 3600 * 8, 0.001)],
-            mosquitto.url)
+    publish([single(station, "cd", T0 + 3600 * 7, 0.002), single(station, "cd", T0 + 3600 * 8, 0.001)], mosquitto.url)
     posts = http_receiver.wait_for(3, timeout=20)
     assert "resolved" in posts[2].json["message"].lower()
     time.sleep(1.0)
     assert len(http_receiver.posts) == 3
     # The transitions are in the database too (measurement `alert`), for dashboards.
-    alerts = {(row["metric"]["state"], row["metric"]["severity"]): row["values"]
-              for row in victoria.export(f'alert_ratio{{station="{station}"}}')}
-    assert alerts == {("firing", "serious"): [pytest.approx(8.2)], ("escalated", "critical"): [pytest.approx(30.0)],
-                      ("resolved", "critical"): [pytest.approx(0.4)]}
+    alerts = {
+        (row["metric"]["state"], row["metric"]["severity"]): row["values"]
+        for row in victoria.export(f'alert_ratio{{station="{station}"}}')
+    }
+    assert alerts == {
+        ("firing", "serious"): [pytest.approx(8.2)],
+        ("escalated", "critical"): [pytest.approx(30.0)],
+        ("resolved", "critical"): [pytest.approx(0.4)],
+    }
     assert victoria.series_points("alert_limit", station=station, state="firing") == [(T0 * 1000, 0.005)]
     assert stop(service) < 10
 
 
 def test_a_failing_notification_target_is_retried_and_does_not_block_ingest(
-        service: ServiceProcess, mosquitto: Mosquitto, http_receiver: HttpReceiver) -> None:
+    service: ServiceProcess, mosquitto: Mosquitto, http_receiver: HttpReceiver
+) -> None:
     http_receiver.fail_next(2, status=500)
     publish([single("e2e-retry", "cd", T0, 0.05)], mosquitto.url)
     publish([single("e2e-retry", "do", T0 + 60 * i, 8.0) for i in range(200)], mosquitto.url)
@@ -139,7 +169,12 @@ def test_a_failing_notification_target_is_retried_and_does_not_block_ingest(
 def test_bad_config_exits_2_naming_file_and_key(tmp_path: Path) -> None:
     cfg = tmp_path / "bad.toml"
     cfg.write_text('[mqtt]\nurl = "mqtt://127.0.0.1:1883"\nqos = 7\n')
-    proc = subprocess.run([sys.executable, "-m", "monitor", "run", "--config", str(cfg)], capture_output=True,
-                          text=True, timeout=30, cwd=REPO)
+    proc = subprocess.run(
+        [sys.executable, "-m", "monitor", "run", "--config", str(cfg)],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        cwd=REPO,
+    )
     assert proc.returncode == 2
     assert f"{cfg}: [mqtt].qos: must be 0, 1 or 2" in proc.stderr

@@ -25,8 +25,14 @@ T0 = 1326585600  # 2012-01-15T08:00:00+08:00
 
 def stream(station: str, n: int) -> list[tuple[int, str, bytes]]:
     """Readings numbered 0..n-1: one a minute of simulated time, value i µg/L (all under the cadmium limit)."""
-    return [((T0 + 60 * i) * 10**9, f"river/{station}/cd",
-             json.dumps({"ts": T0 + 60 * i, "value": i % 5000 / 1000, "unit": "ug/L"}).encode()) for i in range(n)]
+    return [
+        (
+            (T0 + 60 * i) * 10**9,
+            f"river/{station}/cd",
+            json.dumps({"ts": T0 + 60 * i, "value": i % 5000 / 1000, "unit": "ug/L"}).encode(),
+        )
+        for i in range(n)
+    ]
 
 
 def expected(n: int) -> list[tuple[int, object]]:
@@ -96,8 +102,9 @@ def service(tmp_path: Path) -> Iterator[list[ServiceProcess]]:
         svc.stop()
 
 
-def test_broker_restart_mid_stream(fresh_mosquitto: Mosquitto, fresh_victoria: Victoria, tmp_path: Path,
-                                   service: list[ServiceProcess]) -> None:
+def test_broker_restart_mid_stream(
+    fresh_mosquitto: Mosquitto, fresh_victoria: Victoria, tmp_path: Path, service: list[ServiceProcess]
+) -> None:
     svc = ServiceProcess(tmp_path, config(fresh_mosquitto, vm_section(fresh_victoria), "fault-broker"))
     service.append(svc)
     svc.start()
@@ -118,8 +125,9 @@ def test_broker_restart_mid_stream(fresh_mosquitto: Mosquitto, fresh_victoria: V
     assert svc.terminate()[0] == 0
 
 
-def test_database_outage_at_steady_rate(fresh_mosquitto: Mosquitto, fresh_victoria: Victoria, tmp_path: Path,
-                                        service: list[ServiceProcess]) -> None:
+def test_database_outage_at_steady_rate(
+    fresh_mosquitto: Mosquitto, fresh_victoria: Victoria, tmp_path: Path, service: list[ServiceProcess]
+) -> None:
     svc = ServiceProcess(tmp_path, config(fresh_mosquitto, vm_section(fresh_victoria), "fault-db"))
     service.append(svc)
     svc.start()
@@ -141,23 +149,34 @@ def test_database_outage_at_steady_rate(fresh_mosquitto: Mosquitto, fresh_victor
         fresh_victoria.start()
     written_at_return = svc.metric("riverwatch_readings_written_total")
     backlog_at_return = svc.metric("riverwatch_journal_backlog")
-    drained = svc.wait(lambda: svc.metric("riverwatch_readings_written_total") >= written_at_return
-                       + backlog_at_return, 60, "the backlog drained")
+    drained = svc.wait(
+        lambda: svc.metric("riverwatch_readings_written_total") >= written_at_return + backlog_at_return,
+        60,
+        "the backlog drained",
+    )
     drain_rate = backlog_at_return / max(drained, 1e-3)
     pub.finish()
     svc.wait(lambda: svc.metric("riverwatch_readings_written_total") >= n, 60, "every reading stored")
     figures = vm_check(fresh_victoria, "f-db", n)
     growth_mib = (rss_max - rss_before) / 1024
-    report("database outage", **figures, backlog_peak=int(backlog_max), rss_growth_mib=round(growth_mib, 1),
-           backlog_drained_s=round(drained, 2), drain_rate_per_s=int(drain_rate))
+    report(
+        "database outage",
+        **figures,
+        backlog_peak=int(backlog_max),
+        rss_growth_mib=round(growth_mib, 1),
+        backlog_drained_s=round(drained, 2),
+        drain_rate_per_s=int(drain_rate),
+    )
     assert backlog_max >= 8000  # the backlog really was in the journal...
     assert growth_mib < 40  # ...and not in memory (12k readings held in Python would be well over that)
     assert svc.terminate()[0] == 0
 
 
 def influx_v1_section(db: InfluxDB1, database: str) -> str:
-    return (f'[influxdb]\napi = "v1"\nurl = "{db.url}"\ndatabase = "{database}"\nusername = "{db.username}"\n'
-            f'password_env = "RW_INFLUX_PASSWORD"\nflush_interval_s = 0.2\nretry_cap_s = 1')
+    return (
+        f'[influxdb]\napi = "v1"\nurl = "{db.url}"\ndatabase = "{database}"\nusername = "{db.username}"\n'
+        f'password_env = "RW_INFLUX_PASSWORD"\nflush_interval_s = 0.2\nretry_cap_s = 1'
+    )
 
 
 def influx_points(db: InfluxDB1, database: str, station: str) -> list[tuple[int, float]]:
@@ -165,11 +184,15 @@ def influx_points(db: InfluxDB1, database: str, station: str) -> list[tuple[int,
     return sorted((int(r["time"]) // 10**6, float(r["value"])) for r in rows)
 
 
-def test_kill_9_mid_stream_then_restart(fresh_mosquitto: Mosquitto, influxdb1: InfluxDB1, tmp_path: Path,
-                                        service: list[ServiceProcess]) -> None:
+def test_kill_9_mid_stream_then_restart(
+    fresh_mosquitto: Mosquitto, influxdb1: InfluxDB1, tmp_path: Path, service: list[ServiceProcess]
+) -> None:
     influxdb1.create_database("kill9")
-    svc = ServiceProcess(tmp_path, config(fresh_mosquitto, influx_v1_section(influxdb1, "kill9"), "fault-kill"),
-                         env={"RW_INFLUX_PASSWORD": influxdb1.password})
+    svc = ServiceProcess(
+        tmp_path,
+        config(fresh_mosquitto, influx_v1_section(influxdb1, "kill9"), "fault-kill"),
+        env={"RW_INFLUX_PASSWORD": influxdb1.password},
+    )
     service.append(svc)
     svc.start()
     n = 8000
@@ -190,9 +213,15 @@ def test_kill_9_mid_stream_then_restart(fresh_mosquitto: Mosquitto, influxdb1: I
     assert points == expected(n)  # each (station, parameter, ts) once, with its value
     counts = influxdb1.points('SELECT count("value") FROM "water_quality" WHERE "station" = \'f-kill\'', db="kill9")
     assert counts[0]["count"] == n
-    report("kill -9", sent=n, stored=len(points), lost=n - len(points), duplicated=0,
-           redeliveries_absorbed=int(svc.metric("riverwatch_readings_duplicate_total")),
-           restart_to_connected_s=round(recover, 2))
+    report(
+        "kill -9",
+        sent=n,
+        stored=len(points),
+        lost=n - len(points),
+        duplicated=0,
+        redeliveries_absorbed=int(svc.metric("riverwatch_readings_duplicate_total")),
+        restart_to_connected_s=round(recover, 2),
+    )
     assert svc.terminate()[0] == 0
 
 
@@ -233,12 +262,14 @@ class SlowProxy:
         self.thread.join(5)
 
 
-def test_slow_database_backpressure(fresh_mosquitto: Mosquitto, fresh_victoria: Victoria, tmp_path: Path,
-                                    service: list[ServiceProcess]) -> None:
+def test_slow_database_backpressure(
+    fresh_mosquitto: Mosquitto, fresh_victoria: Victoria, tmp_path: Path, service: list[ServiceProcess]
+) -> None:
     vm_port = int(fresh_victoria.url.rsplit(":", 1)[1])
     with SlowProxy(vm_port, delay=1.5) as proxy:
-        svc = ServiceProcess(tmp_path, config(fresh_mosquitto, vm_section(f"http://127.0.0.1:{proxy.port}"),
-                                              "fault-slow"))
+        svc = ServiceProcess(
+            tmp_path, config(fresh_mosquitto, vm_section(f"http://127.0.0.1:{proxy.port}"), "fault-slow")
+        )
         service.append(svc)
         svc.start()
         n, warm = 24000, 4000
@@ -255,8 +286,12 @@ def test_slow_database_backpressure(fresh_mosquitto: Mosquitto, fresh_victoria: 
         took = svc.wait(lambda: svc.metric("riverwatch_readings_written_total") >= n, 90, "every reading stored")
         figures = vm_check(fresh_victoria, "f-slow", n)
         growth_mib = (rss_max - rss_before) / 1024
-        report("slow database (1.5 s per response)", **figures, rss_growth_mib=round(growth_mib, 1),
-               catch_up_s=round(took, 2))
+        report(
+            "slow database (1.5 s per response)",
+            **figures,
+            rss_growth_mib=round(growth_mib, 1),
+            catch_up_s=round(took, 2),
+        )
         # Bound: the broker's in-flight window (1000 messages) + one store batch (5000 readings) + the journal's
         # page cache; a queue of the 20k readings in Python objects would add far more than this.
         assert growth_mib < 40
@@ -274,8 +309,9 @@ def tmpfs(path: Path, size: str) -> Iterator[Path]:
         subprocess.run(["umount", "-l", str(path)], check=False)
 
 
-def test_data_dir_full(fresh_mosquitto: Mosquitto, fresh_victoria: Victoria, tmp_path: Path,
-                       service: list[ServiceProcess]) -> None:
+def test_data_dir_full(
+    fresh_mosquitto: Mosquitto, fresh_victoria: Victoria, tmp_path: Path, service: list[ServiceProcess]
+) -> None:
     with tmpfs(tmp_path / "data", "400k") as data:
         svc = ServiceProcess(tmp_path, config(fresh_mosquitto, vm_section(fresh_victoria), "fault-full"))
         service.append(svc)
@@ -302,8 +338,9 @@ def test_data_dir_full(fresh_mosquitto: Mosquitto, fresh_victoria: Victoria, tmp
         assert svc.terminate()[0] == 0
 
 
-def test_data_dir_read_only(fresh_mosquitto: Mosquitto, fresh_victoria: Victoria, tmp_path: Path,
-                            service: list[ServiceProcess]) -> None:
+def test_data_dir_read_only(
+    fresh_mosquitto: Mosquitto, fresh_victoria: Victoria, tmp_path: Path, service: list[ServiceProcess]
+) -> None:
     with tmpfs(tmp_path / "data", "64m") as data:
         svc = ServiceProcess(tmp_path, config(fresh_mosquitto, vm_section(fresh_victoria), "fault-ro"))
         service.append(svc)
@@ -328,8 +365,9 @@ def test_data_dir_read_only(fresh_mosquitto: Mosquitto, fresh_victoria: Victoria
         assert svc.terminate()[0] == 0
 
 
-def test_sigterm_under_load_drains_and_loses_nothing(fresh_mosquitto: Mosquitto, fresh_victoria: Victoria,
-                                                     tmp_path: Path, service: list[ServiceProcess]) -> None:
+def test_sigterm_under_load_drains_and_loses_nothing(
+    fresh_mosquitto: Mosquitto, fresh_victoria: Victoria, tmp_path: Path, service: list[ServiceProcess]
+) -> None:
     svc = ServiceProcess(tmp_path, config(fresh_mosquitto, vm_section(fresh_victoria), "fault-term"))
     service.append(svc)
     svc.start()
@@ -343,8 +381,11 @@ def test_sigterm_under_load_drains_and_loses_nothing(fresh_mosquitto: Mosquitto,
     assert "ingest stopped" in svc.output()
     pub.finish()  # the rest waits at the broker, in the persistent session
     svc.start()
-    svc.wait(lambda: len(fresh_victoria.series_points("water_quality_value", station="f-term")) >= n, 60,
-             "every reading stored after the restart")
+    svc.wait(
+        lambda: len(fresh_victoria.series_points("water_quality_value", station="f-term")) >= n,
+        60,
+        "every reading stored after the restart",
+    )
     figures = vm_check(fresh_victoria, "f-term", n)
     report("SIGTERM under load", **figures, exit_s=round(took, 2))
     assert svc.terminate()[0] == 0

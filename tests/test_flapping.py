@@ -29,14 +29,20 @@ def test_flap_guard_on_the_real_rules() -> None:
             verdicts.append((e.state, guard.observe(e)))
         for e in guard.calmed(r.ts_ns):
             verdicts.append((e.state + " (calm)", guard.observe(e)))
-    assert verdicts[:4] == [("firing", Verdict.SEND), ("resolved", Verdict.SEND), ("firing", Verdict.SEND),
-                            ("resolved", Verdict.START)]
+    assert verdicts[:4] == [
+        ("firing", Verdict.SEND),
+        ("resolved", Verdict.SEND),
+        ("firing", Verdict.SEND),
+        ("resolved", Verdict.START),
+    ]
     assert {v for _, v in verdicts[4:-1]} == {Verdict.HOLD}
     assert verdicts[-1] == ("resolved (calm)", Verdict.SEND)
 
 
 def test_flapping_input_through_the_service(tmp_path: Path, mosquitto: Mosquitto, http_receiver: HttpReceiver) -> None:
-    svc = ServiceProcess(tmp_path, f"""
+    svc = ServiceProcess(
+        tmp_path,
+        f"""
 [mqtt]
 url = "{mosquitto.url}"
 client_id = "flapping"
@@ -44,12 +50,18 @@ client_id = "flapping"
 urls = ["{http_receiver.json_url()}"]
 flap_max_transitions = 3
 flap_window_s = 3600
-""")
+""",
+    )
     try:
         svc.start()
         values = TOGGLING + CALM
-        publish([(0, "river/flappy/cd", json.dumps({"ts": T0 + 300 * i, "value": v}).encode())
-                 for i, v in enumerate(values)], mosquitto.url)
+        publish(
+            [
+                (0, "river/flappy/cd", json.dumps({"ts": T0 + 300 * i, "value": v}).encode())
+                for i, v in enumerate(values)
+            ],
+            mosquitto.url,
+        )
         svc.wait(lambda: svc.metric("riverwatch_readings_evaluated_total") >= len(values), 20, "every reading")
         posts = http_receiver.wait_for(5, timeout=20)
         time.sleep(1)

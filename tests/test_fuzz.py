@@ -29,9 +29,18 @@ NOW = 1_700_000_000 * 10**9  # 2023-11-14
 DAY_NS = 24 * 3600 * 10**9
 
 # Deterministic: CI runs the same cases every time, no example database.
-FUZZ = settings(derandomize=True, database=None, deadline=None, print_blob=False,
-                suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large,
-                                       HealthCheck.filter_too_much, HealthCheck.large_base_example])
+FUZZ = settings(
+    derandomize=True,
+    database=None,
+    deadline=None,
+    print_blob=False,
+    suppress_health_check=[
+        HealthCheck.too_slow,
+        HealthCheck.data_too_large,
+        HealthCheck.filter_too_much,
+        HealthCheck.large_base_example,
+    ],
+)
 
 
 def fuzz(n: int) -> settings:
@@ -39,6 +48,7 @@ def fuzz(n: int) -> settings:
 
 
 # -- the properties -------------------------------------------------------------------------------------------
+
 
 def check(topic: str, payload: bytes, now: int = NOW) -> Decoded:
     """Decode and assert every property; returns the result for further, test-specific checks."""
@@ -125,7 +135,7 @@ def parse_line(line: str, convention: str) -> tuple[str, dict[str, str], dict[st
     assert "\n" not in line, line
     # Quotes open strings only in the field set; the series key (measurement and tags) takes them literally.
     key_end = _split(line, " ", convention, quotes=False)[0]
-    rest = line[len(key_end) + 1:]
+    rest = line[len(key_end) + 1 :]
     rest_parts = _split(rest, " ", convention, quotes=True)
     parts = [key_end, *rest_parts]
     assert len(parts) == 3, f"{convention}: {len(parts)} space-separated parts in {line!r}"
@@ -163,30 +173,91 @@ def check_line(r: Reading) -> None:
 
 # -- strategies ------------------------------------------------------------------------------------------------
 
+
 def json_values(max_leaves: int = 12) -> st.SearchStrategy[Any]:
-    scalars = st.one_of(st.none(), st.booleans(), st.integers(), st.integers(-(10**30), 10**30),
-                        st.floats(allow_nan=True, allow_infinity=True), st.text(max_size=20))
-    return st.recursive(scalars, lambda kids: st.lists(kids, max_size=4) | st.dictionaries(st.text(max_size=8), kids,
-                                                                                          max_size=4),
-                        max_leaves=max_leaves)
+    scalars = st.one_of(
+        st.none(),
+        st.booleans(),
+        st.integers(),
+        st.integers(-(10**30), 10**30),
+        st.floats(allow_nan=True, allow_infinity=True),
+        st.text(max_size=20),
+    )
+    return st.recursive(
+        scalars,
+        lambda kids: st.lists(kids, max_size=4) | st.dictionaries(st.text(max_size=8), kids, max_size=4),
+        max_leaves=max_leaves,
+    )
 
 
-PARAM_NAMES = sorted({*PARAMETERS, *(p.name for p in PARAMETERS.values()), *(p.hj212 for p in PARAMETERS.values()
-                                                                            if p.hj212), "Cadmium", " CD ",
-                      "ammonia", "temperature"})
-UNITS = ["mg/L", "ug/L", "µg/L", "μg/L", "ng/L", "g/m3", "g/m³", "MG/L", "", "°C", "C", "degC", "Cel", "µS/cm",
-         "mS/cm", "mS/m", "NTU", "FNU", "MPN/L", "pH", "furlongs"]
-NASTY_CHARS = (' ,="\\\'\t\n\r\x00\x7f\u200f\u202e\u2028\u00a0\u3000\ufeff#+/'
-               "中文站点🌊💧🏳️‍🌈ﷺ\u0301")
+PARAM_NAMES = sorted(
+    {
+        *PARAMETERS,
+        *(p.name for p in PARAMETERS.values()),
+        *(p.hj212 for p in PARAMETERS.values() if p.hj212),
+        "Cadmium",
+        " CD ",
+        "ammonia",
+        "temperature",
+    }
+)
+UNITS = [
+    "mg/L",
+    "ug/L",
+    "µg/L",
+    "μg/L",
+    "ng/L",
+    "g/m3",
+    "g/m³",
+    "MG/L",
+    "",
+    "°C",
+    "C",
+    "degC",
+    "Cel",
+    "µS/cm",
+    "mS/cm",
+    "mS/m",
+    "NTU",
+    "FNU",
+    "MPN/L",
+    "pH",
+    "furlongs",
+]
+NASTY_CHARS = " ,=\"\\'\t\n\r\x00\x7f\u200f\u202e\u2028\u00a0\u3000\ufeff#+/中文站点🌊💧🏳️‍🌈ﷺ\u0301"
 
 param_names = st.sampled_from(PARAM_NAMES) | st.text(max_size=12)
 units = st.sampled_from(UNITS) | st.text(max_size=6)
-station_ids = (st.sampled_from(["lalang", "Lalang dam", "km,12", "a=b", 'quote"d', "back\\slash", "a\\ b", "a\\,b",
-                                "x y,station=evil z=1", "trailing\\", "a\\\\", "中文站点", "محطة", "🌊", "", "s" * 129,
-                                "s" * 128, "nul\x00", "rtl\u202eevil", "\\", "\\\\ x"])
-               | st.text(alphabet=st.sampled_from(NASTY_CHARS) | st.characters(), max_size=20)
-               | st.text(alphabet=st.sampled_from(NASTY_CHARS + "ab"), min_size=1, max_size=8)
-               | st.text(alphabet=st.sampled_from(' ,="\\\'ab中🌊'), min_size=1, max_size=10))  # printable
+station_ids = (
+    st.sampled_from(
+        [
+            "lalang",
+            "Lalang dam",
+            "km,12",
+            "a=b",
+            'quote"d',
+            "back\\slash",
+            "a\\ b",
+            "a\\,b",
+            "x y,station=evil z=1",
+            "trailing\\",
+            "a\\\\",
+            "中文站点",
+            "محطة",
+            "🌊",
+            "",
+            "s" * 129,
+            "s" * 128,
+            "nul\x00",
+            "rtl\u202eevil",
+            "\\",
+            "\\\\ x",
+        ]
+    )
+    | st.text(alphabet=st.sampled_from(NASTY_CHARS) | st.characters(), max_size=20)
+    | st.text(alphabet=st.sampled_from(NASTY_CHARS + "ab"), min_size=1, max_size=8)
+    | st.text(alphabet=st.sampled_from(" ,=\"\\'ab中🌊"), min_size=1, max_size=10)
+)  # printable
 good_values = st.floats(min_value=0, max_value=1e6, allow_nan=False) | st.integers(0, 10**6)
 any_json = json_values()
 small_json = json_values(max_leaves=3)
@@ -196,11 +267,16 @@ def offsets() -> st.SearchStrategy[timezone]:
     return st.integers(-23 * 60 - 59, 23 * 60 + 59).map(lambda m: timezone(timedelta(minutes=m)))
 
 
-rfc3339 = st.builds(lambda d, tz, sep, frac: d.replace(tzinfo=tz).isoformat(sep=sep, timespec=frac),
-                    st.datetimes(min_value=datetime(1, 1, 2), max_value=datetime(9999, 12, 30)), offsets(),
-                    st.sampled_from(["T", " ", "t"]), st.sampled_from(["seconds", "milliseconds", "microseconds"]))
+rfc3339 = st.builds(
+    lambda d, tz, sep, frac: d.replace(tzinfo=tz).isoformat(sep=sep, timespec=frac),
+    st.datetimes(min_value=datetime(1, 1, 2), max_value=datetime(9999, 12, 30)),
+    offsets(),
+    st.sampled_from(["T", " ", "t"]),
+    st.sampled_from(["seconds", "milliseconds", "microseconds"]),
+)
 zulu = st.datetimes(min_value=datetime(1, 1, 2), max_value=datetime(9999, 12, 30)).map(
-    lambda d: d.strftime("%Y-%m-%dT%H:%M:%S") + "Z")
+    lambda d: d.strftime("%Y-%m-%dT%H:%M:%S") + "Z"
+)
 
 
 def mangle(s: str, data: st.DataObject) -> str:
@@ -210,22 +286,46 @@ def mangle(s: str, data: st.DataObject) -> str:
     i = data.draw(st.integers(0, len(s) - 1))
     op = data.draw(st.sampled_from(["drop", "dup", "replace", "cut"]))
     c = data.draw(st.sampled_from(list("0123456789-:+TZ.x ١٢\x00")))
-    return {"drop": s[:i] + s[i + 1:], "dup": s[:i] + s[i] + s[i:], "replace": s[:i] + c + s[i + 1:],
-            "cut": s[:i]}[op]
+    return {"drop": s[:i] + s[i + 1 :], "dup": s[:i] + s[i] + s[i:], "replace": s[:i] + c + s[i + 1 :], "cut": s[:i]}[
+        op
+    ]
 
 
 timestamps = st.one_of(
-    rfc3339, zulu, st.none(), st.booleans(), st.text(max_size=30),
-    st.integers(), st.integers(-(2**64), 2**64), st.floats(), st.floats(0, 2**34),
-    st.sampled_from(["2012-01-15T08:00:00+08:00", "2012-01-15T08:00:00", "2012-01-15", "2012-01-15T08:00:00+25:00",
-                     "2012-02-30T08:00:00Z", "0001-01-01T00:00:00+23:59", "9999-12-31T23:59:59-23:59",
-                     "1969-12-31T23:59:59Z", "2012-W03-1T08:00:00Z", "2012-01-15T08:00:00.123456789Z",
-                     "+2012-01-15T08:00:00Z", "２０１２-01-15T08:00:00Z", "NaN", "1e400"]),
-    st.lists(st.integers(), max_size=2), st.dictionaries(st.text(max_size=3), st.integers(), max_size=2),
+    rfc3339,
+    zulu,
+    st.none(),
+    st.booleans(),
+    st.text(max_size=30),
+    st.integers(),
+    st.integers(-(2**64), 2**64),
+    st.floats(),
+    st.floats(0, 2**34),
+    st.sampled_from(
+        [
+            "2012-01-15T08:00:00+08:00",
+            "2012-01-15T08:00:00",
+            "2012-01-15",
+            "2012-01-15T08:00:00+25:00",
+            "2012-02-30T08:00:00Z",
+            "0001-01-01T00:00:00+23:59",
+            "9999-12-31T23:59:59-23:59",
+            "1969-12-31T23:59:59Z",
+            "2012-W03-1T08:00:00Z",
+            "2012-01-15T08:00:00.123456789Z",
+            "+2012-01-15T08:00:00Z",
+            "２０１２-01-15T08:00:00Z",
+            "NaN",
+            "1e400",
+        ]
+    ),
+    st.lists(st.integers(), max_size=2),
+    st.dictionaries(st.text(max_size=3), st.integers(), max_size=2),
 )
 
 
 # -- 1. anything at all ----------------------------------------------------------------------------------------
+
 
 @fuzz(2500)
 @given(topic=st.text(max_size=60), payload=st.binary(max_size=600), now=st.integers(0, 2**33 * 10**9))
@@ -240,8 +340,11 @@ def test_random_json_documents(topic: str, doc: Any) -> None:
 
 
 @fuzz(300)
-@given(depth=st.integers(1, 200_000), opener=st.sampled_from(['[', '{"a":', '[{"v":', '{"value":']),
-       topic=st.sampled_from(["river/s1/cd", "river/s1"]))
+@given(
+    depth=st.integers(1, 200_000),
+    opener=st.sampled_from(["[", '{"a":', '[{"v":', '{"value":']),
+    topic=st.sampled_from(["river/s1/cd", "river/s1"]),
+)
 def test_deep_nesting(depth: int, opener: str, topic: str) -> None:
     closer = {"[": "]", '{"a":': "}", '[{"v":': "}]", '{"value":': "}"}[opener]
     payload = (opener * depth + "1" + closer * depth).encode()
@@ -252,13 +355,21 @@ def test_deep_nesting(depth: int, opener: str, topic: str) -> None:
 
 # -- 2. single readings: every field of every type ---------------------------------------------------------------
 
+
 @fuzz(1800)
-@given(station=station_ids, param=param_names, value=good_values | small_json, unit=st.none() | units | small_json,
-       ts=timestamps, flag=st.none() | st.sampled_from(["maintenance", "calibration", "suspect"]) | small_json,
-       root=st.sampled_from(["river", "a/b/c", "", "bureau/广西/river"]),
-       keys=st.sets(st.sampled_from(["value", "unit", "ts", "flag"])))
-def test_single_reading_any_field_any_type(station: str, param: str, value: Any, unit: Any, ts: Any, flag: Any,
-                                           root: str, keys: set[str]) -> None:
+@given(
+    station=station_ids,
+    param=param_names,
+    value=good_values | small_json,
+    unit=st.none() | units | small_json,
+    ts=timestamps,
+    flag=st.none() | st.sampled_from(["maintenance", "calibration", "suspect"]) | small_json,
+    root=st.sampled_from(["river", "a/b/c", "", "bureau/广西/river"]),
+    keys=st.sets(st.sampled_from(["value", "unit", "ts", "flag"])),
+)
+def test_single_reading_any_field_any_type(
+    station: str, param: str, value: Any, unit: Any, ts: Any, flag: Any, root: str, keys: set[str]
+) -> None:
     doc = {k: v for k, v in {"value": value, "unit": unit, "ts": ts, "flag": flag}.items() if k in keys}
     topic = f"{root}/{station}/{param}"
     d = check(topic, json.dumps(doc).encode())
@@ -270,9 +381,27 @@ def test_single_reading_any_field_any_type(station: str, param: str, value: Any,
 @fuzz(900)
 @given(data=st.data(), param=st.sampled_from(sorted(PARAMETERS)))
 def test_huge_and_odd_numbers_as_raw_json(data: st.DataObject, param: str) -> None:
-    mantissa = data.draw(st.sampled_from(["0", "1", "-1", "0.041", "-0", "123456789012345678901234567890",
-                                          "9" * 400, "9" * 5000, "1" + "0" * 308, "2.2250738585072014",
-                                          "4.9", "NaN", "Infinity", "-Infinity", "1.7976931348623157"]))
+    mantissa = data.draw(
+        st.sampled_from(
+            [
+                "0",
+                "1",
+                "-1",
+                "0.041",
+                "-0",
+                "123456789012345678901234567890",
+                "9" * 400,
+                "9" * 5000,
+                "1" + "0" * 308,
+                "2.2250738585072014",
+                "4.9",
+                "NaN",
+                "Infinity",
+                "-Infinity",
+                "1.7976931348623157",
+            ]
+        )
+    )
     exponent = data.draw(st.sampled_from(["", "e308", "E309", "e-324", "e-400", "e400", "e+0", "e-5"]))
     number = mantissa if mantissa.lstrip("-").isalpha() else mantissa + exponent
     field = data.draw(st.sampled_from(["value", "ts"]))
@@ -292,19 +421,34 @@ def test_timestamps_far_past_future_and_malformed(ts: Any, now: int, data: st.Da
     d = check("river/s1/cd", json.dumps({"value": 0.001, "ts": ts}).encode(), now)
     if d.readings and isinstance(ts, int | float) and not isinstance(ts, bool):
         assert abs(d.readings[0].ts_ns - ts * 10**9) <= 1000  # microsecond resolution
-    d = check("river/s1", json.dumps([{"bt": ts, "n": "cd", "v": 0.001}, {"n": "pb", "v": 0.002, "t": ts}]).encode(),
-              now)
+    d = check(
+        "river/s1", json.dumps([{"bt": ts, "n": "cd", "v": 0.001}, {"n": "pb", "v": 0.002, "t": ts}]).encode(), now
+    )
 
 
 # -- 3. SenML ---------------------------------------------------------------------------------------------------
 
 senml_records = st.one_of(
-    st.fixed_dictionaries({}, optional={
-        "bn": st.sampled_from(["", "dev1:", "c"]) | small_json, "bt": st.floats(-1e9, 2e9) | timestamps,
-        "bu": units | small_json, "bv": st.floats(-1, 1) | small_json, "bver": st.integers(),
-        "n": param_names | small_json, "u": units | small_json, "v": good_values | small_json,
-        "vs": st.text(max_size=5), "vb": st.booleans(), "vd": st.text(max_size=5), "s": good_values,
-        "t": st.floats(-1e9, 1e9) | timestamps, "ut": st.integers(), "flag": st.none() | st.text(max_size=8)}),
+    st.fixed_dictionaries(
+        {},
+        optional={
+            "bn": st.sampled_from(["", "dev1:", "c"]) | small_json,
+            "bt": st.floats(-1e9, 2e9) | timestamps,
+            "bu": units | small_json,
+            "bv": st.floats(-1, 1) | small_json,
+            "bver": st.integers(),
+            "n": param_names | small_json,
+            "u": units | small_json,
+            "v": good_values | small_json,
+            "vs": st.text(max_size=5),
+            "vb": st.booleans(),
+            "vd": st.text(max_size=5),
+            "s": good_values,
+            "t": st.floats(-1e9, 1e9) | timestamps,
+            "ut": st.integers(),
+            "flag": st.none() | st.text(max_size=8),
+        },
+    ),
     small_json,  # records that are not objects
 )
 
@@ -318,11 +462,19 @@ def test_senml_packs(station: str, records: list[Any], now: int) -> None:
 
 
 @fuzz(400)
-@given(bt=st.floats(1.2e9, 1.69e9) | st.floats(-1e6, 8e4), bv=st.floats(-1, 1), bu=st.sampled_from(["mg/L", "ug/L"]),
-       recs=st.lists(st.tuples(st.sampled_from(["cd", "pb", "hg", "zn"]), st.floats(1, 100), st.floats(-3600, 3600),
-                               st.booleans()), min_size=1, max_size=6))
-def test_senml_base_fields_mean_what_rfc_8428_says(bt: float, bv: float, bu: str,
-                                                   recs: list[tuple[str, float, float, bool]]) -> None:
+@given(
+    bt=st.floats(1.2e9, 1.69e9) | st.floats(-1e6, 8e4),
+    bv=st.floats(-1, 1),
+    bu=st.sampled_from(["mg/L", "ug/L"]),
+    recs=st.lists(
+        st.tuples(st.sampled_from(["cd", "pb", "hg", "zn"]), st.floats(1, 100), st.floats(-3600, 3600), st.booleans()),
+        min_size=1,
+        max_size=6,
+    ),
+)
+def test_senml_base_fields_mean_what_rfc_8428_says(
+    bt: float, bv: float, bu: str, recs: list[tuple[str, float, float, bool]]
+) -> None:
     """Value = bv + v in bu (unless u), time = bt + t, relative to now when below 2**28 s."""
     pack: list[dict[str, Any]] = [{"bn": "", "bt": bt, "bv": bv, "bu": bu}]
     expected = []
@@ -337,8 +489,7 @@ def test_senml_base_fields_mean_what_rfc_8428_says(bt: float, bv: float, bu: str
         expected.append((name, (bv + v) * factor, ts))
     d = check("river/s1", json.dumps(pack).encode())
     assert d.rejections == []
-    assert [(r.parameter, r.value, r.ts_ns) for r in d.readings] == [
-        (n, _approx(v), ts) for n, v, ts in expected]
+    assert [(r.parameter, r.value, r.ts_ns) for r in d.readings] == [(n, _approx(v), ts) for n, v, ts in expected]
 
 
 class _approx(float):
@@ -394,12 +545,17 @@ def test_senml_edge_cases() -> None:
 
 # -- 4. station ids and line protocol ---------------------------------------------------------------------------
 
+
 @fuzz(1400)
-@given(station=station_ids.filter(lambda s: "/" not in s), param=st.sampled_from(sorted(PARAMETERS)),
-       value=st.floats(0, 1e300),
-       flag=st.none() | st.text(alphabet=st.sampled_from(NASTY_CHARS) | st.characters(), max_size=10))
-def test_accepted_station_ids_round_trip_through_line_protocol(station: str, param: str, value: float,
-                                                               flag: str | None) -> None:
+@given(
+    station=station_ids.filter(lambda s: "/" not in s),
+    param=st.sampled_from(sorted(PARAMETERS)),
+    value=st.floats(0, 1e300),
+    flag=st.none() | st.text(alphabet=st.sampled_from(NASTY_CHARS) | st.characters(), max_size=10),
+)
+def test_accepted_station_ids_round_trip_through_line_protocol(
+    station: str, param: str, value: float, flag: str | None
+) -> None:
     doc: dict[str, Any] = {"value": value, "ts": 1326585600}
     if flag is not None:
         doc["flag"] = flag
@@ -410,7 +566,7 @@ def test_accepted_station_ids_round_trip_through_line_protocol(station: str, par
 
 def test_reference_parser_knows_injection_when_it_sees_it() -> None:
     """The parser is strict enough to catch the breakage that the decoder must keep away from the store."""
-    broken = 'water_quality,parameter=cd,station=a\\\\ b value=1.0 5'  # station `a\ b`, escaped naively
+    broken = "water_quality,parameter=cd,station=a\\\\ b value=1.0 5"  # station `a\ b`, escaped naively
     assert _split(broken, " ", "influx1", quotes=False) != _split(broken, " ", "pairs", quotes=False)
     ok = reading_line(Reading("x y,station=evil z=1", "cd", 5, 1.0, None))
     assert parse_line(ok, "pairs")[1] == {"parameter": "cd", "station": "x y,station=evil z=1"}
@@ -443,5 +599,4 @@ def _split_line_or_none(line: str) -> tuple[str, str, str] | None:
 
 def parse_line_raw(line: str) -> list[str]:
     key_end = _split(line, " ", "pairs", quotes=False)[0]
-    return [key_end, *_split(line[len(key_end) + 1:], " ", "pairs", quotes=True)]
-
+    return [key_end, *_split(line[len(key_end) + 1 :], " ", "pairs", quotes=True)]

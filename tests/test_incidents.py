@@ -20,8 +20,9 @@ def stations(thresholds: ThresholdSet):  # type: ignore[no-untyped-def]
 def event(stations, station: str, state: str, day: float, alert_id: str | None = None) -> AlertEvent:  # type: ignore[no-untyped-def]
     limit = load([shipped_path()]).limit(station, "cd", "III")
     ts = T0 + int(day * NS_PER_DAY)
-    return AlertEvent(alert_id or f"{station}/cd/{day}", state, station, "cd", ts, 0.05, 10.0, "serious", limit,
-                      ts, 0.05, 10.0)
+    return AlertEvent(
+        alert_id or f"{station}/cd/{day}", state, station, "cd", ts, 0.05, 10.0, "serious", limit, ts, 0.05, 10.0
+    )
 
 
 def test_alerts_down_one_river_form_one_incident_with_an_observed_velocity(stations) -> None:  # type: ignore[no-untyped-def]

@@ -30,8 +30,10 @@ class BrokenDisk(Journal):
 
 
 def messages(station: str, n: int, start: int = 0) -> list[tuple[int, str, bytes]]:
-    return [(0, f"river/{station}/cd", json.dumps({"ts": T0 + 60 * i, "value": 0.001}).encode())
-            for i in range(start, start + n)]
+    return [
+        (0, f"river/{station}/cd", json.dumps({"ts": T0 + 60 * i, "value": 0.001}).encode())
+        for i in range(start, start + n)
+    ]
 
 
 class SlowDisk(Journal):
@@ -42,9 +44,15 @@ class SlowDisk(Journal):
         return super().append(readings)
 
 
-async def ingest_until(cfg: MqttConfig, journal: Journal, done: Callable[[Metrics], bool],
-                       during: Callable[[], None] | None = None, timeout: float = 20.0,
-                       seen: list[Ingest] | None = None, wait_subscribed: bool = True) -> Metrics:
+async def ingest_until(
+    cfg: MqttConfig,
+    journal: Journal,
+    done: Callable[[Metrics], bool],
+    during: Callable[[], None] | None = None,
+    timeout: float = 20.0,
+    seen: list[Ingest] | None = None,
+    wait_subscribed: bool = True,
+) -> Metrics:
     metrics = Metrics()
     stop = asyncio.Event()
     ingest = Ingest(cfg, journal, metrics, lambda: None, batch=50)
@@ -66,12 +74,19 @@ async def ingest_until(cfg: MqttConfig, journal: Journal, done: Callable[[Metric
 
 
 @pytest.mark.parametrize("protocol", ["5", "3.1.1"])
-def test_nothing_is_acknowledged_before_it_is_journaled(fresh_mosquitto: Mosquitto, tmp_path: Path,
-                                                        protocol: str) -> None:
+def test_nothing_is_acknowledged_before_it_is_journaled(
+    fresh_mosquitto: Mosquitto, tmp_path: Path, protocol: str
+) -> None:
     cfg = MqttConfig(url=fresh_mosquitto.url, client_id=f"ack-{protocol}", protocol=protocol)
     broken = BrokenDisk(tmp_path / "broken.sqlite")
-    metrics = asyncio.run(ingest_until(cfg, broken, lambda m: m.health.status() == "unhealthy",
-                                       during=lambda: publish(messages("ack", 30), fresh_mosquitto.url)))
+    metrics = asyncio.run(
+        ingest_until(
+            cfg,
+            broken,
+            lambda m: m.health.status() == "unhealthy",
+            during=lambda: publish(messages("ack", 30), fresh_mosquitto.url),
+        )
+    )
     assert "disk I/O error" in json.dumps(metrics.health.report())
     # The same session, now with a working disk: the broker still holds every message, because none was acked.
     journal = Journal(tmp_path / "journal.sqlite")
@@ -88,8 +103,7 @@ def test_the_broker_keeps_messages_while_the_service_is_away(fresh_mosquitto: Mo
     assert journal.backlog("store") == 200
 
 
-def test_ingest_reconnects_after_a_broker_restart_and_loses_nothing(fresh_mosquitto: Mosquitto,
-                                                                     tmp_path: Path) -> None:
+def test_ingest_reconnects_after_a_broker_restart_and_loses_nothing(fresh_mosquitto: Mosquitto, tmp_path: Path) -> None:
     cfg = MqttConfig(url=fresh_mosquitto.url, client_id="restart")
     journal = Journal(tmp_path / "journal.sqlite")
 
@@ -98,20 +112,32 @@ def test_ingest_reconnects_after_a_broker_restart_and_loses_nothing(fresh_mosqui
         fresh_mosquitto.restart()
         publish(messages("restart", 100, start=100), fresh_mosquitto.url)
 
-    metrics = asyncio.run(ingest_until(cfg, journal, lambda m: journal.backlog("store") >= 200,
-                                       during=publish_around_a_restart, timeout=40))
+    metrics = asyncio.run(
+        ingest_until(
+            cfg, journal, lambda m: journal.backlog("store") >= 200, during=publish_around_a_restart, timeout=40
+        )
+    )
     assert journal.backlog("store") == 200
     assert metrics.registry.get_sample_value("riverwatch_mqtt_connects_total") >= 2
 
 
 @pytest.mark.parametrize("protocol", ["5", "3.1.1"])
-def test_a_slow_journal_holds_the_broker_back_instead_of_filling_memory(fresh_mosquitto: Mosquitto, tmp_path: Path,
-                                                                        protocol: str) -> None:
+def test_a_slow_journal_holds_the_broker_back_instead_of_filling_memory(
+    fresh_mosquitto: Mosquitto, tmp_path: Path, protocol: str
+) -> None:
     cfg = MqttConfig(url=fresh_mosquitto.url, client_id=f"flow-{protocol}", protocol=protocol)
     journal = SlowDisk(tmp_path / "journal.sqlite")
     seen: list[Ingest] = []
-    asyncio.run(ingest_until(cfg, journal, lambda m: journal.backlog("store") >= 6000, seen=seen, timeout=60,
-                             during=lambda: publish(messages("flow", 6000), fresh_mosquitto.url)))
+    asyncio.run(
+        ingest_until(
+            cfg,
+            journal,
+            lambda m: journal.backlog("store") >= 6000,
+            seen=seen,
+            timeout=60,
+            during=lambda: publish(messages("flow", 6000), fresh_mosquitto.url),
+        )
+    )
     assert journal.backlog("store") == 6000
     # At most 4 batches wait in memory (plus what one socket read brings); the rest waited at the broker.
     assert seen[0].queue_peak <= 4 * 50 + 100
@@ -123,10 +149,15 @@ def test_a_refused_backlog_does_not_wedge_the_connection(fresh_mosquitto: Mosqui
     cfg = MqttConfig(url=fresh_mosquitto.url, client_id="wedge")
     asyncio.run(ingest_until(cfg, Journal(tmp_path / "first.sqlite"), lambda m: True))  # the session exists
     publish(messages("wedge", 2000), fresh_mosquitto.url)
-    metrics = asyncio.run(ingest_until(
-        cfg, BrokenDisk(tmp_path / "broken.sqlite"),
-        lambda m: (m.registry.get_sample_value("riverwatch_mqtt_connects_total") or 0) >= 3, timeout=30,
-        wait_subscribed=False))
+    metrics = asyncio.run(
+        ingest_until(
+            cfg,
+            BrokenDisk(tmp_path / "broken.sqlite"),
+            lambda m: (m.registry.get_sample_value("riverwatch_mqtt_connects_total") or 0) >= 3,
+            timeout=30,
+            wait_subscribed=False,
+        )
+    )
     assert metrics.health.status() == "unhealthy"
     journal = Journal(tmp_path / "journal.sqlite")
     asyncio.run(ingest_until(cfg, journal, lambda m: journal.backlog("store") >= 2000, timeout=30))
@@ -134,8 +165,7 @@ def test_a_refused_backlog_does_not_wedge_the_connection(fresh_mosquitto: Mosqui
 
 
 @pytest.mark.parametrize("qos", [0, 2])
-def test_qos_0_and_2_subscriptions_journal_every_message(fresh_mosquitto: Mosquitto, tmp_path: Path,
-                                                          qos: int) -> None:
+def test_qos_0_and_2_subscriptions_journal_every_message(fresh_mosquitto: Mosquitto, tmp_path: Path, qos: int) -> None:
     """QoS 1 takes riverwatch's own PUBLISH parser; QoS 0 takes it too (no ack), QoS 2 stays with paho (PUBREC,
     PUBREL, then PUBCOMP after the journal commit).
 
@@ -144,8 +174,14 @@ def test_qos_0_and_2_subscriptions_journal_every_message(fresh_mosquitto: Mosqui
     """
     cfg = MqttConfig(url=fresh_mosquitto.url, client_id=f"qos{qos}", qos=qos)
     journal = Journal(tmp_path / "journal.sqlite")
-    asyncio.run(ingest_until(cfg, journal, lambda m: journal.backlog("store") >= 15,
-                             during=lambda: publish(messages(f"q{qos}", 15), fresh_mosquitto.url, qos=qos)))
+    asyncio.run(
+        ingest_until(
+            cfg,
+            journal,
+            lambda m: journal.backlog("store") >= 15,
+            during=lambda: publish(messages(f"q{qos}", 15), fresh_mosquitto.url, qos=qos),
+        )
+    )
     got = sorted(r.ts_ns for _, r in journal.read("store", 1000))
     assert got == [(T0 + 60 * i) * 10**9 for i in range(15)]
 

@@ -44,11 +44,13 @@ def test_rows_leave_only_after_every_consumer_and_the_dedup_window(tmp_path: Pat
 
 def test_committed_readings_survive_kill_9(tmp_path: Path) -> None:
     path = tmp_path / "j.sqlite"
-    code = (f"import os, sys; sys.path.insert(0, {str(Path(__file__).parent.parent)!r});"
-            "from monitor.journal import Journal; from monitor.reading import Reading;"
-            f"j = Journal(__import__('pathlib').Path({str(path)!r}));"
-            "j.append([Reading('s', 'cd', i, 0.1, None) for i in range(1000)]);"
-            "os.kill(os.getpid(), 9)")
+    code = (
+        f"import os, sys; sys.path.insert(0, {str(Path(__file__).parent.parent)!r});"
+        "from monitor.journal import Journal; from monitor.reading import Reading;"
+        f"j = Journal(__import__('pathlib').Path({str(path)!r}));"
+        "j.append([Reading('s', 'cd', i, 0.1, None) for i in range(1000)]);"
+        "os.kill(os.getpid(), 9)"
+    )
     proc = subprocess.run([sys.executable, "-c", code], check=False)
     assert proc.returncode == -9
     assert Journal(path).backlog("store") == 1000
@@ -101,8 +103,11 @@ def test_tail_and_disk_agree_on_seqs(tmp_path: Path) -> None:
     for after, limit in ((0, 100), (3, 4), (4, 100), (10, 5)):
         from_tail = j.take("store", limit, after)
         from_disk = Journal(tmp_path / "j.sqlite").take("store", limit, after)
-        assert from_tail == from_disk == ([r for s, r in mem if s > after][:limit],
-                                          max([s for s, _ in mem if s > after][:limit], default=0))
+        assert (
+            from_tail
+            == from_disk
+            == ([r for s, r in mem if s > after][:limit], max([s for s, _ in mem if s > after][:limit], default=0))
+        )
 
 
 def test_rows_another_writer_committed_are_read_from_disk(tmp_path: Path) -> None:
@@ -124,6 +129,7 @@ def test_cursors_survive_a_reopen_and_carry_over_from_an_older_journal(tmp_path:
     reopened.close()
     # A journal written before the cursors had a file of their own: its cursors table seeds the new file.
     import sqlite3
+
     old = sqlite3.connect(path, isolation_level=None)
     old.execute("UPDATE cursors SET seq = 5 WHERE consumer = 'rules'")
     old.close()

@@ -29,8 +29,9 @@ def events_for(thresholds: ThresholdSet, readings: Sequence[Reading]) -> list[Al
 
 @pytest.fixture(scope="module")
 def cadmium(thresholds: ThresholdSet) -> tuple[AlertEvent, AlertEvent]:
-    fired, resolved = events_for(thresholds, [Reading("lalang", "cd", T0, 0.041),
-                                              Reading("lalang", "cd", T0 + HOUR, 0.002)])
+    fired, resolved = events_for(
+        thresholds, [Reading("lalang", "cd", T0, 0.041), Reading("lalang", "cd", T0 + HOUR, 0.002)]
+    )
     assert (fired.state, resolved.state) == ("firing", "resolved")
     return fired, resolved
 
@@ -39,20 +40,35 @@ def text(m: Message) -> str:
     return f"{m.title}\n{m.body}"
 
 
-def test_english_message_has_everything_a_bureau_needs(thresholds: ThresholdSet,
-                                                        cadmium: tuple[AlertEvent, AlertEvent]) -> None:
+def test_english_message_has_everything_a_bureau_needs(
+    thresholds: ThresholdSet, cadmium: tuple[AlertEvent, AlertEvent]
+) -> None:
     m = render(cadmium[0], "en", thresholds.stations, CST)
     t = text(m)
-    for needed in ("Lalang hydropower station", "lalang", "cadmium", "(cd", "w20115", "0.041 mg/L", "0.005 mg/L",
-                   "GB 3838-2002", "Class III", "8.2", "2012-01-15 08:00:00+08:00", "serious", "firing"):
+    for needed in (
+        "Lalang hydropower station",
+        "lalang",
+        "cadmium",
+        "(cd",
+        "w20115",
+        "0.041 mg/L",
+        "0.005 mg/L",
+        "GB 3838-2002",
+        "Class III",
+        "8.2",
+        "2012-01-15 08:00:00+08:00",
+        "serious",
+        "firing",
+    ):
         assert needed in t, needed
     assert "Lalang hydropower station" in m.title
     assert "cadmium" in m.title
     assert "0.041 mg/L" in m.title
 
 
-def test_english_resolved_message_says_resolved(thresholds: ThresholdSet,
-                                                 cadmium: tuple[AlertEvent, AlertEvent]) -> None:
+def test_english_resolved_message_says_resolved(
+    thresholds: ThresholdSet, cadmium: tuple[AlertEvent, AlertEvent]
+) -> None:
     m = render(cadmium[1], "en", thresholds.stations, CST)
     assert "RESOLVED" in m.title
     assert "State: resolved" in m.body
@@ -62,8 +78,9 @@ def test_english_resolved_message_says_resolved(thresholds: ThresholdSet,
     assert "peak 0.041 mg/L" in m.body
 
 
-def test_the_time_is_shown_with_the_configured_offset(thresholds: ThresholdSet,
-                                                       cadmium: tuple[AlertEvent, AlertEvent]) -> None:
+def test_the_time_is_shown_with_the_configured_offset(
+    thresholds: ThresholdSet, cadmium: tuple[AlertEvent, AlertEvent]
+) -> None:
     no_zone = dataclasses.replace(cadmium[0], station="station-without-a-time-zone")
     assert "2012-01-15 00:00:00+00:00" in render(no_zone, "en", thresholds.stations, parse_offset("+00:00")).body
     assert "2012-01-14 18:30:00-05:30" in render(no_zone, "en", thresholds.stations, parse_offset("-05:30")).body
@@ -80,8 +97,18 @@ def test_parse_offset() -> None:
 def test_chinese_message(thresholds: ThresholdSet, cadmium: tuple[AlertEvent, AlertEvent]) -> None:
     m = render(cadmium[0], "zh", thresholds.stations, CST)
     t = text(m)
-    for needed in ("拉浪水电站", "lalang", "镉", "cd", "w20115", "0.041 mg/L", "0.005 mg/L", "GB 3838-2002",
-                   "2012-01-15 08:00:00+08:00", "告警"):
+    for needed in (
+        "拉浪水电站",
+        "lalang",
+        "镉",
+        "cd",
+        "w20115",
+        "0.041 mg/L",
+        "0.005 mg/L",
+        "GB 3838-2002",
+        "2012-01-15 08:00:00+08:00",
+        "告警",
+    ):
         assert needed in t, needed
     assert "超标倍数（(C−S)/S）：7.2" in m.body
     assert "浓度与限值之比（C/S）：8.2" in m.body

@@ -28,12 +28,15 @@ def reading(ts: float, value: float) -> tuple[int, str, bytes]:
 
 
 def test_reload_on_change_and_on_sighup_keeps_the_rules_when_the_file_is_bad(
-        tmp_path: Path, mosquitto: Mosquitto, http_receiver: HttpReceiver) -> None:
+    tmp_path: Path, mosquitto: Mosquitto, http_receiver: HttpReceiver
+) -> None:
     gb = tmp_path / "gb3838-2002.toml"
     shutil.copy(REPO / "thresholds" / "gb3838-2002.toml", gb)
     stations = tmp_path / "stations.toml"
     stations.write_text(STATION.format(klass="III"))
-    svc = ServiceProcess(tmp_path, f"""
+    svc = ServiceProcess(
+        tmp_path,
+        f"""
 [mqtt]
 url = "{mosquitto.url}"
 client_id = "reload"
@@ -41,7 +44,8 @@ client_id = "reload"
 files = ["{gb}", "{stations}"]
 [notify]
 urls = ["{http_receiver.json_url()}"]
-""")
+""",
+    )
     try:
         svc.start()
         publish([reading(T0, 0.004)], mosquitto.url)  # under Class III's 0.005
@@ -52,7 +56,7 @@ urls = ["{http_receiver.json_url()}"]
         (post,) = http_receiver.wait_for(1, timeout=20)
         assert "Class I)" in post.json["message"] and "4x the limit" in post.json["title"]
 
-        stations.write_text(STATION.format(klass="I") + "\nclass = \"II\"\n")  # a duplicate key: refused
+        stations.write_text(STATION.format(klass="I") + '\nclass = "II"\n')  # a duplicate key: refused
         svc.proc.send_signal(signal.SIGHUP)  # type: ignore[union-attr]
         svc.wait(lambda: "thresholds not reloaded" in svc.output(), 20, "the refused reload")
         assert f"{stations}:" in svc.output()  # path:line of the problem

@@ -29,8 +29,11 @@ from simulators.scenarios import SCENARIOS
 from tests.servers import InfluxDB1, Victoria
 
 REPO = Path(__file__).resolve().parent.parent
-RULES = [shipped_path("gb3838-2002.toml"), shipped_path("longjiang-stations.toml"),
-         REPO / "thresholds" / "examples" / "longjiang-rules.toml"]
+RULES = [
+    shipped_path("gb3838-2002.toml"),
+    shipped_path("longjiang-stations.toml"),
+    REPO / "thresholds" / "examples" / "longjiang-rules.toml",
+]
 CHROMIUM = "/usr/bin/chromium"
 
 
@@ -40,13 +43,27 @@ def images_loaded_in_chromium(html: Path, tmp: Path) -> int:
     The report itself carries no script (mail clients strip them); the probe writes the count of images with a
     natural width into the DOM once the page has loaded, and --dump-dom prints that DOM.
     """
-    probe = ("<script>addEventListener('load',()=>{document.body.setAttribute('data-images-loaded',"
-             "String([...document.images].filter(i=>i.complete&&i.naturalWidth>0).length));});</script>")
+    probe = (
+        "<script>addEventListener('load',()=>{document.body.setAttribute('data-images-loaded',"
+        "String([...document.images].filter(i=>i.complete&&i.naturalWidth>0).length));});</script>"
+    )
     copy = tmp / "probe.html"
     copy.write_text(html.read_text(encoding="utf-8").replace("</body>", probe + "</body>"), encoding="utf-8")
-    cmd = [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-           "--disable-background-networking", "--disable-component-update", "--disable-sync",
-           f"--user-data-dir={tmp / 'chromium-profile'}", "--virtual-time-budget=5000", "--dump-dom", copy.as_uri()]
+    cmd = [
+        CHROMIUM,
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        f"--user-data-dir={tmp / 'chromium-profile'}",
+        "--virtual-time-budget=5000",
+        "--dump-dom",
+        copy.as_uri(),
+    ]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=90)
     found = re.search(r'data-images-loaded="(\d+)"', proc.stdout)
     assert found, f"chromium exit {proc.returncode}: {proc.stderr[-2000:]}"
@@ -66,7 +83,7 @@ def service_data(tmp_path_factory: pytest.TempPathFactory) -> ServiceData:
     data_dir = tmp_path_factory.mktemp("data")
     readings = SCENARIOS["longjiang-2012"]().readings()
     evaluator = Evaluator(load(RULES), "III")
-    events = [e for i in range(0, len(readings), 5000) for e in evaluator.process(readings[i:i + 5000])]
+    events = [e for i in range(0, len(readings), 5000) for e in evaluator.process(readings[i : i + 5000])]
     store = EmbeddedStore(data_dir / "store.sqlite")
     asyncio.run(store.write([reading_line(r) for r in readings] + [alert_line(e, "title") for e in events]))
     asyncio.run(store.close())
@@ -82,11 +99,22 @@ def _ns(text: str) -> int:
     return int(datetime.fromisoformat(text).timestamp()) * 10**9
 
 
-def test_report_lists_the_alerts_sent_with_latency_and_one_plot_per_station(service_data: ServiceData,
-                                                                            tmp_path: Path) -> None:
+def test_report_lists_the_alerts_sent_with_latency_and_one_plot_per_station(
+    service_data: ServiceData, tmp_path: Path
+) -> None:
     out = io.StringIO()
-    rc = run_report(None, service_data.data_dir, None, None, tmp_path / "png", tmp_path / "report.html",
-                    thresholds=RULES, progress=False, utc_offset="+08:00", out=out)
+    rc = run_report(
+        None,
+        service_data.data_dir,
+        None,
+        None,
+        tmp_path / "png",
+        tmp_path / "report.html",
+        thresholds=RULES,
+        progress=False,
+        utc_offset="+08:00",
+        out=out,
+    )
     text = out.getvalue()
     assert rc == 0, text
     assert f"{len(service_data.readings):,} readings, 6 stations" in text
@@ -97,8 +125,13 @@ def test_report_lists_the_alerts_sent_with_latency_and_one_plot_per_station(serv
     latency = text.split("detection latency per station")[1].split("\n\n")[0]
     lalang = next(line for line in latency.splitlines() if line.startswith("lalang"))
     assert "2012-01-05 14:00" in lalang and "2012-01-05 10:00" in lalang and "-4 h" in lalang
-    assert {line.split()[0] for line in latency.splitlines()[2:-1]} == {"lalang", "yemao", "luodong", "sancha",
-                                                                       "nuomitan"}
+    assert {line.split()[0] for line in latency.splitlines()[2:-1]} == {
+        "lalang",
+        "yemao",
+        "luodong",
+        "sancha",
+        "nuomitan",
+    }
     assert "hours above each class limit" in text
     pngs = sorted((tmp_path / "png").glob("*.png"))
     assert len(pngs) == 6 and all(p.stat().st_size > 20_000 for p in pngs)
@@ -110,8 +143,10 @@ def test_report_lists_the_alerts_sent_with_latency_and_one_plot_per_station(serv
 def test_report_of_a_time_range_from_the_config(service_data: ServiceData, tmp_path: Path) -> None:
     cfg = tmp_path / "riverwatch.toml"
     files = ", ".join(f'"{p}"' for p in RULES)
-    cfg.write_text(f'[thresholds]\nfiles = [{files}]\n[notify]\nutc_offset = "+08:00"\n'
-                   f'[service]\ndata_dir = "{service_data.data_dir}"\n')
+    cfg.write_text(
+        f'[thresholds]\nfiles = [{files}]\n[notify]\nutc_offset = "+08:00"\n'
+        f'[service]\ndata_dir = "{service_data.data_dir}"\n'
+    )
     since, until = _ns("2012-01-15T00:00:00+08:00"), _ns("2012-01-20T00:00:00+08:00")
     out = io.StringIO()
     assert run_report(cfg, None, since, until, None, None, progress=False, out=out) == 0
@@ -126,7 +161,7 @@ def test_report_exit_codes(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -
     assert run_report(None, tmp_path / "nothing-here", progress=False) == 1
     assert "no embedded store" in capsys.readouterr().err
     bad = tmp_path / "bad.toml"
-    bad.write_text("[influxdb]\nurl = \"ftp://x\"\n")
+    bad.write_text('[influxdb]\nurl = "ftp://x"\n')
     assert run_report(bad, progress=False) == 2
     assert "url" in capsys.readouterr().err
 
@@ -136,24 +171,32 @@ def _sample(readings: list[Reading]) -> list[Reading]:
     return [*lalang, Reading("yemao", "cd", lalang[0].ts_ns, 0.0005, "<DL")]
 
 
-def test_reads_back_influxdb_1x_with_flags_and_credentials(influxdb1: InfluxDB1, service_data: ServiceData,
-                                                           tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_reads_back_influxdb_1x_with_flags_and_credentials(
+    influxdb1: InfluxDB1, service_data: ServiceData, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     influxdb1.create_database("water_bt")
     sample = _sample(service_data.readings)
     status, body = influxdb1.write("water_bt", [reading_line(r) for r in sample])
     assert status == 204, body
-    src = Source(influx=influxdb1.url, database="water_bt", username=influxdb1.username or "",
-                 password=influxdb1.password or "")
+    src = Source(
+        influx=influxdb1.url, database="water_bt", username=influxdb1.username or "", password=influxdb1.password or ""
+    )
     ds = load_source(src)
-    got = sorted((ds.stations[s], ds.parameters[p], t, v, ds.flags[f] if f >= 0 else None) for s, p, t, v, f in zip(
-        ds.columns.station, ds.columns.parameter, ds.columns.ts, ds.columns.value, ds.columns.flag, strict=True))
+    got = sorted(
+        (ds.stations[s], ds.parameters[p], t, v, ds.flags[f] if f >= 0 else None)
+        for s, p, t, v, f in zip(
+            ds.columns.station, ds.columns.parameter, ds.columns.ts, ds.columns.value, ds.columns.flag, strict=True
+        )
+    )
     assert got == sorted(tuple(r) for r in sample)
     # The report of a service that writes to InfluxDB 1.x reads it back with the configured credentials.
     monkeypatch.setenv("RW_REPORT_PW", influxdb1.password or "")
     cfg = tmp_path / "riverwatch.toml"
-    cfg.write_text(f'[influxdb]\nurl = "{influxdb1.url}"\napi = "v1"\ndatabase = "water_bt"\n'
-                   f'username = "{influxdb1.username}"\npassword_env = "RW_REPORT_PW"\n'
-                   f'[service]\ndata_dir = "{tmp_path / "data"}"\n')
+    cfg.write_text(
+        f'[influxdb]\nurl = "{influxdb1.url}"\napi = "v1"\ndatabase = "water_bt"\n'
+        f'username = "{influxdb1.username}"\npassword_env = "RW_REPORT_PW"\n'
+        f'[service]\ndata_dir = "{tmp_path / "data"}"\n'
+    )
     out = io.StringIO()
     assert run_report(cfg, progress=False, utc_offset="+08:00", out=out) == 0
     assert f"{len(sample)} readings" in out.getvalue()
@@ -166,23 +209,46 @@ def test_reads_back_victoriametrics(victoria: Victoria, service_data: ServiceDat
     victoria.write_lines([reading_line(r).replace("water_quality,", "water_quality,rbt=1,") for r in sample])
     victoria.force_flush()
     ds = load_source(Source(victoria=victoria.url, since_ns=sample[0].ts_ns, until_ns=sample[-1].ts_ns + 1))
-    got = sorted(zip((ds.stations[s] for s in ds.columns.station), (ds.parameters[p] for p in ds.columns.parameter),
-                     ds.columns.ts.tolist(), ds.columns.value.tolist(), strict=True))
+    got = sorted(
+        zip(
+            (ds.stations[s] for s in ds.columns.station),
+            (ds.parameters[p] for p in ds.columns.parameter),
+            ds.columns.ts.tolist(),
+            ds.columns.value.tolist(),
+            strict=True,
+        )
+    )
     assert got == sorted((r.station, r.parameter, r.ts_ns, r.value) for r in sample)
     assert datetime.fromtimestamp(ds.start_ns / 1e9, CST).year == 2012
 
 
-def test_the_command_line_makes_a_report_of_a_store(service_data: ServiceData, tmp_path: Path,
-                                                     capsys: pytest.CaptureFixture[str]) -> None:
+def test_the_command_line_makes_a_report_of_a_store(
+    service_data: ServiceData, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     import argparse
 
     from monitor.backtest import add_commands
 
     parser = argparse.ArgumentParser(prog="riverwatch")
     add_commands(parser.add_subparsers(dest="command"))
-    args = parser.parse_args(["report", "--store", str(service_data.data_dir), "--thresholds", *map(str, RULES),
-                              "--since", "2012-01-28", "--until", "2012-02-01", "--utc-offset", "+08:00",
-                              "--html", str(tmp_path / "r.html"), "--no-progress"])
+    args = parser.parse_args(
+        [
+            "report",
+            "--store",
+            str(service_data.data_dir),
+            "--thresholds",
+            *map(str, RULES),
+            "--since",
+            "2012-01-28",
+            "--until",
+            "2012-02-01",
+            "--utc-offset",
+            "+08:00",
+            "--html",
+            str(tmp_path / "r.html"),
+            "--no-progress",
+        ]
+    )
     assert args.handler(args) == 0
     text = capsys.readouterr().out
     assert "2012-01-28 00:00 to 2012-02-01 00:00 (+08:00)" in text

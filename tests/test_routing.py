@@ -22,9 +22,14 @@ def event(station: str, severity: str) -> AlertEvent:
 
 
 def test_route_filters_combine_with_and(tmp_path: Path) -> None:
-    cfg = NotifyConfig(urls=(), routes=(RouteConfig("json://a/x", rivers=("Longjiang",), min_severity="serious"),
-                                        RouteConfig("json://b/x", stations=("yemao",)),
-                                        RouteConfig("json://c/x", intakes=True)))
+    cfg = NotifyConfig(
+        urls=(),
+        routes=(
+            RouteConfig("json://a/x", rivers=("Longjiang",), min_severity="serious"),
+            RouteConfig("json://b/x", stations=("yemao",)),
+            RouteConfig("json://c/x", intakes=True),
+        ),
+    )
     a, b, c = make_targets(cfg)
     warn, serious = event("lalang", "warning"), event("lalang", "serious")
     incident = Incidents(STATIONS).on_event(serious)
@@ -37,11 +42,13 @@ def test_route_filters_combine_with_and(tmp_path: Path) -> None:
 
 def test_apprise_config_tags_route(tmp_path: Path) -> None:
     yml = tmp_path / "apprise.yml"
-    yml.write_text("urls:\n"
-                   "  - json://county.example/a:\n      tag: river:longjiang\n"
-                   "  - json://province.example/a:\n      tag: min:serious\n"
-                   "  - json://company.example/a:\n      tag: intake\n"
-                   "  - json://everyone.example/a\n")
+    yml.write_text(
+        "urls:\n"
+        "  - json://county.example/a:\n      tag: river:longjiang\n"
+        "  - json://province.example/a:\n      tag: min:serious\n"
+        "  - json://company.example/a:\n      tag: intake\n"
+        "  - json://everyone.example/a\n"
+    )
     targets = {t.url.split("/")[2]: t for t in make_targets(NotifyConfig(urls=(), apprise_config=yml))}
     assert set(targets) == {"county.example", "province.example", "company.example", "everyone.example"}
     warn = event("lalang", "warning")

@@ -16,8 +16,14 @@ T0 = 1_326_585_600 * 10**9
 # A cadmium plume down the Longjiang, made here so that the test does not move with the simulator: per station
 # (peak day, peak mg/L above background, rise and fall sigma in days), background ~0.0007 mg/L, 2-hourly
 # readings, sensor noise, values rounded to 0.00001 mg/L as analysers report them.
-PULSES = {"lalang": (4.0, 0.41, 0.8, 4.5), "yemao": (6.1, 0.10, 1.0, 4.5), "luodong": (8.75, 0.026, 1.5, 4.5),
-          "sancha": (13.7, 0.08, 2.5, 4.0), "nuomitan": (18.0, 0.06, 3.0, 3.5), "liuzhou-hexi": (23.0, 0.003, 3.0, 3.5)}
+PULSES = {
+    "lalang": (4.0, 0.41, 0.8, 4.5),
+    "yemao": (6.1, 0.10, 1.0, 4.5),
+    "luodong": (8.75, 0.026, 1.5, 4.5),
+    "sancha": (13.7, 0.08, 2.5, 4.0),
+    "nuomitan": (18.0, 0.06, 3.0, 3.5),
+    "liuzhou-hexi": (23.0, 0.003, 3.0, 3.5),
+}
 
 
 def plume(days: int = 28, seed: int = 2012) -> list[Reading]:
@@ -51,7 +57,7 @@ def test_class_ii_at_the_intake_and_class_iii_elsewhere() -> None:
 def run_scenario() -> list[AlertEvent]:
     ev = Evaluator(load(PATHS), "III")
     readings = plume()
-    return [e for i in range(0, len(readings), 100) for e in ev.process(readings[i:i + 100], now_ns=0)]
+    return [e for i in range(0, len(readings), 100) for e in ev.process(readings[i : i + 100], now_ns=0)]
 
 
 def test_the_trend_warning_comes_before_the_limit_at_every_station() -> None:
@@ -67,8 +73,13 @@ def test_the_trend_warning_comes_before_the_limit_at_every_station() -> None:
     assert not [e for e in events if e.station == "liuzhou-hexi"]
     # one warning per station and incident, not one per noisy slope; each clears once the plume has passed
     trend = [(e.station, e.state) for e in events if e.rule == "rate"]
-    assert sorted(trend) == sorted((s, state) for s in PULSES if s != "liuzhou-hexi"
-                                   for state in ("firing", "resolved") if (s, state) != ("nuomitan", "resolved"))
+    assert sorted(trend) == sorted(
+        (s, state)
+        for s in PULSES
+        if s != "liuzhou-hexi"
+        for state in ("firing", "resolved")
+        if (s, state) != ("nuomitan", "resolved")
+    )
     warning = next(e for e in events if e.rule == "rate")
     assert warning.alert_id == "lalang/cd/cadmium-trend/20120116T0800Z"
     assert warning.severity == "warning" and warning.detail == "rising 0.0001249 mg/L per hour over the last 12 h"
@@ -77,8 +88,10 @@ def test_the_trend_warning_comes_before_the_limit_at_every_station() -> None:
 
 def test_calibration_readings_are_ignored() -> None:
     ev = Evaluator(load(PATHS), "III")
-    readings = [Reading("liuzhou-hexi", "cd", T0 + i * HOUR, v, f) for i, (v, f) in enumerate(
-        [(0.001, None), (0.05, "calibration"), (0.06, "calibration"), (0.001, None)])]
+    readings = [
+        Reading("liuzhou-hexi", "cd", T0 + i * HOUR, v, f)
+        for i, (v, f) in enumerate([(0.001, None), (0.05, "calibration"), (0.06, "calibration"), (0.001, None)])
+    ]
     assert ev.process(readings, now_ns=0) == []
     fired = ev.process([Reading("liuzhou-hexi", "cd", T0 + 4 * HOUR, 0.006)], now_ns=0)
     assert [(e.state, e.limit.describe()) for e in fired] == [("firing", "0.005 mg/L (GB 3838-2002 Class II)")]

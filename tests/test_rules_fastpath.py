@@ -106,7 +106,9 @@ STANDARD = """
     [instruments.zn]
     range = [0.0, 10.0]
     """
-BEFORE = STANDARD + """
+BEFORE = (
+    STANDARD
+    + """
     [[rules]]
     kind = "persistence"
     parameter = "pb"
@@ -124,17 +126,23 @@ BEFORE = STANDARD + """
     stations = ["s4"]
     interval = "30min"
     """
+)
 # After: s1 expects nothing, s3 expects two series that were simple, cd's limit is higher, cu has none.
-AFTER = (STANDARD.replace('expect = { cd = "30min", pb = "30min" }', "")
-         .replace("limits = { cd = 0.003 }", 'limits = { cd = 0.003 }\n    expect = { cd = "30min", do = "45min" }')
-         .replace("limit = 0.005", "limit = 0.006")
-         .replace("[items.cu]\n    kind = \"max\"\n    limit = 1.0\n", "")) + """
+AFTER = (
+    (
+        STANDARD.replace('expect = { cd = "30min", pb = "30min" }', "")
+        .replace("limits = { cd = 0.003 }", 'limits = { cd = 0.003 }\n    expect = { cd = "30min", do = "45min" }')
+        .replace("limit = 0.005", "limit = 0.006")
+        .replace('[items.cu]\n    kind = "max"\n    limit = 1.0\n', "")
+    )
+    + """
     [[rules]]
     kind = "persistence"
     parameter = "cd"
     stations = ["s4"]
     readings = 2
     """
+)
 
 
 @pytest.fixture(scope="module")
@@ -154,18 +162,51 @@ def _f(x: object) -> object:
 
 def event(e: AlertEvent) -> tuple[object, ...]:
     """Every field, the limit's note/origin/text too (Limit's == leaves them out); NaN made comparable."""
-    return tuple(_f(x) for x in (e.alert_id, e.state, e.station, e.parameter, e.ts_ns, e.value, e.ratio, e.severity,
-                                 e.limit, e.limit.note, e.limit.origin, e.limit.text, e.started_ns, e.peak_value,
-                                 e.peak_ratio, e.rule, e.detail))
+    return tuple(
+        _f(x)
+        for x in (
+            e.alert_id,
+            e.state,
+            e.station,
+            e.parameter,
+            e.ts_ns,
+            e.value,
+            e.ratio,
+            e.severity,
+            e.limit,
+            e.limit.note,
+            e.limit.origin,
+            e.limit.text,
+            e.started_ns,
+            e.peak_value,
+            e.peak_ratio,
+            e.rule,
+            e.detail,
+        )
+    )
 
 
 def check(c: SeriesCheck) -> tuple[object, ...]:
     n = len(c.ts_ns)
     arrays = tuple(tuple(_f(float(x)) for x in a) for a in (c.values, c.ratio))
-    return (c.station, c.parameter, c.key, c.rule, c.severity, c.clear_hold_ns, c.limit, c.limit.note, c.limits,
-            c.ts_ns.tolist(), arrays, c.violated.tolist(), None if c.calm is None else c.calm.tolist(),
-            None if c.limit_index is None else c.limit_index.tolist(),
-            tuple(c.limit_at(i).note for i in range(n)), tuple(c.detail_at(i) for i in range(n)))
+    return (
+        c.station,
+        c.parameter,
+        c.key,
+        c.rule,
+        c.severity,
+        c.clear_hold_ns,
+        c.limit,
+        c.limit.note,
+        c.limits,
+        c.ts_ns.tolist(),
+        arrays,
+        c.violated.tolist(),
+        None if c.calm is None else c.calm.tolist(),
+        None if c.limit_index is None else c.limit_index.tolist(),
+        tuple(c.limit_at(i).note for i in range(n)),
+        tuple(c.detail_at(i) for i in range(n)),
+    )
 
 
 @st.composite
@@ -183,7 +224,7 @@ def scenarios(draw: st.DrawFn) -> tuple[list[list[Reading]], list[int], set[int]
             station = draw(st.sampled_from(STATIONS))
             parameter = draw(st.sampled_from(PARAMETERS))
             level = LEVELS[parameter]
-            value = level[draw(st.integers(0, len(level) - 1) | st.sampled_from([0, 1][:len(level)]))]
+            value = level[draw(st.integers(0, len(level) - 1) | st.sampled_from([0, 1][: len(level)]))]
             ts = T0 + (base + draw(st.integers(0, 4))) * STEP
             batch.append(Reading(station, parameter, ts, value, draw(st.sampled_from(FLAGS))))
         batches.append(batch)
@@ -217,9 +258,11 @@ def by_alert(events: list[tuple[object, ...]]) -> dict[object, list[tuple[object
 
 @settings(max_examples=150, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow])
 @given(scenario=scenarios(), no_table=st.booleans())
-def test_the_fast_path_gives_the_per_series_events(sets: tuple[ThresholdSet, ThresholdSet],
-                                                    scenario: tuple[list[list[Reading]], list[int], set[int],
-                                                                    list[int]], no_table: bool) -> None:
+def test_the_fast_path_gives_the_per_series_events(
+    sets: tuple[ThresholdSet, ThresholdSet],
+    scenario: tuple[list[list[Reading]], list[int], set[int], list[int]],
+    no_table: bool,
+) -> None:
     batches, ticks, reload_at, restored = scenario
     before, after = sets
     ref = Evaluator(before, "III", fast=False)  # the reference: every series on the per-series path
@@ -288,8 +331,13 @@ def test_one_exceedance_among_100k_quiet_readings_fires_once(sets: tuple[Thresho
     events = ev.process(readings, now_ns=0)
     assert [(e.state, e.station, e.parameter, e.ts_ns) for e in events] == [("firing", *k, T0 + 49 * STEP)]
     e = events[0]
-    assert (e.value, e.ratio, e.limit.value, e.limit.kind, e.severity) == (2.5, 2.5 / limits["cu"], 1.0, "max",
-                                                                        "serious")
+    assert (e.value, e.ratio, e.limit.value, e.limit.kind, e.severity) == (
+        2.5,
+        2.5 / limits["cu"],
+        1.0,
+        "max",
+        "serious",
+    )
     assert ev.rules.late == 0
 
     # Without the open alerts (the benchmark's way): the same one event; then the series recovers.
@@ -301,17 +349,23 @@ def test_one_exceedance_among_100k_quiet_readings_fires_once(sets: tuple[Thresho
     calm = [r._replace(ts_ns=r.ts_ns + j * STEP, value=quiet[r.parameter]) for j in (50, 51) for r in readings[-2000:]]
     for run in (ev.process(calm, now_ns=0), [x for c in rules.evaluate(calm, now_ns=0) for x in book.update(c)]):
         assert [(x.state, x.station, x.parameter, x.ts_ns, x.alert_id) for x in run] == [
-            ("resolved", *k, T0 + 100 * STEP, e.alert_id)]
+            ("resolved", *k, T0 + 100 * STEP, e.alert_id)
+        ]
 
 
 def test_late_and_repeated_readings_of_quiet_series_are_dropped_as_on_the_per_series_path(
-        sets: tuple[ThresholdSet, ThresholdSet]) -> None:
+    sets: tuple[ThresholdSet, ThresholdSet],
+) -> None:
     before, _ = sets
     batches = [
         [Reading("s2", "cd", T0 + 2 * STEP, 0.001), Reading("s2", "pb", T0, 0.01)],
         # s2/cd: one late, two at a time already seen in this batch (the first one in the batch counts)
-        [Reading("s2", "cd", T0 + STEP, 0.002), Reading("s2", "cd", T0 + 3 * STEP, 0.003),
-         Reading("s2", "cd", T0 + 3 * STEP, 0.004), Reading("s2", "pb", T0 + STEP, 0.01)],
+        [
+            Reading("s2", "cd", T0 + STEP, 0.002),
+            Reading("s2", "cd", T0 + 3 * STEP, 0.003),
+            Reading("s2", "cd", T0 + 3 * STEP, 0.004),
+            Reading("s2", "pb", T0 + STEP, 0.01),
+        ],
         [Reading("s2", "cd", T0 + 3 * STEP, 0.009), Reading("s2", "cd", T0 + 4 * STEP, 0.001)],
     ]
     ref, fast = Rules(before, "III", fast=False), Rules(before, "III")
@@ -342,7 +396,8 @@ def both(before: ThresholdSet) -> tuple[Evaluator, Evaluator]:
 
 
 def test_a_series_that_loses_its_plan_at_a_reload_starts_afresh_when_it_gets_one_again(
-        sets: tuple[ThresholdSet, ThresholdSet]) -> None:
+    sets: tuple[ThresholdSet, ThresholdSet],
+) -> None:
     """cu has no limit in `after`: its last reading is forgotten, so an older reading counts when it is back."""
     before, after = sets
     ev, ref = both(before)
@@ -362,8 +417,12 @@ def test_of_repeated_times_the_first_reading_is_the_series_last_one(sets: tuple[
     must be the first of two readings with the same time, as on the per-series path."""
     before, after = sets
     ev, ref = both(before)
-    batch = [Reading("s3", "cd", T0 + STEP, 0.001), Reading("s3", "do", T0, 7.0),
-             Reading("s3", "cd", T0 + STEP, 0.002), Reading("s3", "cd", T0, 0.0015)]
+    batch = [
+        Reading("s3", "cd", T0 + STEP, 0.001),
+        Reading("s3", "do", T0, 7.0),
+        Reading("s3", "cd", T0 + STEP, 0.002),
+        Reading("s3", "cd", T0, 0.0015),
+    ]
     for e in (ev, ref):
         assert e.process(batch, now_ns=0) == []
         e.reload(after)

@@ -29,19 +29,26 @@ def thresholds(tmp_path: Path, text: str, *more: Path) -> ThresholdSet:
     return load([GB, LONGJIANG, *more, path])
 
 
-def series(values: Sequence[float | None], station: str = "lalang", parameter: str = "cd", start: int = T0,
-           every: int = HOUR, flags: dict[int, str] | None = None) -> list[Reading]:
+def series(
+    values: Sequence[float | None],
+    station: str = "lalang",
+    parameter: str = "cd",
+    start: int = T0,
+    every: int = HOUR,
+    flags: dict[int, str] | None = None,
+) -> list[Reading]:
     """Readings every hour; None leaves a gap."""
     flags = flags or {}
-    return [Reading(station, parameter, start + i * every, v, flags.get(i)) for i, v in enumerate(values)
-            if v is not None]
+    return [
+        Reading(station, parameter, start + i * every, v, flags.get(i)) for i, v in enumerate(values) if v is not None
+    ]
 
 
 def run(ts: ThresholdSet, readings: Sequence[Reading], batch: int = 0) -> list[AlertEvent]:
     ev = Evaluator(ts, "III")
     if not batch:
         return ev.process(readings, now_ns=0)
-    return [e for i in range(0, len(readings), batch) for e in ev.process(readings[i:i + batch], now_ns=0)]
+    return [e for i in range(0, len(readings), batch) for e in ev.process(readings[i : i + batch], now_ns=0)]
 
 
 def brief(events: Sequence[AlertEvent]) -> list[tuple[str, str, int]]:
@@ -53,12 +60,15 @@ def brief(events: Sequence[AlertEvent]) -> list[tuple[str, str, int]]:
 
 
 def test_persistence_waits_for_n_readings_and_replaces_the_instantaneous_alert(tmp_path: Path) -> None:
-    ts = thresholds(tmp_path, """
+    ts = thresholds(
+        tmp_path,
+        """
         [[rules]]
         kind = "persistence"
         parameter = "cd"
         readings = 3
-        """)
+        """,
+    )
     # one spike, then three in a row: only the run of three alerts, at its third reading
     events = run(ts, series([0.001, 0.04, 0.001, 0.04, 0.04, 0.04, 0.04, 0.001]))
     assert brief(events) == [("persistence", "firing", 5), ("persistence", "resolved", 7)]
@@ -69,11 +79,14 @@ def test_persistence_waits_for_n_readings_and_replaces_the_instantaneous_alert(t
 
 
 def test_persistence_by_duration_spans_gaps_and_batches(tmp_path: Path) -> None:
-    ts = thresholds(tmp_path, """
+    ts = thresholds(
+        tmp_path,
+        """
         [[rules]]
         kind = "persistence"
         duration = "3h"
-        """)
+        """,
+    )
     readings = series([0.04, None, 0.04, None, 0.04, 0.001])
     assert brief(run(ts, readings)) == [("persistence", "firing", 4), ("persistence", "resolved", 5)]
     assert brief(run(ts, readings, batch=1)) == [("persistence", "firing", 4), ("persistence", "resolved", 5)]
@@ -83,19 +96,23 @@ def test_persistence_by_duration_spans_gaps_and_batches(tmp_path: Path) -> None:
 
 
 def test_rolling_mean_waits_until_the_window_has_filled_and_says_why(tmp_path: Path) -> None:
-    ts = thresholds(tmp_path, """
+    ts = thresholds(
+        tmp_path,
+        """
         [[rules]]
         kind = "mean"
         parameter = "cd"
         window = "4h"
-        """)
+        """,
+    )
     ev = Evaluator(ts, "III")
     # every reading but one is under the limit 0.005; the 4 h mean (0.0049 × 3 + 0.0058) / 4 = 0.005125 at 04:00
     # is over it. It is only judged once 4 h of data are there.
     events = ev.process(series([0.004, 0.0049, 0.0049]), now_ns=0)
     assert events == []
-    assert ev.pending() == {"lalang/cd/mean": "rolling 4 h mean: no alert until the window has filled "
-                                             "(2 h of 4 h of data so far)"}
+    assert ev.pending() == {
+        "lalang/cd/mean": "rolling 4 h mean: no alert until the window has filled (2 h of 4 h of data so far)"
+    }
     events = ev.process(series([0.0049, 0.0058, 0.0062], start=T0 + 3 * HOUR), now_ns=0)
     assert ev.pending() == {}
     mean = [e for e in events if e.rule == "mean"]
@@ -125,22 +142,47 @@ def test_a_mean_limit_of_the_standard_is_checked_on_its_own() -> None:
 
 
 def test_rate_warns_before_the_limit_and_clears_when_the_river_settles(tmp_path: Path) -> None:
-    ts = thresholds(tmp_path, """
+    ts = thresholds(
+        tmp_path,
+        """
         [[rules]]
         kind = "rate"
         parameter = "cd"
         window = "3h"
         rise_per_hour = 0.0005
         above = 0.4
-        """)
-    values = [0.001, 0.0011, 0.001, 0.0015, 0.0022, 0.003, 0.0038, 0.0046, 0.0056, 0.007, 0.006, 0.004, 0.003,
-              0.0018, 0.0012, 0.001, 0.001, 0.001]
+        """,
+    )
+    values = [
+        0.001,
+        0.0011,
+        0.001,
+        0.0015,
+        0.0022,
+        0.003,
+        0.0038,
+        0.0046,
+        0.0056,
+        0.007,
+        0.006,
+        0.004,
+        0.003,
+        0.0018,
+        0.0012,
+        0.001,
+        0.001,
+        0.001,
+    ]
     events = run(ts, series(values))
     # at 04:00 the slope over (01:00, 04:00] is 0.0006 mg/L per hour and 0.0022 is 0.44 × the limit: 4 h ahead.
     # It stays open through the exceedance, and clears once the river has been under 0.4 × the limit and not
     # rising for a whole window (3 h: 13:00 to 16:00).
-    assert brief(events) == [("rate", "firing", 4), ("instantaneous", "firing", 8),
-                             ("instantaneous", "resolved", 11), ("rate", "resolved", 16)]
+    assert brief(events) == [
+        ("rate", "firing", 4),
+        ("instantaneous", "firing", 8),
+        ("instantaneous", "resolved", 11),
+        ("rate", "resolved", 16),
+    ]
     fired = events[0]
     assert fired.severity == "warning" and fired.value == 0.0022 and fired.ratio == pytest.approx(0.44)
     assert fired.detail == "rising 0.0006 mg/L per hour over the last 3 h"
@@ -151,20 +193,25 @@ def test_rate_warns_before_the_limit_and_clears_when_the_river_settles(tmp_path:
 
 
 def test_a_gap_or_noise_on_a_plateau_does_not_clear_a_trend_warning(tmp_path: Path) -> None:
-    ts = thresholds(tmp_path, """
+    ts = thresholds(
+        tmp_path,
+        """
         [[rules]]
         kind = "rate"
         parameter = "cd"
         window = "3h"
         rise_per_hour = 0.0005
         above = 0.4
-        """)
+        """,
+    )
     values = [0.001, 0.0015, 0.0022, 0.003, None, None, None, None, 0.0031, 0.0029, 0.0032, 0.0028, 0.003]
     assert brief(run(ts, series(values))) == [("rate", "firing", 2)]
 
 
 def test_rate_without_a_limit_fires_on_the_slope(tmp_path: Path) -> None:
-    ts = thresholds(tmp_path, """
+    ts = thresholds(
+        tmp_path,
+        """
         [[rules]]
         kind = "rate"
         name = "conductivity-jump"
@@ -172,7 +219,8 @@ def test_rate_without_a_limit_fires_on_the_slope(tmp_path: Path) -> None:
         window = "3h"
         rise_per_hour = 0.05
         unit = "mS/cm"
-        """)
+        """,
+    )
     events = run(ts, series([300, 302, 301, 400, 520, 530, 529, 528, 527, 527, 526], parameter="cond"))
     assert brief(events) == [("rate", "firing", 4), ("rate", "resolved", 10)]
     assert events[0].limit.describe() == "a rise of 50 µS/cm per hour over 3 h"
@@ -183,11 +231,14 @@ def test_rate_without_a_limit_fires_on_the_slope(tmp_path: Path) -> None:
 
 
 def test_no_data_fires_without_any_reading_and_clears_with_the_next(tmp_path: Path) -> None:
-    ts = thresholds(tmp_path, """
+    ts = thresholds(
+        tmp_path,
+        """
         [stations.extra]
         class = "III"
         expect = { cd = "2h" }
-        """)
+        """,
+    )
     ev = Evaluator(ts, "III")
     assert ev.process(series([0.001, 0.001], station="extra", every=2 * HOUR), now_ns=T0 + 2 * HOUR) == []
     assert ev.tick(now_ns=T0 + 7 * HOUR) == []  # silent 5 h: under 3 × 2 h since the last reading at 2 h
@@ -203,11 +254,14 @@ def test_no_data_fires_without_any_reading_and_clears_with_the_next(tmp_path: Pa
 
 
 def test_a_listed_series_never_seen_is_silent_since_start_up(tmp_path: Path) -> None:
-    ts = thresholds(tmp_path, """
+    ts = thresholds(
+        tmp_path,
+        """
         [stations.extra]
         class = "III"
         expect = { ph = "1h" }
-        """)
+        """,
+    )
     ev = Evaluator(ts, "III")
     assert ev.tick(now_ns=T0) == []
     fired = ev.tick(now_ns=T0 + 4 * HOUR)
@@ -217,11 +271,14 @@ def test_a_listed_series_never_seen_is_silent_since_start_up(tmp_path: Path) -> 
 
 def test_no_data_follows_the_data_in_a_replay(tmp_path: Path) -> None:
     """Stream time: a replay of 2012 data, evaluated in 2025, is not silent; a gap inside the data is."""
-    ts = thresholds(tmp_path, """
+    ts = thresholds(
+        tmp_path,
+        """
         [stations.extra]
         class = "III"
         expect = { cd = "1h" }
-        """)
+        """,
+    )
     ev = Evaluator(ts, "III")
     wall = 1_750_000_000 * 10**9
     assert ev.process(series([0.001] * 3, station="extra"), now_ns=wall) == []
@@ -231,7 +288,9 @@ def test_no_data_follows_the_data_in_a_replay(tmp_path: Path) -> None:
 
 
 def test_a_station_wide_no_data_rule(tmp_path: Path) -> None:
-    ts = thresholds(tmp_path, """
+    ts = thresholds(
+        tmp_path,
+        """
         [[rules]]
         kind = "no_data"
         scope = "station"
@@ -239,12 +298,12 @@ def test_a_station_wide_no_data_rule(tmp_path: Path) -> None:
         interval = "1h"
         factor = 2
         severity = "serious"
-        """)
+        """,
+    )
     ev = Evaluator(ts, "III")
     ev.process(series([0.001, 0.001]) + series([7.0, 7.1], parameter="ph"), now_ns=0)
     fired = ev.tick(now_ns=0 + 3 * HOUR + 1)
-    assert [(e.station, e.parameter, e.severity, e.ts_ns) for e in fired] == [("lalang", "*", "serious",
-                                                                              T0 + 3 * HOUR)]
+    assert [(e.station, e.parameter, e.severity, e.ts_ns) for e in fired] == [("lalang", "*", "serious", T0 + 3 * HOUR)]
     back = ev.process(series([7.0], parameter="ph", start=T0 + 5 * HOUR), now_ns=0)
     assert [e.state for e in back] == ["resolved"]
 
@@ -253,11 +312,14 @@ def test_a_station_wide_no_data_rule(tmp_path: Path) -> None:
 
 
 def test_flagged_readings_never_alarm_and_never_clear(tmp_path: Path) -> None:
-    ts = thresholds(tmp_path, """
+    ts = thresholds(
+        tmp_path,
+        """
         [screen]
         ignore_flags = ["calibration"]
         suspect_flags = ["suspect", "maintenance"]
-        """)
+        """,
+    )
     ev = Evaluator(ts, "III")
     events = ev.process(series([0.04, 0.001, 0.5, 0.001], flags={1: "calibration", 2: "Maintenance"}), now_ns=0)
     assert brief(events) == [("instantaneous", "firing", 0), ("instantaneous", "resolved", 3)]
@@ -266,10 +328,13 @@ def test_flagged_readings_never_alarm_and_never_clear(tmp_path: Path) -> None:
 
 
 def test_flatline_marks_the_nth_identical_value_suspect(tmp_path: Path) -> None:
-    ts = thresholds(tmp_path, """
+    ts = thresholds(
+        tmp_path,
+        """
         [instruments.cd]
         flatline = 3
-        """)
+        """,
+    )
     rules = Rules(ts, "III")
     rules.evaluate(series([0.006, 0.006]), now_ns=0)
     rules.evaluate(series([0.006, 0.006, 0.007], start=T0 + 2 * HOUR), now_ns=0)
@@ -280,12 +345,15 @@ def test_flatline_marks_the_nth_identical_value_suspect(tmp_path: Path) -> None:
 
 
 def test_a_lone_spike_is_suspect_but_a_level_shift_is_real(tmp_path: Path) -> None:
-    ts = thresholds(tmp_path, """
+    ts = thresholds(
+        tmp_path,
+        """
         [instruments.cd]
         spike_window = 5
         spike_mads = 5
         spike_floor = 0.0001
-        """)
+        """,
+    )
     base = [0.001, 0.0011, 0.0009, 0.001, 0.0012]
     lone = run(ts, series([*base, 0.2, 0.001, 0.0011]))
     assert lone == []  # the lone 0.2 is screened out
@@ -297,14 +365,17 @@ def test_a_lone_spike_is_suspect_but_a_level_shift_is_real(tmp_path: Path) -> No
 
 
 def test_outside_the_instrument_range_is_suspect(tmp_path: Path) -> None:
-    ts = thresholds(tmp_path, """
+    ts = thresholds(
+        tmp_path,
+        """
         [instruments.ph]
         range = [0, 14]
 
         [stations.gauge.instruments.cd]
         range = [0, 500]
         unit = "ug/L"
-        """)
+        """,
+    )
     assert run(ts, series([15.2], parameter="ph")) == []
     assert run(ts, series([0.6], station="gauge")) == []  # 600 µg/L is beyond this station's analyser
     assert brief(run(ts, series([0.4], station="gauge"))) == [("instantaneous", "firing", 0)]
@@ -312,10 +383,13 @@ def test_outside_the_instrument_range_is_suspect(tmp_path: Path) -> None:
 
 
 def test_below_the_detection_limit_clears_a_maximum_but_never_violates_it(tmp_path: Path) -> None:
-    ts = thresholds(tmp_path, """
+    ts = thresholds(
+        tmp_path,
+        """
         [instruments.hg]
         detection_limit = 0.00002
-        """)
+        """,
+    )
     # the Chinese "0.00005L" convention arrives as the value 0.00005 flagged "<DL"
     readings = series([0.0002, 0.00005, 0.00001], parameter="hg", flags={1: "<DL"})
     events = run(ts, readings)
@@ -331,40 +405,57 @@ def test_below_the_detection_limit_clears_a_maximum_but_never_violates_it(tmp_pa
 
 
 def test_severity_tiers_are_configurable(tmp_path: Path) -> None:
-    ts = thresholds(tmp_path, """
+    ts = thresholds(
+        tmp_path,
+        """
         [alerts]
         severity = { notice = 1, alarm = 2, emergency = 10 }
-        """)
+        """,
+    )
     events = run(ts, series([0.006, 0.011, 0.06]))
-    assert [(e.state, e.severity) for e in events] == [("firing", "notice"), ("escalated", "alarm"),
-                                                       ("escalated", "emergency")]
+    assert [(e.state, e.severity) for e in events] == [
+        ("firing", "notice"),
+        ("escalated", "alarm"),
+        ("escalated", "emergency"),
+    ]
 
 
 def test_hysteresis_clears_only_below_the_ratio_held_for_the_hold_time(tmp_path: Path) -> None:
-    ts = thresholds(tmp_path, """
+    ts = thresholds(
+        tmp_path,
+        """
         [alerts]
         clear_ratio = 0.8
         clear_hold = "2h"
-        """)
+        """,
+    )
     # 0.0045 is under the limit but above 0.8 × 0.005 = 0.004: no clearance; then 0.003 for 1 h is too short;
     # then 0.003, 0.0035, 0.003 held for 2 h clears at the third of them.
     values = [0.006, 0.0045, 0.003, 0.0042, 0.003, 0.0035, 0.003, 0.006]
     events = run(ts, series(values))
-    assert brief(events) == [("instantaneous", "firing", 0), ("instantaneous", "resolved", 6),
-                             ("instantaneous", "firing", 7)]
+    assert brief(events) == [
+        ("instantaneous", "firing", 0),
+        ("instantaneous", "resolved", 6),
+        ("instantaneous", "firing", 7),
+    ]
     assert brief(run(ts, series(values), batch=1)) == brief(events)
     assert events[1].alert_id == events[0].alert_id != events[2].alert_id
 
 
 def test_a_rule_can_have_its_own_hysteresis(tmp_path: Path) -> None:
-    ts = thresholds(tmp_path, """
+    ts = thresholds(
+        tmp_path,
+        """
         [[rules]]
         kind = "instantaneous"
         parameter = "cd"
         clear_ratio = 0.5
-        """)
-    assert brief(run(ts, series([0.006, 0.003, 0.002]))) == [("instantaneous", "firing", 0),
-                                                            ("instantaneous", "resolved", 2)]
+        """,
+    )
+    assert brief(run(ts, series([0.006, 0.003, 0.002]))) == [
+        ("instantaneous", "firing", 0),
+        ("instantaneous", "resolved", 2),
+    ]
     assert brief(run(ts, series([6.0, 7.0], parameter="do"))) == []  # others keep the default
 
 
@@ -382,20 +473,26 @@ def test_a_hardness_band_picks_the_cadmium_eqs(tmp_path: Path) -> None:
     # no hardness yet: the most protective band (0.45 µg/L); then 120 mg/L CaCO3 (class 4: 0.9 µg/L)
     first = ev.process(series([0.0006], station="rhine"), now_ns=0)
     assert [(e.state, e.limit.value) for e in first] == [("firing", pytest.approx(0.00045))]
-    assert first[0].limit.describe() == ("0.00045 mg/L (EU WFD EQS 2013/39/EU, total hardness as CaCO3 class 1 "
-                                         "(< 40 mg/L))")
-    later = ev.process([Reading("rhine", "hardness", T0 + HOUR, 120.0),
-                        Reading("rhine", "cd", T0 + 2 * HOUR, 0.0006)], now_ns=0)
+    assert first[0].limit.describe() == (
+        "0.00045 mg/L (EU WFD EQS 2013/39/EU, total hardness as CaCO3 class 1 (< 40 mg/L))"
+    )
+    later = ev.process(
+        [Reading("rhine", "hardness", T0 + HOUR, 120.0), Reading("rhine", "cd", T0 + 2 * HOUR, 0.0006)], now_ns=0
+    )
     assert [(e.state, e.limit.value) for e in later] == [("resolved", pytest.approx(0.0009))]
     assert "class 4 (100–<200 mg/L)" in later[0].limit.describe()
 
 
 def test_a_station_can_assume_a_hardness(tmp_path: Path) -> None:
-    ts = thresholds(tmp_path, """
+    ts = thresholds(
+        tmp_path,
+        """
         [stations.rhine]
         standard = "EU WFD EQS 2013/39/EU"
         assume = { hardness = 250 }
-        """, shipped_path("eu-wfd-eqs-cadmium.toml"))
+        """,
+        shipped_path("eu-wfd-eqs-cadmium.toml"),
+    )
     assert run(ts, series([0.0012], station="rhine")) == []  # class 5: 1.5 µg/L
 
 
@@ -419,7 +516,7 @@ def test_the_ring_keeps_windows_exact_across_compactions() -> None:
     ring = Ring(16, moments=True)
     values = [float(i % 7) for i in range(200)]
     for i in range(0, 200, 9):
-        chunk = values[i:i + 9]
+        chunk = values[i : i + 9]
         start = ring.extend(np.array([T0 + (i + k) * HOUR for k in range(len(chunk))]), np.array(chunk))
         assert start == len(ring) - len(chunk)
         ring.trim_before(T0 + (i + len(chunk) - 20) * HOUR)
@@ -439,7 +536,9 @@ def test_the_below_detection_limit_conventions() -> None:
 
 def test_every_kind_of_event_renders(tmp_path: Path) -> None:
     """Notifications get a message for each rule's events, in both languages (no data: no value at all)."""
-    ts = thresholds(tmp_path, """
+    ts = thresholds(
+        tmp_path,
+        """
         [stations.extra]
         expect = { cd = "1h" }
 
@@ -459,13 +558,19 @@ def test_every_kind_of_event_renders(tmp_path: Path) -> None:
         scope = "station"
         stations = ["extra"]
         interval = "1h"
-        """)
+        """,
+    )
     ev = Evaluator(ts, "III")
     values = [0.001, None, None, None, None, 0.001, 0.002, 0.004, 0.006, 0.007, 0.002, 0.0001]
     events = ev.process(series(values, station="extra"), now_ns=T0 + 11 * HOUR)
     events += ev.tick(now_ns=T0 + 20 * HOUR)
-    assert {(e.rule, e.parameter) for e in events} == {("no_data", "cd"), ("no_data", "*"), ("rate", "cd"),
-                                                       ("instantaneous", "cd"), ("mean", "cd")}
+    assert {(e.rule, e.parameter) for e in events} == {
+        ("no_data", "cd"),
+        ("no_data", "*"),
+        ("rate", "cd"),
+        ("instantaneous", "cd"),
+        ("mean", "cd"),
+    }
     for e in events:
         for language in ("en", "zh"):
             m = render(e, language, ts.stations, parse_offset("+08:00"))

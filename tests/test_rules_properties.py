@@ -31,8 +31,12 @@ DO_MIN = 16 / 1024  # a minimum, for the min kind
 TIERS = ((1.0, "warning"), (1.5, "serious"), (2.0, "critical"))
 FLAGS = [None] * 12 + ["calibration", "suspect", "<DL"]
 
-PROPS = settings(max_examples=200, deadline=None, derandomize=True,
-                 suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+PROPS = settings(
+    max_examples=200,
+    deadline=None,
+    derandomize=True,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+)
 
 
 # --------------------------------------------------------------------------- the configuration drawn
@@ -77,15 +81,15 @@ class Config:
         text += f'clear_ratio = {self.clear_ratio!r}\nclear_hold = "{self.hold * 15}min"\n'
         if self.persistence:
             n, d = self.persistence
-            text += "\n[[rules]]\nkind = \"persistence\"\n"
+            text += '\n[[rules]]\nkind = "persistence"\n'
             text += (f"readings = {n}\n" if n else "") + (f'duration = "{d * 15}min"\n' if d else "")
         if self.mean_window:
-            text += (f'\n[[rules]]\nkind = "mean"\nwindow = "{self.mean_window * 15}min"\n'
-                     f"min_readings = {self.mean_min}\n")
+            text += (
+                f'\n[[rules]]\nkind = "mean"\nwindow = "{self.mean_window * 15}min"\nmin_readings = {self.mean_min}\n'
+            )
         if self.rate:
             w, rise, above = self.rate
-            text += (f'\n[[rules]]\nkind = "rate"\nwindow = "{w * 15}min"\nrise_per_hour = {rise!r}\n'
-                     f"above = {above!r}\n")
+            text += f'\n[[rules]]\nkind = "rate"\nwindow = "{w * 15}min"\nrise_per_hour = {rise!r}\nabove = {above!r}\n'
         screen = []
         if self.flatline:
             screen.append(f"flatline = {self.flatline}")
@@ -109,8 +113,8 @@ configs = st.builds(
     persistence=st.none() | st.tuples(st.integers(0, 3), st.integers(0, 6)).filter(lambda x: x != (0, 0)),
     mean_window=st.sampled_from([0, 1, 4, 12]),
     mean_min=st.integers(1, 3),
-    rate=st.none() | st.tuples(st.sampled_from([2, 4, 8]), st.sampled_from([1 / 1024, 4 / 1024, 1 / 64]),
-                               st.sampled_from([0.0, 0.5])),
+    rate=st.none()
+    | st.tuples(st.sampled_from([2, 4, 8]), st.sampled_from([1 / 1024, 4 / 1024, 1 / 64]), st.sampled_from([0.0, 0.5])),
     clear_ratio=st.sampled_from([1.0, 0.75, 0.5]),
     hold=st.sampled_from([0, 0, 2, 5]),
     flatline=st.sampled_from([0, 0, 2, 3]),
@@ -211,8 +215,9 @@ class Reference:
         for r in fresh:
             assert prev is not None
             if r.ts_ns - prev > limit:
-                out += self._transition(param, "no_data", True, 1.0, False, prev + limit, prev_value, fixed=True,
-                                        hold=0)
+                out += self._transition(
+                    param, "no_data", True, 1.0, False, prev + limit, prev_value, fixed=True, hold=0
+                )
             out += self._transition(param, "no_data", False, 0.0, True, r.ts_ns, r.value, fixed=True, hold=0)
             prev, prev_value = r.ts_ns, r.value
         return out
@@ -301,8 +306,11 @@ class Reference:
             st_ = sum(ts_h)
             denom = n * stt - st_ * st_
             ok = n >= 3 and denom > 0
-            slope = (n * sum(t * x for t, x in zip(ts_h, xs, strict=True)) - st_ * sum(xs)) / denom if denom > 0 \
+            slope = (
+                (n * sum(t * x for t, x in zip(ts_h, xs, strict=True)) - st_ * sum(xs)) / denom
+                if denom > 0
                 else math.nan
+            )
             rising = ok and slope >= rise
             settled = ok and slope <= 0
             rcond = rising and not viol and ratio >= above
@@ -311,8 +319,18 @@ class Reference:
             out += self._transition(param, "rate", rcond, ratio, rcalm, r.ts_ns, v, fixed=True, hold=wsteps)
         return out
 
-    def _transition(self, param: str, key: str, violated: bool, ratio: float, calm: bool, ts: int, value: float,
-                    fixed: bool = False, hold: int | None = None) -> list[tuple[object, ...]]:
+    def _transition(
+        self,
+        param: str,
+        key: str,
+        violated: bool,
+        ratio: float,
+        calm: bool,
+        ts: int,
+        value: float,
+        fixed: bool = False,
+        hold: int | None = None,
+    ) -> list[tuple[object, ...]]:
         """The alert lifecycle of one series-rule, one point at a time (what AlertBook does with numpy)."""
         hold_ns = (self.c.hold if hold is None else hold) * STEP
         k = (param, key)
@@ -368,14 +386,14 @@ def engine_verdicts(rules: Rules, batches: list[list[Reading]]) -> dict[tuple[st
             key = (chk.parameter, chk.key if chk.rule != "rate" else "rate")
             out.setdefault(key, []).extend(
                 (int(t), float(v), float(r), bool(x), bool(c))
-                for t, v, r, x, c in zip(chk.ts_ns, chk.values, chk.ratio, chk.violated, calm, strict=True))
+                for t, v, r, x, c in zip(chk.ts_ns, chk.values, chk.ratio, chk.violated, calm, strict=True)
+            )
     return out
 
 
 @PROPS
 @given(c=configs, batches=streams())
-def test_every_rule_matches_the_reference(tmp_path_factory: object, c: Config,
-                                          batches: list[list[Reading]]) -> None:
+def test_every_rule_matches_the_reference(tmp_path_factory: object, c: Config, batches: list[list[Reading]]) -> None:
     tmp = tmp_path_factory.mktemp("p")  # type: ignore[attr-defined]
     ts = thresholds_for(c, tmp)
     ref = Reference(c)
@@ -393,8 +411,7 @@ def test_every_rule_matches_the_reference(tmp_path_factory: object, c: Config,
 
 @PROPS
 @given(c=configs, batches=streams())
-def test_alert_events_match_the_reference(tmp_path_factory: object, c: Config,
-                                          batches: list[list[Reading]]) -> None:
+def test_alert_events_match_the_reference(tmp_path_factory: object, c: Config, batches: list[list[Reading]]) -> None:
     tmp = tmp_path_factory.mktemp("p")  # type: ignore[attr-defined]
     ev = Evaluator(thresholds_for(c, tmp), "III")
     ref = Reference(c)
@@ -407,8 +424,7 @@ def test_alert_events_match_the_reference(tmp_path_factory: object, c: Config,
 
 @PROPS
 @given(c=configs, batches=streams())
-def test_batching_never_changes_the_outcome(tmp_path_factory: object, c: Config,
-                                            batches: list[list[Reading]]) -> None:
+def test_batching_never_changes_the_outcome(tmp_path_factory: object, c: Config, batches: list[list[Reading]]) -> None:
     """The same readings one by one, or all at once, give the same events as in the drawn batches, as long as
     no reading arrives after a newer one of its series (then it is late in one cut and not in another)."""
     tmp = tmp_path_factory.mktemp("p")  # type: ignore[attr-defined]

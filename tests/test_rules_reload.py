@@ -26,13 +26,17 @@ READINGS = plume(days=24)
 BATCH = 150
 
 
-def stream(ev: Evaluator, readings: Sequence[Reading], reload_at: set[int] = frozenset(),  # type: ignore[assignment]
-           paths: Sequence[Path] = (GB, LONGJIANG)) -> list[AlertEvent]:
+def stream(
+    ev: Evaluator,
+    readings: Sequence[Reading],
+    reload_at: set[int] = frozenset(),  # type: ignore[assignment]
+    paths: Sequence[Path] = (GB, LONGJIANG),
+) -> list[AlertEvent]:
     events: list[AlertEvent] = []
     for k, i in enumerate(range(0, len(readings), BATCH)):
         if k in reload_at:
             events += ev.reload(load(paths))
-        events += ev.process(readings[i:i + BATCH], now_ns=0)
+        events += ev.process(readings[i : i + BATCH], now_ns=0)
     return events
 
 
@@ -72,21 +76,25 @@ def test_reloading_new_rules_keeps_open_alerts_and_adds_the_new_ones() -> None:
 
 def test_a_rule_that_disappears_resolves_its_alerts(tmp_path: Path) -> None:
     rules = tmp_path / "trend.toml"
-    rules.write_text(textwrap.dedent("""
+    rules.write_text(
+        textwrap.dedent("""
         [[rules]]
         kind = "rate"
         parameter = "cd"
         window = "6h"
         rise_per_hour = 0.0001
         above = 0.4
-        """), encoding="utf-8")
+        """),
+        encoding="utf-8",
+    )
     ev = Evaluator(load([GB, LONGJIANG, rules]))
     values = [0.001, 0.0015, 0.0022, 0.003, 0.0035]
     fired = ev.process([Reading("lalang", "cd", T0 + i * HOUR, v) for i, v in enumerate(values)], now_ns=0)
     assert [(e.rule, e.state) for e in fired] == [("rate", "firing")]
     closed = ev.reload(load([GB, LONGJIANG]))
     assert [(e.alert_id, e.state, e.ts_ns, e.value) for e in closed] == [
-        (fired[0].alert_id, "resolved", T0 + 4 * HOUR, 0.0035)]
+        (fired[0].alert_id, "resolved", T0 + 4 * HOUR, 0.0035)
+    ]
     assert closed[0].detail == "resolved because the reloaded thresholds no longer have this rule"
     assert ev.reload(load([GB, LONGJIANG])) == []
 
@@ -99,8 +107,9 @@ def test_a_changed_class_keeps_the_alert_and_judges_by_the_new_limit(tmp_path: P
     assert [(e.state, e.limit.klass) for e in first] == [("firing", "III")]
     assert ev.reload(load([GB, LONGJIANG, strict])) == []
     # 0.004 is compliant in Class III, still 4 × the Class I limit 0.001: the same alert, escalated
-    later = ev.process([Reading("lalang", "cd", T0 + HOUR, 0.004), Reading("lalang", "cd", T0 + 2 * HOUR, 0.0009)],
-                       now_ns=0)
+    later = ev.process(
+        [Reading("lalang", "cd", T0 + HOUR, 0.004), Reading("lalang", "cd", T0 + 2 * HOUR, 0.0009)], now_ns=0
+    )
     assert [(e.alert_id, e.state, e.limit.klass) for e in later] == [(first[0].alert_id, "resolved", "I")]
 
 
@@ -122,13 +131,14 @@ def test_an_invalid_file_keeps_the_rules_in_force(tmp_path: Path) -> None:
     before = ev.thresholds
     events, problems = ev.reload_files([GB, LONGJIANG, broken])
     assert events == [] and [str(p) for p in problems] == [
-        f"{broken}:3: rules[0].window: bad duration '6 hours' (use e.g. 90s, 15min, 2h, 7d, 1w)"]
+        f"{broken}:3: rules[0].window: bad duration '6 hours' (use e.g. 90s, 15min, 2h, 7d, 1w)"
+    ]
     assert ev.thresholds is before
     events, problems = ev.reload_files([GB, LONGJIANG, EXAMPLE])
     assert problems == [] and ev.thresholds is not before
 
 
-@pytest.mark.parametrize("tiers", ['{ warning = 1, serious = 5 }', '{ minor = 1 }'])
+@pytest.mark.parametrize("tiers", ["{ warning = 1, serious = 5 }", "{ minor = 1 }"])
 def test_fewer_tiers_after_a_reload_cap_open_alerts(tmp_path: Path, tiers: str) -> None:
     policy = tmp_path / "tiers.toml"
     policy.write_text(f"[alerts]\nseverity = {tiers}\n", encoding="utf-8")

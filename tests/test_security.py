@@ -51,15 +51,24 @@ class SecureMosquitto(Mosquitto):
         passwd = require_binary("mosquitto_passwd")
         self.password_file.unlink(missing_ok=True)
         for i, (user, password) in enumerate(self.users.items()):
-            subprocess.run([passwd, "-b", *(["-c"] if i == 0 else []), str(self.password_file), user, password],
-                           check=True, capture_output=True, timeout=30)
+            subprocess.run(
+                [passwd, "-b", *(["-c"] if i == 0 else []), str(self.password_file), user, password],
+                check=True,
+                capture_output=True,
+                timeout=30,
+            )
         self.password_file.chmod(0o600)
         listener = f"listener {self.port} {self.host}\n"
         conf = self.conf_path.read_text()
         assert listener in conf and "allow_anonymous true\n" in conf
-        conf = conf.replace(listener, listener + (
-            f"cafile {self.pki.ca_cert}\ncertfile {self.pki.server_cert}\nkeyfile {self.pki.server_key}\n"
-            f"require_certificate {'true' if self.require_certificate else 'false'}\n"))
+        conf = conf.replace(
+            listener,
+            listener
+            + (
+                f"cafile {self.pki.ca_cert}\ncertfile {self.pki.server_cert}\nkeyfile {self.pki.server_key}\n"
+                f"require_certificate {'true' if self.require_certificate else 'false'}\n"
+            ),
+        )
         conf = conf.replace("allow_anonymous true\n", f"allow_anonymous false\npassword_file {self.password_file}\n")
         self.conf_path.write_text(conf)
 
@@ -73,8 +82,12 @@ def pki(tmp_path_factory: pytest.TempPathFactory) -> Pki:
 
 
 def _broker(tmp_path_factory: pytest.TempPathFactory, pki: Pki, require_certificate: bool) -> Iterator[SecureMosquitto]:
-    broker = SecureMosquitto(tmp_path_factory.mktemp("mosquitto_tls"), pki,
-                             {SVC_USER: SVC_PASSWORD, PUB_USER: PUB_PASSWORD}, require_certificate=require_certificate)
+    broker = SecureMosquitto(
+        tmp_path_factory.mktemp("mosquitto_tls"),
+        pki,
+        {SVC_USER: SVC_PASSWORD, PUB_USER: PUB_PASSWORD},
+        require_certificate=require_certificate,
+    )
     broker.start()
     try:
         yield broker
@@ -94,14 +107,16 @@ def mtls_broker(tmp_path_factory: pytest.TempPathFactory, pki: Pki) -> Iterator[
 
 # -- a TLS publisher and the service as a subprocess --------------------------------------------------------------
 
+
 def publish_tls(broker: SecureMosquitto, messages: list[tuple[str, bytes]], *, client_cert: bool = False) -> None:
     """Publish at QoS 1 over TLS as the sensor user; returns once the broker acknowledged every message."""
-    client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"pub-{uuid.uuid4().hex[:8]}",
-                         protocol=mqtt.MQTTv311)
+    client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"pub-{uuid.uuid4().hex[:8]}", protocol=mqtt.MQTTv311)
     client.username_pw_set(PUB_USER, PUB_PASSWORD)
-    client.tls_set(ca_certs=str(broker.pki.ca_cert),
-                   certfile=str(broker.pki.client_cert) if client_cert else None,
-                   keyfile=str(broker.pki.client_key) if client_cert else None)
+    client.tls_set(
+        ca_certs=str(broker.pki.ca_cert),
+        certfile=str(broker.pki.client_cert) if client_cert else None,
+        keyfile=str(broker.pki.client_key) if client_cert else None,
+    )
     client.connect(broker.host, broker.port)
     client.loop_start()
     try:
@@ -130,8 +145,13 @@ class Svc:
         self.cfg.write_text(config.replace("@HTTP@", self.http))
         self.stdout_path, self.stderr_path = tmp / "service.stdout", tmp / "service.stderr"
         with self.stdout_path.open("wb") as out, self.stderr_path.open("wb") as err:
-            self.proc = subprocess.Popen([sys.executable, "-m", "monitor", "run", "--config", str(self.cfg)],
-                                         cwd=tmp, stdout=out, stderr=err, env={**os.environ, **env})
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "monitor", "run", "--config", str(self.cfg)],
+                cwd=tmp,
+                stdout=out,
+                stderr=err,
+                env={**os.environ, **env},
+            )
 
     def get(self, path: str) -> tuple[int, str]:
         try:
@@ -153,8 +173,9 @@ class Svc:
     def wait_until(self, predicate: Callable[[], bool], timeout: float, what: str) -> None:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            assert self.proc.poll() is None, f"service exited ({self.proc.returncode}) while waiting for {what}:\n" \
-                                             f"{self.output()[-4000:]}"
+            assert self.proc.poll() is None, (
+                f"service exited ({self.proc.returncode}) while waiting for {what}:\n{self.output()[-4000:]}"
+            )
             try:
                 if predicate():
                     return
@@ -187,11 +208,18 @@ def start(tmp_path: Path) -> Iterator[Callable[..., Svc]]:
         svc.kill()
 
 
-def mqtt_section(broker: SecureMosquitto, client_id: str, *, password: str = "password_env = \"RW_SEC_MQTT_PW\"",
-                 client_cert: bool = False) -> str:
-    cert = (f'cert_file = "{broker.pki.client_cert}"\nkey_file = "{broker.pki.client_key}"\n' if client_cert else "")
-    return (f'[mqtt]\nurl = "{broker.url}"\ntopics = ["river/#"]\nclient_id = "{client_id}"\nqos = 1\n'
-            f'username = "{SVC_USER}"\n{password}\nca_file = "{broker.pki.ca_cert}"\n{cert}')
+def mqtt_section(
+    broker: SecureMosquitto,
+    client_id: str,
+    *,
+    password: str = 'password_env = "RW_SEC_MQTT_PW"',
+    client_cert: bool = False,
+) -> str:
+    cert = f'cert_file = "{broker.pki.client_cert}"\nkey_file = "{broker.pki.client_key}"\n' if client_cert else ""
+    return (
+        f'[mqtt]\nurl = "{broker.url}"\ntopics = ["river/#"]\nclient_id = "{client_id}"\nqos = 1\n'
+        f'username = "{SVC_USER}"\n{password}\nca_file = "{broker.pki.ca_cert}"\n{cert}'
+    )
 
 
 SERVICE = '\n[notify]\nurls = ["console://"]\n\n[service]\ndata_dir = "data"\nhttp_listen = "@HTTP@"\n'
@@ -206,8 +234,10 @@ def assert_no_secret(svc: Svc, secrets: list[str], *extra: str) -> None:
 
 # -- 2. TLS and authentication -----------------------------------------------------------------------------------
 
-def test_tls_with_ca_file_and_password_env_a_reading_lands(tls_broker: SecureMosquitto, start: Callable[..., Svc]
-                                                           ) -> None:
+
+def test_tls_with_ca_file_and_password_env_a_reading_lands(
+    tls_broker: SecureMosquitto, start: Callable[..., Svc]
+) -> None:
     svc = start(mqtt_section(tls_broker, "rw-sec-tls") + SERVICE, {"RW_SEC_MQTT_PW": SVC_PASSWORD})
     svc.wait_until(lambda: svc.metric("riverwatch_mqtt_connects_total") >= 1, 20, "a TLS connection")
     publish_tls(tls_broker, [single("sec-tls", "cd", T0, 0.001), single("sec-tls", "do", T0, 8.2)])
@@ -221,9 +251,9 @@ def test_tls_with_ca_file_and_password_env_a_reading_lands(tls_broker: SecureMos
     assert "Traceback" not in svc.output()
 
 
-def test_required_client_certificate_and_password_file_a_reading_lands(mtls_broker: SecureMosquitto,
-                                                                         start: Callable[..., Svc],
-                                                                         tmp_path: Path) -> None:
+def test_required_client_certificate_and_password_file_a_reading_lands(
+    mtls_broker: SecureMosquitto, start: Callable[..., Svc], tmp_path: Path
+) -> None:
     (tmp_path / "mqtt.pw").write_text(SVC_PASSWORD + "\n")
     config = mqtt_section(mtls_broker, "rw-sec-mtls", password='password_file = "mqtt.pw"', client_cert=True)
     svc = start(config + SERVICE)
@@ -235,8 +265,9 @@ def test_required_client_certificate_and_password_file_a_reading_lands(mtls_brok
     assert svc.terminate() == 0, svc.output()[-3000:]
 
 
-def test_required_client_certificate_missing_is_a_clear_error_and_retried(mtls_broker: SecureMosquitto,
-                                                                           start: Callable[..., Svc]) -> None:
+def test_required_client_certificate_missing_is_a_clear_error_and_retried(
+    mtls_broker: SecureMosquitto, start: Callable[..., Svc]
+) -> None:
     svc = start(mqtt_section(mtls_broker, "rw-sec-nocert") + SERVICE, {"RW_SEC_MQTT_PW": SVC_PASSWORD})
     before = mtls_broker.connection_attempts()
     svc.wait_until(lambda: mtls_broker.connection_attempts() >= before + 2, 40, "2 connection attempts")
@@ -245,14 +276,15 @@ def test_required_client_certificate_missing_is_a_clear_error_and_retried(mtls_b
     assert svc.terminate() == 0, svc.output()[-3000:]
     out = svc.output()
     lines = [ln for ln in out.splitlines() if f"127.0.0.1:{mtls_broker.port}" in ln]
-    assert any(re.search(r"(?i)certificate", ln) for ln in lines), \
+    assert any(re.search(r"(?i)certificate", ln) for ln in lines), (
         f"no line names the broker and the missing client certificate:\n{out[-3000:]}"
+    )
     assert "Traceback" not in out, out[-3000:]
 
 
-def test_untrusted_server_certificate_is_refused_clearly_and_retried(tls_broker: SecureMosquitto,
-                                                                      start: Callable[..., Svc],
-                                                                      tmp_path: Path) -> None:
+def test_untrusted_server_certificate_is_refused_clearly_and_retried(
+    tls_broker: SecureMosquitto, start: Callable[..., Svc], tmp_path: Path
+) -> None:
     other = make_pki(tmp_path / "other-ca")
     config = mqtt_section(tls_broker, "rw-sec-untrusted").replace(str(tls_broker.pki.ca_cert), str(other.ca_cert))
     svc = start(config + SERVICE, {"RW_SEC_MQTT_PW": SVC_PASSWORD})
@@ -264,8 +296,9 @@ def test_untrusted_server_certificate_is_refused_clearly_and_retried(tls_broker:
     assert svc.terminate() == 0, svc.output()[-3000:]
 
 
-def test_wrong_password_is_a_clear_error_degrades_health_and_is_retried(tls_broker: SecureMosquitto,
-                                                                         start: Callable[..., Svc]) -> None:
+def test_wrong_password_is_a_clear_error_degrades_health_and_is_retried(
+    tls_broker: SecureMosquitto, start: Callable[..., Svc]
+) -> None:
     wrong = "Wr0ng-S3cr3t-pw"
     svc = start(mqtt_section(tls_broker, "rw-sec-wrongpw") + SERVICE, {"RW_SEC_MQTT_PW": wrong})
     before = tls_broker.connection_attempts()
@@ -293,16 +326,23 @@ def test_wrong_password_is_a_clear_error_degrades_health_and_is_retried(tls_brok
 
 # -- 3. no secret anywhere, through a whole run ------------------------------------------------------------------
 
+
 def test_no_secret_in_any_output_through_connect_bad_payload_alert_failure_and_shutdown(
-        tls_broker: SecureMosquitto, victoria: Victoria, http_receiver: HttpReceiver, start: Callable[..., Svc],
-        tmp_path: Path) -> None:
+    tls_broker: SecureMosquitto,
+    victoria: Victoria,
+    http_receiver: HttpReceiver,
+    start: Callable[..., Svc],
+    tmp_path: Path,
+) -> None:
     influx_token = "Infl-T0ken-S3cr3t-6c1f"
     receiver_pass, dead_pass = "S3cr3tPass", "S3cr3tPass2"
     secrets = [SVC_PASSWORD, influx_token, receiver_pass, dead_pass]
     (tmp_path / "influx.token").write_text(influx_token + "\n")
     good = f"json://user:{receiver_pass}@127.0.0.1:{http_receiver.port}/alerts"
     dead = f"json://user:{dead_pass}@127.0.0.1:1/x"
-    config = mqtt_section(tls_broker, "rw-sec-secrets") + f"""
+    config = (
+        mqtt_section(tls_broker, "rw-sec-secrets")
+        + f"""
 [influxdb]
 url = "{victoria.influx_url}"
 org = "bureau"
@@ -319,20 +359,27 @@ retry_cap_s = 1
 data_dir = "data"
 http_listen = "@HTTP@"
 """
+    )
     http_receiver.fail_next(1, status=500)
     svc = start(config, {"RW_SEC_MQTT_PW": SVC_PASSWORD})
     svc.wait_until(lambda: svc.metric("riverwatch_mqtt_connects_total") >= 1, 20, "connect")
     snapshots = [svc.get("/healthz")[1], svc.get("/metrics")[1]]
-    publish_tls(tls_broker, [
-        ("river/sec-all/cd", b"not json"),  # a bad payload
-        single("sec-all", "cd", T0, -1),  # rejected: negative
-        single("sec-all", "cd", T0, 41, "ug/L"),  # 8.2 x the class III limit: an alert to both targets
-    ])
+    publish_tls(
+        tls_broker,
+        [
+            ("river/sec-all/cd", b"not json"),  # a bad payload
+            single("sec-all", "cd", T0, -1),  # rejected: negative
+            single("sec-all", "cd", T0, 41, "ug/L"),  # 8.2 x the class III limit: an alert to both targets
+        ],
+    )
     svc.wait_until(lambda: svc.metric("riverwatch_readings_written_total") >= 1, 20, "the reading in the database")
     (post,) = http_receiver.wait_for(1, timeout=20, delivered_only=True)[-1:]
     assert "sec-all" in post.json["title"]
-    svc.wait_until(lambda: svc.metric("riverwatch_notifications_failed_total") >= 3, 20,
-                   "failed notifications (one 500, the dead target at least twice)")
+    svc.wait_until(
+        lambda: svc.metric("riverwatch_notifications_failed_total") >= 3,
+        20,
+        "failed notifications (one 500, the dead target at least twice)",
+    )
     assert svc.metric("riverwatch_readings_rejected_total") == 2
     snapshots += [svc.get("/healthz")[1], svc.get("/metrics")[1]]
     assert svc.terminate() == 0, svc.output()[-3000:]

@@ -190,9 +190,7 @@ def test_influxdb1_auth_write_query_and_400(influxdb1: InfluxDB1) -> None:
 
     # Data and the admin user survive a restart on the same port.
     influxdb1.restart()
-    assert influxdb1.points("SELECT value FROM water_quality", db="rw_srv") == [
-        {"time": TS_2012_NS, "value": 7.1}
-    ]
+    assert influxdb1.points("SELECT value FROM water_quality", db="rw_srv") == [{"time": TS_2012_NS, "value": 7.1}]
 
 
 def test_apprise_json_reaches_http_receiver(http_receiver: HttpReceiver) -> None:

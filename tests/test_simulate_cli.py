@@ -38,10 +38,19 @@ def _err_line(capsys: pytest.CaptureFixture[str]) -> str:
         ({"root": "river/#"}, "--root 'river/#' must be a topic prefix"),
     ],
 )
-def test_simulate_bad_usage_is_exit_2_with_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str],
-                                                    kwargs: dict[str, object], message: str) -> None:
-    args: dict[str, object] = {"scenario": "baseline", "mqtt": None, "speed": 0.0, "seed": 1, "start": None,
-                               "out": tmp_path / "out.csv", "ground_truth": None, **kwargs}
+def test_simulate_bad_usage_is_exit_2_with_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], kwargs: dict[str, object], message: str
+) -> None:
+    args: dict[str, object] = {
+        "scenario": "baseline",
+        "mqtt": None,
+        "speed": 0.0,
+        "seed": 1,
+        "start": None,
+        "out": tmp_path / "out.csv",
+        "ground_truth": None,
+        **kwargs,
+    }
     assert simulate(**args) == 2  # type: ignore[arg-type]
     assert _err_line(capsys).startswith(f"riverwatch: {message}")
     assert not (tmp_path / "out.csv").exists()  # nothing written when the arguments are wrong
@@ -74,8 +83,9 @@ def test_start_and_ground_truth_file(tmp_path: Path) -> None:
     assert (tmp_path / "truth.csv").read_text(encoding="utf-8").startswith("station,parameter,class,")
 
 
-def test_simulate_publishes_every_reading_exactly_once(fresh_mosquitto: Mosquitto,
-                                                       capsys: pytest.CaptureFixture[str]) -> None:
+def test_simulate_publishes_every_reading_exactly_once(
+    fresh_mosquitto: Mosquitto, capsys: pytest.CaptureFixture[str]
+) -> None:
     root = f"sim-{uuid.uuid4().hex[:8]}"
     sub = Subscriber(fresh_mosquitto.port, f"{root}/#")
     try:

@@ -107,9 +107,14 @@ def test_a_pulse_travels_at_the_reach_velocity_and_spreads_as_2_d_t() -> None:
 
 
 def test_mass_balance_closes_with_loss_dams_dosing_and_a_tributary() -> None:
-    river = _straight(u=8.0, d=5.0, k=0.05, tributaries=(Tributary("t", 120.0, 3.0),),
-                      dams=(Dam("d", 60.0, trap=0.1),),
-                      dosing=(Dosing("x", 60.0, 0.5, T0 + 2 * NS_PER_DAY), Dosing("y", 90.0, 0.4, T0)))
+    river = _straight(
+        u=8.0,
+        d=5.0,
+        k=0.05,
+        tributaries=(Tributary("t", 120.0, 3.0),),
+        dams=(Dam("d", 60.0, trap=0.1),),
+        dosing=(Dosing("x", 60.0, 0.5, T0 + 2 * NS_PER_DAY), Dosing("y", 90.0, 0.4, T0)),
+    )
     tr = river.transport([_pulse(mass=5000.0, hours=72)], T0, STEP, 20 * 48, [10.0, 59.0, 61.0, 150.0])
     accounted = tr.lost_kg + sum(tr.removed_kg.values()) + tr.outflow_kg + tr.remaining_kg
     assert tr.released_kg == pytest.approx(5000.0)
@@ -358,8 +363,9 @@ def test_below_detection_limit_is_sent_as_the_limit_flagged(readings: list[Readi
 
 
 def _of(readings: list[Reading], f: Fault) -> list[Reading]:
-    return [r for r in readings if (r.station, r.parameter) == (f.station, f.parameter)
-            and f.start_ns <= r.ts_ns < f.end_ns]
+    return [
+        r for r in readings if (r.station, r.parameter) == (f.station, f.parameter) and f.start_ns <= r.ts_ns < f.end_ns
+    ]
 
 
 @pytest.mark.parametrize("seed", [1, 2, 3])
@@ -369,8 +375,13 @@ def test_baseline_has_every_fault_kind_and_each_shows(seed: int) -> None:
     assert {f.kind for f in faults} == set(KINDS)
 
     def alone(f: Fault) -> bool:  # no other fault of that instrument overlaps it
-        return not any(g is not f and (g.station, g.parameter) == (f.station, f.parameter)
-                       and g.start_ns < f.end_ns and f.start_ns < g.end_ns for g in faults)
+        return not any(
+            g is not f
+            and (g.station, g.parameter) == (f.station, f.parameter)
+            and g.start_ns < f.end_ns
+            and f.start_ns < g.end_ns
+            for g in faults
+        )
 
     for f in faults:
         a, inside = ANALYSERS[f.parameter], _of(got, f)
@@ -530,8 +541,9 @@ class Subscriber:
         self.received: list[tuple[str, bytes]] = []
         self.cond = threading.Condition()
         self.subscribed = threading.Event()
-        self.client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"sub-{uuid.uuid4().hex[:8]}",
-                                  protocol=MQTTProtocolVersion.MQTTv5)
+        self.client = mqtt.Client(
+            CallbackAPIVersion.VERSION2, client_id=f"sub-{uuid.uuid4().hex[:8]}", protocol=MQTTProtocolVersion.MQTTv5
+        )
         self.client.on_message = self._on_message
         self.client.on_subscribe = lambda *_: self.subscribed.set()
         self.client.connect("127.0.0.1", port)
@@ -566,8 +578,9 @@ def subscriber_to(fresh_mosquitto: Mosquitto) -> Iterator[Callable[[str], Subscr
         s.close()
 
 
-def test_publisher_delivers_every_message_exactly_once(fresh_mosquitto: Mosquitto,
-                                                       subscriber_to: Callable[[str], Subscriber]) -> None:
+def test_publisher_delivers_every_message_exactly_once(
+    fresh_mosquitto: Mosquitto, subscriber_to: Callable[[str], Subscriber]
+) -> None:
     root = f"load-{uuid.uuid4().hex[:8]}"
     sub = subscriber_to(f"{root}/#")
     messages = [(i * 10**9, f"{root}/s{i % 7}", f"{i}".encode()) for i in range(5000)]

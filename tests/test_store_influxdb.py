@@ -15,8 +15,17 @@ from monitor.store import BadBatchError, Drain, InfluxV1Writer, InfluxV2Writer, 
 from tests.servers import InfluxDB1, Victoria
 
 T2012 = 1326585600 * 10**9
-NASTY = ["Lalang dam", "km,12", "a=b", 'quote"d', "back\\slash", "a\\ b", "a\\,b", "中文站点",
-         "x y,station=evil z=1"]  # control characters never get this far: the decoder refuses them
+NASTY = [
+    "Lalang dam",
+    "km,12",
+    "a=b",
+    'quote"d',
+    "back\\slash",
+    "a\\ b",
+    "a\\,b",
+    "中文站点",
+    "x y,station=evil z=1",
+]  # control characters never get this far: the decoder refuses them
 
 
 def run_drain(journal: Journal, writer: object, until: object, timeout: float = 20.0) -> Metrics:
@@ -25,8 +34,17 @@ def run_drain(journal: Journal, writer: object, until: object, timeout: float = 
 
     async def go() -> None:
         stop, wake = asyncio.Event(), asyncio.Event()
-        task = asyncio.create_task(Drain(journal, writer, metrics, wake, batch_size=100,  # type: ignore[arg-type]
-                                         flush_interval_s=0.05, retry_cap_s=0.5).run(stop))
+        task = asyncio.create_task(
+            Drain(
+                journal,
+                writer,
+                metrics,
+                wake,
+                batch_size=100,  # type: ignore[arg-type]
+                flush_interval_s=0.05,
+                retry_cap_s=0.5,
+            ).run(stop)
+        )
         deadline = asyncio.get_running_loop().time() + timeout
         while not until(metrics):  # type: ignore[operator]
             assert asyncio.get_running_loop().time() < deadline, "drain did not get there in time"
@@ -72,8 +90,9 @@ def test_wrong_password_is_retried_not_thrown_away(influxdb1: InfluxDB1) -> None
     asyncio.run(go())
 
 
-def test_a_refused_reading_is_set_aside_and_the_rest_of_its_batch_is_written(influxdb1: InfluxDB1,
-                                                                                tmp_path: Path) -> None:
+def test_a_refused_reading_is_set_aside_and_the_rest_of_its_batch_is_written(
+    influxdb1: InfluxDB1, tmp_path: Path
+) -> None:
     influxdb1.create_database("conflict")
     # In InfluxDB 1.x a field's type is fixed per measurement and shard: make `value` a string in 2011's shard.
     status, _ = influxdb1.write("conflict", 'water_quality,parameter=cd,station=old value="text" 1293840000000000000')
@@ -106,8 +125,9 @@ def test_database_outage_loses_nothing_and_drains_in_order(victoria: Victoria, t
     victoria.stop()
     try:
         writer = InfluxV2Writer(victoria.influx_url, "bureau", "water", "token", timeout_s=2)
-        metrics = run_drain(journal, writer, lambda m: (m.registry.get_sample_value("riverwatch_store_retries_total")
-                                                        or 0) >= 2)
+        metrics = run_drain(
+            journal, writer, lambda m: (m.registry.get_sample_value("riverwatch_store_retries_total") or 0) >= 2
+        )
         assert written(metrics) == 0
         assert journal.backlog("store") == 200  # held, not dropped
     finally:

@@ -23,11 +23,45 @@ from monitor.thresholds import (
 GB = shipped_path()
 LONGJIANG = shipped_path("longjiang-stations.toml")
 
-TABLE1 = ["temp", "ph", "do", "codmn", "cod", "bod5", "nh3n", "tp", "tn", "cu", "zn", "f", "se", "as", "hg", "cd",
-          "cr6", "pb", "cn", "phenol", "oil", "las", "s2", "fcoli"]
+TABLE1 = [
+    "temp",
+    "ph",
+    "do",
+    "codmn",
+    "cod",
+    "bod5",
+    "nh3n",
+    "tp",
+    "tn",
+    "cu",
+    "zn",
+    "f",
+    "se",
+    "as",
+    "hg",
+    "cd",
+    "cr6",
+    "pb",
+    "cn",
+    "phenol",
+    "oil",
+    "las",
+    "s2",
+    "fcoli",
+]
 TABLE2 = ["so4", "cl", "no3n", "fe", "mn"]
-TABLE3 = {"mo": 0.07, "co": 1.0, "be": 0.002, "b": 0.5, "sb": 0.005, "ni": 0.02, "ba": 0.7, "v": 0.05, "ti": 0.1,
-          "tl": 0.0001}
+TABLE3 = {
+    "mo": 0.07,
+    "co": 1.0,
+    "be": 0.002,
+    "b": 0.5,
+    "sb": 0.005,
+    "ni": 0.02,
+    "ba": 0.7,
+    "v": 0.05,
+    "ti": 0.1,
+    "tl": 0.0001,
+}
 
 STANDARD = """\
 [standard]
@@ -112,11 +146,14 @@ def test_ph_is_a_range(gb: ThresholdSet) -> None:
 
 
 def test_total_phosphorus_lake_and_river_differ(tmp_path: Path) -> None:
-    lake = write(tmp_path, """\
+    lake = write(
+        tmp_path,
+        """\
         [stations.dam]
         class = "III"
         water_body = "reservoir"
-        """)
+        """,
+    )
     ts = load([GB, lake])
     river = ts.limit("elsewhere", "tp", "III")
     reservoir = ts.limit("dam", "tp", "III")
@@ -137,8 +174,14 @@ def test_water_temperature_is_not_an_instantaneous_limit(gb: ThresholdSet) -> No
 
 def test_longjiang_stations(gb: ThresholdSet) -> None:
     km = {sid: (st.river_km, st.klass) for sid, st in gb.stations.items()}
-    assert km == {"lalang": (0.0, "III"), "yemao": (25.0, "III"), "luodong": (57.0, "III"), "sancha": (80.0, "III"),
-                  "nuomitan": (100.0, "III"), "liuzhou-hexi": (160.0, "II")}
+    assert km == {
+        "lalang": (0.0, "III"),
+        "yemao": (25.0, "III"),
+        "luodong": (57.0, "III"),
+        "sancha": (80.0, "III"),
+        "nuomitan": (100.0, "III"),
+        "liuzhou-hexi": (160.0, "II"),
+    }
     intake = gb.stations["liuzhou-hexi"]
     assert intake.intake and intake.name_zh == "柳州河西水厂取水口"
     assert not gb.stations["lalang"].intake and gb.stations["lalang"].name_zh == "拉浪水电站"
@@ -157,18 +200,24 @@ def test_limits_array(gb: ThresholdSet) -> None:
 
 
 def test_units_are_converted_on_load(tmp_path: Path) -> None:
-    path = write(tmp_path, STANDARD + """
+    path = write(
+        tmp_path,
+        STANDARD
+        + """
         [items.cd]
         kind = "max"
         unit = "ug/L"
         limits = { I = 1, II = 5, III = 5 }
-        """)
+        """,
+    )
     lim = load([path]).limit("x", "cd", "II")
     assert lim is not None and lim.unit == "mg/L" and lim.value == pytest.approx(0.005)
 
 
 def test_earlier_files_take_precedence(tmp_path: Path) -> None:
-    local = write(tmp_path, """\
+    local = write(
+        tmp_path,
+        """\
         [standard]
         id = "Local"
         classes = ["I", "II", "III", "IV", "V"]
@@ -176,7 +225,8 @@ def test_earlier_files_take_precedence(tmp_path: Path) -> None:
         [items.cd]
         kind = "max"
         limit = 0.003
-        """)
+        """,
+    )
     lim = load([local, GB]).limit("x", "cd", "III")
     assert lim is not None and (lim.standard, lim.value) == ("Local", 0.003)
     lim = load([local, GB]).limit("x", "pb", "III")
@@ -209,7 +259,10 @@ def test_duplicate_inline_key(tmp_path: Path) -> None:
 
 
 def test_unknown_parameter_suggests_the_id(tmp_path: Path) -> None:
-    path = write(tmp_path, STANDARD + """
+    path = write(
+        tmp_path,
+        STANDARD
+        + """
         [items.cadmium]
         kind = "max"
         limit = 0.005
@@ -221,7 +274,8 @@ def test_unknown_parameter_suggests_the_id(tmp_path: Path) -> None:
         [items.zzz]
         kind = "max"
         limit = 1
-        """)
+        """,
+    )
     assert lines(check([path])) == [
         f"{path}:5: items.cadmium: unknown parameter id 'cadmium' ('cadmium' is an alias: use the id 'cd')",
         f"{path}:9: items.lede: unknown parameter id 'lede'",
@@ -230,7 +284,10 @@ def test_unknown_parameter_suggests_the_id(tmp_path: Path) -> None:
 
 
 def test_unknown_unit(tmp_path: Path) -> None:
-    path = write(tmp_path, STANDARD + """
+    path = write(
+        tmp_path,
+        STANDARD
+        + """
         [items.cd]
         kind = "max"
         unit = "mg/m3"
@@ -241,7 +298,8 @@ def test_unknown_unit(tmp_path: Path) -> None:
         unit = "mg/L"
         low = 6
         high = 9
-        """)
+        """,
+    )
     assert lines(check([path])) == [
         f"{path}:7: items.cd.unit: unknown unit 'mg/m3' for cd (use 'mg/L' or a unit convertible to it)",
         f"{path}:12: items.ph.unit: unknown unit 'mg/L' for ph (use no unit ('') or a unit convertible to it)",
@@ -249,7 +307,10 @@ def test_unknown_unit(tmp_path: Path) -> None:
 
 
 def test_missing_and_extra_class(tmp_path: Path) -> None:
-    path = write(tmp_path, STANDARD + """
+    path = write(
+        tmp_path,
+        STANDARD
+        + """
         [items.cd]
         kind = "max"
         unit = "mg/L"
@@ -258,7 +319,8 @@ def test_missing_and_extra_class(tmp_path: Path) -> None:
         [items.pb]
         kind = "max"
         limits = { I = 0.01, II = 0.01, III = 0.05, IV = 0.05 }
-        """)
+        """,
+    )
     assert lines(check([path])) == [
         f"{path}:8: items.cd.limits: no value for class III",
         f"{path}:12: items.pb.limits: class 'IV' is not in standard.classes (I, II, III)",
@@ -266,7 +328,10 @@ def test_missing_and_extra_class(tmp_path: Path) -> None:
 
 
 def test_contradictory_ordering(tmp_path: Path) -> None:
-    path = write(tmp_path, STANDARD + """
+    path = write(
+        tmp_path,
+        STANDARD
+        + """
         [items.cd]
         kind = "max"
         limits.I = 0.005
@@ -281,7 +346,8 @@ def test_contradictory_ordering(tmp_path: Path) -> None:
         kind = "range"
         low = { I = 6, II = 9, III = 6 }
         high = { I = 9, II = 6, III = 9 }
-        """)
+        """,
+    )
     assert lines(check([path])) == [
         f"{path}:8: items.cd.limits.II = 0.001 is stricter than class I (0.005): max limits must not decrease "
         "from class I to III",
@@ -292,7 +358,10 @@ def test_contradictory_ordering(tmp_path: Path) -> None:
 
 
 def test_bad_numbers(tmp_path: Path) -> None:
-    path = write(tmp_path, STANDARD + """
+    path = write(
+        tmp_path,
+        STANDARD
+        + """
         [items.cd]
         kind = "max"
         limits = { I = 0.001, II = -0.005, III = 0.005 }
@@ -308,7 +377,8 @@ def test_bad_numbers(tmp_path: Path) -> None:
         [items.temp]
         kind = "change"
         max_rise = -1
-        """)
+        """,
+    )
     assert lines(check([path])) == [
         f"{path}:7: items.cd.limits.II: negative limit -0.005",
         f"{path}:11: items.pb.limit: not a number: '0.05'",
@@ -318,7 +388,10 @@ def test_bad_numbers(tmp_path: Path) -> None:
 
 
 def test_unknown_kind_and_keys(tmp_path: Path) -> None:
-    path = write(tmp_path, STANDARD + """
+    path = write(
+        tmp_path,
+        STANDARD
+        + """
         [items.cd]
         kind = "maximum"
         limit = 0.005
@@ -333,7 +406,8 @@ def test_unknown_kind_and_keys(tmp_path: Path) -> None:
         [stations.s1]
         name = "Station 1"
         river_kms = 3
-        """)
+        """,
+    )
     assert lines(check([path])) == [
         f"{path}:6: items.cd.kind: unknown kind 'maximum' (one of max, min, range, change)",
         f"{path}:9: items.pb: missing 'limits' (or 'limit', 'lake_limits')",
@@ -344,7 +418,9 @@ def test_unknown_kind_and_keys(tmp_path: Path) -> None:
 
 
 def test_station_problems(tmp_path: Path) -> None:
-    path = write(tmp_path, """\
+    path = write(
+        tmp_path,
+        """\
         # stations only: the classes are GB 3838-2002's
         [stations.a]
         class = "VI"
@@ -354,7 +430,8 @@ def test_station_problems(tmp_path: Path) -> None:
         water_body = "sea"
         intake = "yes"
         river_km = nan
-        """)
+        """,
+    )
     assert lines(check([path])) == [
         f"{path}:3: stations.a.class: unknown class 'VI' (one of I, II, III, IV, V)",
         f"{path}:7: stations.b.water_body: unknown water body 'sea' (river, lake or reservoir)",
@@ -376,21 +453,25 @@ def test_duplicate_station_across_files(tmp_path: Path) -> None:
 
 
 def test_missing_standard_and_classes(tmp_path: Path) -> None:
-    path = write(tmp_path, """\
+    path = write(
+        tmp_path,
+        """\
         # no [standard]
 
         [items.cd]
         kind = "max"
         limit = 0.005
-        """)
+        """,
+    )
     assert lines(check([path])) == [f"{path}:3: items without a [standard] table (it needs an id)"]
     # a standard without classes (WHO, EPA...) is fine with one limit per item, not with a per-class table
     path = write(tmp_path, '[standard]\nid = "X"\n\n[items.cd]\nkind = "max"\nlimit = 0.005\n')
     assert check([path]) == []
     path = write(tmp_path, '[standard]\nname = "X"\n\n[items.cd]\nkind = "max"\nlimits = { I = 0.005 }\n')
-    assert lines(check([path])) == [f"{path}:1: [standard] has no 'id'",
-                                    f"{path}:6: items.cd.limits: the standard has no classes (use 'limit' for its "
-                                    "one value)"]
+    assert lines(check([path])) == [
+        f"{path}:1: [standard] has no 'id'",
+        f"{path}:6: items.cd.limits: the standard has no classes (use 'limit' for its one value)",
+    ]
 
 
 def test_unreadable_and_unknown_top_level(tmp_path: Path) -> None:
@@ -410,13 +491,17 @@ def test_load_raises_with_every_problem(tmp_path: Path) -> None:
     path = write(tmp_path, STANDARD + '\n[items.cd]\nkind = "max"\nlimit = -1\n\n[stations.s]\nclass = "X"\n')
     with pytest.raises(ThresholdError) as err:
         load([path])
-    assert str(err.value).splitlines() == [f"{path}:7: items.cd.limit: negative limit -1",
-                                           f"{path}:10: stations.s.class: unknown class 'X' (one of I, II, III)"]
+    assert str(err.value).splitlines() == [
+        f"{path}:7: items.cd.limit: negative limit -1",
+        f"{path}:10: stations.s.class: unknown class 'X' (one of I, II, III)",
+    ]
     assert len(err.value.problems) == 2
 
 
 def test_line_locator_handles_other_toml_forms(tmp_path: Path) -> None:
-    path = write(tmp_path, """\
+    path = write(
+        tmp_path,
+        """\
         [standard]
         id = "T"
         classes = [
@@ -433,7 +518,8 @@ def test_line_locator_handles_other_toml_forms(tmp_path: Path) -> None:
         [items.cd.limits]
         I = 0.005
         "II" = 0.001
-        """)
+        """,
+    )
     assert lines(check([path])) == [
         f"{path}:16: items.cd.limits.II = 0.001 is stricter than class I (0.005): max limits must not decrease "
         "from class I to II",
@@ -470,23 +556,108 @@ def test_check_never_raises_on_mangled_files(tmp_path: Path) -> None:
 # Transcribed a second time from the official tables, in mg/L (pH: range; conductivity: µS/cm; turbidity:
 # NTU), so that a typo in a file shows up as a difference here.
 LIBRARY: dict[str, tuple[str, dict[str, float | tuple[float, float]]]] = {
-    "gb5749-2022.toml": ("GB 5749-2022", {
-        "as": 0.01, "cd": 0.005, "cr6": 0.05, "pb": 0.01, "hg": 0.001, "cn": 0.05, "f": 1.0, "no3n": 10,
-        "turb": 1, "ph": (6.5, 8.5), "fe": 0.3, "mn": 0.1, "cu": 1.0, "zn": 1.0, "cl": 250, "so4": 250,
-        "hardness": 450, "codmn": 3, "nh3n": 0.5, "sb": 0.005, "ba": 0.7, "be": 0.002, "b": 1.0, "mo": 0.07,
-        "ni": 0.02, "tl": 0.0001, "se": 0.01, "phenol": 0.002, "las": 0.3}),
-    "who-gdwq-4.toml": ("WHO GDWQ 4th ed. (2022)", {
-        "sb": 0.02, "as": 0.01, "ba": 1.3, "b": 2.4, "cd": 0.003, "cr6": 0.05, "cu": 2, "f": 1.5, "pb": 0.01,
-        "mn": 0.08, "hg": 0.006, "ni": 0.07, "no3n": 11, "se": 0.04}),
-    "us-epa-mcl.toml": ("US EPA NPDWR (40 CFR 141)", {
-        "sb": 0.006, "as": 0.010, "ba": 2, "be": 0.004, "cd": 0.005, "cr6": 0.1, "cn": 0.2, "f": 4.0, "hg": 0.002,
-        "no3n": 10, "se": 0.05, "tl": 0.002, "pb": 0.010, "cu": 1.3}),
-    "us-epa-smcl.toml": ("US EPA NSDWR (40 CFR 143)", {
-        "cl": 250, "cu": 1.0, "f": 2.0, "las": 0.5, "fe": 0.3, "mn": 0.05, "ph": (6.5, 8.5), "so4": 250, "zn": 5}),
-    "eu-dwd-2020-2184.toml": ("EU DWD 2020/2184", {
-        "sb": 0.01, "as": 0.01, "b": 1.5, "cd": 0.005, "cr6": 0.025, "cu": 2.0, "cn": 0.05, "f": 1.5, "pb": 0.005,
-        "hg": 0.001, "ni": 0.02, "no3n": 11.29, "se": 0.02, "nh3n": 0.39, "cl": 250, "cond": 2500,
-        "ph": (6.5, 9.5), "fe": 0.2, "mn": 0.05, "codmn": 5.0, "so4": 250}),
+    "gb5749-2022.toml": (
+        "GB 5749-2022",
+        {
+            "as": 0.01,
+            "cd": 0.005,
+            "cr6": 0.05,
+            "pb": 0.01,
+            "hg": 0.001,
+            "cn": 0.05,
+            "f": 1.0,
+            "no3n": 10,
+            "turb": 1,
+            "ph": (6.5, 8.5),
+            "fe": 0.3,
+            "mn": 0.1,
+            "cu": 1.0,
+            "zn": 1.0,
+            "cl": 250,
+            "so4": 250,
+            "hardness": 450,
+            "codmn": 3,
+            "nh3n": 0.5,
+            "sb": 0.005,
+            "ba": 0.7,
+            "be": 0.002,
+            "b": 1.0,
+            "mo": 0.07,
+            "ni": 0.02,
+            "tl": 0.0001,
+            "se": 0.01,
+            "phenol": 0.002,
+            "las": 0.3,
+        },
+    ),
+    "who-gdwq-4.toml": (
+        "WHO GDWQ 4th ed. (2022)",
+        {
+            "sb": 0.02,
+            "as": 0.01,
+            "ba": 1.3,
+            "b": 2.4,
+            "cd": 0.003,
+            "cr6": 0.05,
+            "cu": 2,
+            "f": 1.5,
+            "pb": 0.01,
+            "mn": 0.08,
+            "hg": 0.006,
+            "ni": 0.07,
+            "no3n": 11,
+            "se": 0.04,
+        },
+    ),
+    "us-epa-mcl.toml": (
+        "US EPA NPDWR (40 CFR 141)",
+        {
+            "sb": 0.006,
+            "as": 0.010,
+            "ba": 2,
+            "be": 0.004,
+            "cd": 0.005,
+            "cr6": 0.1,
+            "cn": 0.2,
+            "f": 4.0,
+            "hg": 0.002,
+            "no3n": 10,
+            "se": 0.05,
+            "tl": 0.002,
+            "pb": 0.010,
+            "cu": 1.3,
+        },
+    ),
+    "us-epa-smcl.toml": (
+        "US EPA NSDWR (40 CFR 143)",
+        {"cl": 250, "cu": 1.0, "f": 2.0, "las": 0.5, "fe": 0.3, "mn": 0.05, "ph": (6.5, 8.5), "so4": 250, "zn": 5},
+    ),
+    "eu-dwd-2020-2184.toml": (
+        "EU DWD 2020/2184",
+        {
+            "sb": 0.01,
+            "as": 0.01,
+            "b": 1.5,
+            "cd": 0.005,
+            "cr6": 0.025,
+            "cu": 2.0,
+            "cn": 0.05,
+            "f": 1.5,
+            "pb": 0.005,
+            "hg": 0.001,
+            "ni": 0.02,
+            "no3n": 11.29,
+            "se": 0.02,
+            "nh3n": 0.39,
+            "cl": 250,
+            "cond": 2500,
+            "ph": (6.5, 9.5),
+            "fe": 0.2,
+            "mn": 0.05,
+            "codmn": 5.0,
+            "so4": 250,
+        },
+    ),
 }
 AFTER_2036 = 2_100_000_000 * 10**9  # 2036-07-19: after every dated step
 
@@ -555,7 +726,9 @@ def test_the_cadmium_eqs_depends_on_hardness() -> None:
 
 def test_a_standard_named_by_the_station_and_a_local_limit(tmp_path: Path) -> None:
     who = shipped_path("who-gdwq-4.toml")
-    stations = write(tmp_path, """\
+    stations = write(
+        tmp_path,
+        """\
         [stations.tap]
         standard = ["WHO GDWQ 4th ed. (2022)", "GB 3838-2002"]
         timezone = "Asia/Shanghai"
@@ -564,15 +737,19 @@ def test_a_standard_named_by_the_station_and_a_local_limit(tmp_path: Path) -> No
         [stations.tap.limits]
         pb = { limit = 5, unit = "ug/L", source = "city emergency order 2012-02" }
         ph = { low = 6.5, high = 8.5 }
-        """)
+        """,
+    )
     ts = load([GB, who, stations])
     st = ts.stations["tap"]
     assert st.coordinates == (24.33, 109.41) and st.timezone == "Asia/Shanghai"
     assert ts.limit("tap", "cd", "III").standard == "WHO GDWQ 4th ed. (2022)"  # type: ignore[union-attr]
     assert ts.limit("tap", "codmn", "III").standard == "GB 3838-2002"  # type: ignore[union-attr]
     pb = ts.limit("tap", "pb", "III")
-    assert pb is not None and pb.value == 0.005 and pb.describe() == ("0.005 mg/L (local limit, city emergency "
-                                                                      "order 2012-02)")
+    assert (
+        pb is not None
+        and pb.value == 0.005
+        and pb.describe() == ("0.005 mg/L (local limit, city emergency order 2012-02)")
+    )
     ph = ts.limit("tap", "ph", "III")
     assert ph is not None and (ph.kind, ph.low, ph.value) == ("range", 6.5, 8.5)
     assert ts.limit("elsewhere", "cd", "III").standard == "GB 3838-2002"  # type: ignore[union-attr]
@@ -593,7 +770,9 @@ def test_the_class_policy_wins_over_the_station_files(tmp_path: Path) -> None:
 
 
 def test_rule_problems_each_on_its_line(tmp_path: Path) -> None:
-    path = write(tmp_path, """\
+    path = write(
+        tmp_path,
+        """\
         [[rules]]
         kind = "rate"
         parameter = "cadmium"
@@ -644,13 +823,13 @@ def test_rule_problems_each_on_its_line(tmp_path: Path) -> None:
         window = "1h"
         rise_per_hour = 1
         unit = "mg/L"
-        """)
+        """,
+    )
     assert lines(check([GB, LONGJIANG, path])) == [
         f"{path}:3: rules[0]: unknown parameter id 'cadmium' ('cadmium' is an alias: use the id 'cd')",
         f"{path}:4: rules[0].window: bad duration '2 hours' (use e.g. 90s, 15min, 2h, 7d, 1w)",
         f"{path}:5: rules[0].rise_per_hour must be a positive number",
-        f"{path}:8: rules[1].kind: unknown rule kind 'trend' (one of instantaneous, persistence, mean, rate, "
-        "no_data)",
+        f"{path}:8: rules[1].kind: unknown rule kind 'trend' (one of instantaneous, persistence, mean, rate, no_data)",
         f"{path}:10: rules[2]: a mean rule needs 'window' (e.g. \"24h\")",
         f"{path}:13: rules[2].windw: unknown key 'windw' for rule kind 'mean' (did you mean 'window'?)",
         f"{path}:15: rules[3]: a persistence rule needs 'readings' (N in a row) and/or 'duration' (e.g. \"2h\")",
@@ -673,7 +852,9 @@ def test_rule_problems_each_on_its_line(tmp_path: Path) -> None:
 
 
 def test_rules_that_would_share_an_alert(tmp_path: Path) -> None:
-    path = write(tmp_path, """\
+    path = write(
+        tmp_path,
+        """\
         [[rules]]
         kind = "rate"
         parameter = "cd"
@@ -704,7 +885,8 @@ def test_rules_that_would_share_an_alert(tmp_path: Path) -> None:
         kind = "instantaneous"
         parameter = "cd"
         station = "lalang"
-        """)
+        """,
+    )
     assert lines(check([GB, LONGJIANG, path])) == [
         f"{path}:7: rule 'rate' also applies to series that the rule at {path}:1 covers: give one of them another "
         "'name'",
@@ -714,7 +896,9 @@ def test_rules_that_would_share_an_alert(tmp_path: Path) -> None:
 
 
 def test_policy_problems_each_on_its_line(tmp_path: Path) -> None:
-    path = write(tmp_path, """\
+    path = write(
+        tmp_path,
+        """\
         [classes]
         intake = "VI"
         other = "III"
@@ -742,8 +926,11 @@ def test_policy_problems_each_on_its_line(tmp_path: Path) -> None:
 
         [instruments.pb]
         detection_limit = 0.001
-        """)
-    again = write(tmp_path, """\
+        """,
+    )
+    again = write(
+        tmp_path,
+        """\
         [classes]
         default = "III"
 
@@ -753,7 +940,9 @@ def test_policy_problems_each_on_its_line(tmp_path: Path) -> None:
         [screen]
         ignore_flags = ["maintenance"]
         suspect_flags = ["maintenance"]
-        """, "again.toml")
+        """,
+        "again.toml",
+    )
     assert lines(check([path, again])) == [
         f"{path}:2: classes.intake: unknown class 'VI' (one of I, II, III, IV, V)",
         f"{path}:3: classes.other: unknown key 'other' (did you mean 'note'?)",
@@ -780,7 +969,9 @@ def test_policy_problems_each_on_its_line(tmp_path: Path) -> None:
 
 
 def test_station_format_problems_each_on_its_line(tmp_path: Path) -> None:
-    path = write(tmp_path, """\
+    path = write(
+        tmp_path,
+        """\
         [stations.a]
         timezone = "Mars/Olympus"
         coordinates = [95, 10]
@@ -800,15 +991,15 @@ def test_station_format_problems_each_on_its_line(tmp_path: Path) -> None:
 
         [stations.b.instruments.cd]
         flatline = 2.5
-        """)
+        """,
+    )
     assert lines(check([GB, path])) == [
         f"{path}:2: stations.a.timezone: unknown time zone 'Mars/Olympus' (an IANA name such as 'Asia/Shanghai', "
         "or '+08:00')",
         f"{path}:3: stations.a.coordinates must be [latitude, longitude] in degrees (-90..90, -180..180)",
         f"{path}:4: stations.a.standard: no standard 'GB 3838-2020' is loaded (loaded: GB 3838-2002) "
         "(did you mean 'GB 3838-2002'?)",
-        f"{path}:5: stations.a.expect.cd: bad duration '2' (a number needs a unit) (use e.g. 90s, 15min, 2h, 7d, "
-        "1w)",
+        f"{path}:5: stations.a.expect.cd: bad duration '2' (a number needs a unit) (use e.g. 90s, 15min, 2h, 7d, 1w)",
         f"{path}:5: stations.a.expect.zz: unknown parameter id 'zz'",
         f"{path}:5: stations.a.expect.pb: bad duration '1 fortnight' (use e.g. 90s, 15min, 2h, 7d, 1w)",
         f"{path}:6: stations.a.assume.hardness: not a number: 'hard'",
@@ -825,7 +1016,9 @@ def test_station_format_problems_each_on_its_line(tmp_path: Path) -> None:
 
 
 def test_item_format_problems_each_on_its_line(tmp_path: Path) -> None:
-    path = write(tmp_path, """\
+    path = write(
+        tmp_path,
+        """\
         [standard]
         id = "X"
 
@@ -882,7 +1075,8 @@ def test_item_format_problems_each_on_its_line(tmp_path: Path) -> None:
         kind = "max"
         limit = 0.001
         bounds = [1]
-        """)
+        """,
+    )
     assert lines(check([path])) == [
         f"{path}:9: items.pb.steps[0].until must be a date (YYYY-MM-DD, unquoted)",
         f"{path}:11: items.pb.steps[2].until 2029-01-01 is not after the step before it",
@@ -923,15 +1117,18 @@ def test_show_says_what_applies_and_where_it_comes_from(tmp_path: Path) -> None:
 
     rules = shipped_path("examples/longjiang-rules.toml")
     text = show([GB, LONGJIANG, rules], "liuzhou-hexi")
-    assert text.startswith(f"station liuzhou-hexi: Liuzhou Hexi waterworks intake / 柳州河西水厂取水口, Longjiang "
-                           f"km 160    ({LONGJIANG}:")
+    assert text.startswith(
+        f"station liuzhou-hexi: Liuzhou Hexi waterworks intake / 柳州河西水厂取水口, Longjiang km 160    ({LONGJIANG}:"
+    )
     assert f"  class II    from {rules}:11 ([classes].intake)\n" in text
     assert f"  standards GB 3838-2002    from {LONGJIANG}:" in text
     cd = next(line for line in text.splitlines() if line.startswith("  cd "))
     assert "0.005 mg/L (GB 3838-2002 Class II)" in cd and cd.endswith(f"{GB}:117")
     assert "  instantaneous: every parameter with a limit: each reading against the limit    (built in)" in text
-    assert (f"  rate 'cadmium-trend': cd: rising ≥ 0.0001 mg/L per hour over 12 h, from 0.4 × the limit, "
-            f"at least 3 readings, severity warning    {rules}:14") in text
+    assert (
+        f"  rate 'cadmium-trend': cd: rising ≥ 0.0001 mg/L per hour over 12 h, from 0.4 × the limit, "
+        f"at least 3 readings, severity warning    {rules}:14"
+    ) in text
     assert f"  ignored flags: calibration, maintenance    {rules}:24" in text
     assert "  severity by ratio: warning ≥ 1, serious ≥ 5, critical ≥ 20    (built in)" in text
     unknown = show([GB], "nowhere", "IV")
