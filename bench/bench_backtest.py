@@ -26,7 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
-from monitor.backtest import NS_PER_MIN, Columns, Dataset, SeriesStats, Variant, run_rules, station_classes
+from monitor.offline.backtest import NS_PER_MIN, Columns, Dataset, SeriesStats, Variant, run_rules, station_classes
 from monitor.thresholds import load, shipped_path
 
 REPO = Path(__file__).resolve().parent.parent

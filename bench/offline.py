@@ -19,8 +19,8 @@ import time
 
 from bench.load import PACK_PARAMS, base_time
 from bench.targets import busy_seconds
-from monitor.alerts import AlertBook
-from monitor.reading import Reading
+from monitor.alerts.evaluator import AlertBook
+from monitor.domain.reading import Reading
 from monitor.rules import Rules
 from monitor.thresholds import load, shipped_path
 

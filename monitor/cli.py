@@ -78,7 +78,7 @@ def _parser() -> argparse.ArgumentParser:
     ack.add_argument("--by", required=True, help="who acknowledges (for the audit log)")
     ack.add_argument("--config", type=Path)
 
-    from monitor.backtest import add_commands
+    from monitor.offline.backtest import add_commands
 
     add_commands(sub)  # backtest and report
 
@@ -108,7 +108,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             case "run":
                 return _run(args.config)
             case "demo":
-                from monitor.demo import DEFAULT_SPEED, run_demo
+                from monitor.service.demo import DEFAULT_SPEED, run_demo
 
                 return asyncio.run(run_demo(speed=DEFAULT_SPEED if args.speed is None else args.speed))
             case "simulate":
@@ -130,7 +130,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _run(config: Path | None) -> int:
     from monitor.config import ConfigError, load_config
-    from monitor.service import Service
+    from monitor.service.app import Service
     from monitor.thresholds import ThresholdError
 
     try:
@@ -162,7 +162,7 @@ async def _run_with_embedded_broker(service: object) -> int:
     """No [mqtt] section: an embedded broker on 127.0.0.1:1883, as interface.md promises."""
     from amqtt.broker import Broker
 
-    from monitor.service import Service
+    from monitor.service.app import Service
 
     assert isinstance(service, Service)
     broker = Broker(
@@ -186,7 +186,7 @@ async def _run_with_embedded_broker(service: object) -> int:
 
 def _parse_time(text: str, flag: str) -> int:
     """Silences and listings take a time with its offset: a bare local time is too easy to get wrong."""
-    from monitor.backtest import UsageError, parse_time
+    from monitor.offline.backtest import UsageError, parse_time
 
     if not re.search(r"(Z|[+-]\d\d:?\d\d)$", text.strip()):
         raise UsageError(f"{flag} {text!r} needs a UTC offset, e.g. {text}+08:00")
@@ -195,9 +195,9 @@ def _parse_time(text: str, flag: str) -> int:
 
 def _ledger_command(args: argparse.Namespace) -> int:
     """alerts / silence / ack: they work on the ledger in data_dir, also while the service runs."""
-    from monitor.backtest import UsageError
+    from monitor.alerts.ledger import Ledger, LedgerError
     from monitor.config import ConfigError, load_config
-    from monitor.ledger import Ledger, LedgerError
+    from monitor.offline.backtest import UsageError
 
     try:
         cfg = load_config(args.config)
@@ -254,12 +254,11 @@ def _utc(ts_ns: int) -> str:
 
 def _thresholds_show(args: argparse.Namespace) -> int:
     from monitor.config import ConfigError, load_config
-    from monitor.service import load_thresholds
-    from monitor.thresholds import ThresholdError, show
+    from monitor.thresholds import ThresholdError, load_or_shipped, show
 
     try:
         cfg = load_config(args.config)
-        paths = list(args.paths) or load_thresholds(cfg)[0]
+        paths = list(args.paths) or load_or_shipped(cfg.thresholds.files)[0]
         print(show(paths, args.station, cfg.thresholds.default_class))
     except ConfigError as e:
         print(f"riverwatch: {e}", file=sys.stderr)

@@ -30,7 +30,7 @@ import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
-from monitor.reading import Reading
+from monitor.domain.reading import Reading
 
 CONSUMERS = ("store", "rules")
 

@@ -11,7 +11,7 @@ from collections.abc import Callable
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, generate_latest
 
-from monitor.decode import REASONS
+from monitor.domain.rejection import REASONS
 
 
 class Health:

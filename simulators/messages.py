@@ -11,8 +11,8 @@ from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime, timedelta, timezone
 from itertools import groupby
 
-from monitor.params import PARAMETERS
-from monitor.reading import Reading
+from monitor.domain.params import PARAMETERS
+from monitor.domain.reading import Reading
 
 CST = timezone(timedelta(hours=8))  # China Standard Time: the record and the bureaus use +08:00
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)

@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterable, Iterator
 from datetime import UTC, datetime, timedelta, timezone
 from decimal import Decimal, InvalidOperation
 
-from monitor.reading import Reading
+from monitor.domain.reading import Reading
 from simulators.messages import rfc3339, single_payload
 
 HEADER: tuple[str, ...] = ("ts", "station", "parameter", "value", "unit", "flag")

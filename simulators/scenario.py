@@ -15,7 +15,7 @@ from functools import cached_property
 
 import numpy as np
 
-from monitor.reading import Reading
+from monitor.domain.reading import Reading
 from simulators.background import clean_series, rain
 from simulators.faults import KINDS, Fault, FaultRates, applicable, apply, one, plan
 from simulators.groundtruth import GroundTruth, Truth, episodes, gb3838

@@ -6,8 +6,8 @@ from collections.abc import Sequence
 
 import pytest
 
-from monitor.alerts import AlertBook, AlertEvent
-from monitor.reading import Reading
+from monitor.alerts.evaluator import AlertBook, AlertEvent
+from monitor.domain.reading import Reading
 from monitor.rules import Rules, SeriesCheck
 from monitor.thresholds import ThresholdSet
 

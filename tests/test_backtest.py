@@ -17,8 +17,9 @@ from pathlib import Path
 
 import pytest
 
-from monitor.alerts import AlertEvent
-from monitor.backtest import (
+from monitor.alerts.evaluator import AlertEvent
+from monitor.config import Config, MqttConfig, NotifyConfig, ServiceConfig, ThresholdsConfig
+from monitor.offline.backtest import (
     DEFAULT_BATCH,
     Dataset,
     Score,
@@ -30,9 +31,8 @@ from monitor.backtest import (
     run_rules,
     score,
 )
-from monitor.config import Config, MqttConfig, NotifyConfig, ServiceConfig, ThresholdsConfig
-from monitor.demo import _free_port
-from monitor.service import Service
+from monitor.service.app import Service
+from monitor.service.demo import _free_port
 from monitor.thresholds import load, shipped_path
 from simulators.longjiang import senml_packs
 from simulators.messages import unit_of
@@ -321,7 +321,7 @@ def test_the_html_report_shows_its_images_in_chromium(report_files: Path, tmp_pa
 def test_the_command_line_runs_a_backtest(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     import argparse
 
-    from monitor.backtest import add_commands
+    from monitor.offline.backtest import add_commands
 
     parser = argparse.ArgumentParser(prog="riverwatch")
     add_commands(parser.add_subparsers(dest="command"))

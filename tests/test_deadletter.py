@@ -8,8 +8,8 @@ from pathlib import Path
 
 import paho.mqtt.client as mqtt
 
-from monitor.deadletter import FileSink
-from monitor.decode import Rejection
+from monitor.domain.rejection import Rejection
+from monitor.ingest.deadletter import FileSink
 from simulators.publish import publish
 from tests.servers import Mosquitto
 from tests.service_proc import ServiceProcess

@@ -6,9 +6,10 @@ import json
 
 import pytest
 
-from monitor.decode import MAX_PAYLOAD, REASONS, decode
-from monitor.params import resolve, unit_factor
-from monitor.reading import Reading
+from monitor.domain.params import resolve, unit_factor
+from monitor.domain.reading import Reading
+from monitor.domain.rejection import REASONS
+from monitor.ingest.decode import MAX_PAYLOAD, decode
 
 NOW = 1_700_000_000 * 10**9
 TS_2012 = 1326585600 * 10**9  # 2012-01-15T08:00:00+08:00
@@ -163,7 +164,7 @@ def test_the_short_json_path_agrees_with_json_loads() -> None:
     """decode parses with a cheaper call than json.loads; whatever it cannot take whole, json.loads decides."""
     import json
 
-    from monitor.decode import _json
+    from monitor.ingest.decode import _json
 
     cases = [
         b'{"value": 1}',

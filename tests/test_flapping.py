@@ -6,9 +6,9 @@ import json
 import time
 from pathlib import Path
 
-from monitor.alerts import Evaluator
-from monitor.flapping import FlapGuard, Verdict
-from monitor.reading import Reading
+from monitor.alerts.evaluator import Evaluator
+from monitor.alerts.flapping import FlapGuard, Verdict
+from monitor.domain.reading import Reading
 from monitor.thresholds import load, shipped_path
 from simulators.publish import publish
 from tests.servers import HttpReceiver, Mosquitto

@@ -20,10 +20,11 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from monitor.decode import MAX_ID_LEN, REASONS, Decoded, decode
-from monitor.params import PARAMETERS
-from monitor.reading import Reading
-from monitor.store import BadBatchError, EmbeddedStore, _split_line, reading_line
+from monitor.domain.params import PARAMETERS
+from monitor.domain.reading import Reading
+from monitor.domain.rejection import REASONS
+from monitor.ingest.decode import MAX_ID_LEN, Decoded, decode
+from monitor.store.influx import BadBatchError, EmbeddedStore, _split_line, reading_line
 
 NOW = 1_700_000_000 * 10**9  # 2023-11-14
 DAY_NS = 24 * 3600 * 10**9

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from monitor.alerts import AlertEvent
-from monitor.incidents import NS_PER_DAY, Incidents
+from monitor.alerts.evaluator import AlertEvent
+from monitor.alerts.incidents import NS_PER_DAY, Incidents
 from monitor.thresholds import ThresholdSet, load, shipped_path
 
 T0 = 1326585600 * 10**9

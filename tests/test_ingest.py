@@ -12,10 +12,10 @@ import aiomqtt
 import pytest
 
 from monitor.config import MqttConfig
-from monitor.ingest import Inbound, Ingest, PahoControl, parse_publish
+from monitor.domain.reading import Reading
+from monitor.ingest.mqtt import Inbound, Ingest, PahoControl, parse_publish
 from monitor.journal import Journal, JournalError
 from monitor.metrics import Metrics
-from monitor.reading import Reading
 from simulators.publish import publish
 from tests.servers import Mosquitto
 
@@ -216,8 +216,8 @@ def test_a_topic_that_is_not_utf8_is_rejected_not_a_reconnect_loop() -> None:
     exception would drop the connection and the broker would redeliver the message forever."""
     import paho.mqtt.client as mqtt
 
-    from monitor.deadletter import record
-    from monitor.decode import decode
+    from monitor.ingest.deadletter import record
+    from monitor.ingest.decode import decode
 
     async def handover() -> list[Inbound]:
         control = PahoControl(aiomqtt.Client("127.0.0.1", identifier="t"), high=10)

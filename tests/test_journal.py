@@ -6,8 +6,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from monitor.domain.reading import Reading
 from monitor.journal import Journal
-from monitor.reading import Reading
 
 
 def readings(n: int, station: str = "s1", start: int = 0) -> list[Reading]:
@@ -46,7 +46,7 @@ def test_committed_readings_survive_kill_9(tmp_path: Path) -> None:
     path = tmp_path / "j.sqlite"
     code = (
         f"import os, sys; sys.path.insert(0, {str(Path(__file__).parent.parent)!r});"
-        "from monitor.journal import Journal; from monitor.reading import Reading;"
+        "from monitor.journal import Journal; from monitor.domain.reading import Reading;"
         f"j = Journal(__import__('pathlib').Path({str(path)!r}));"
         "j.append([Reading('s', 'cd', i, 0.1, None) for i in range(1000)]);"
         "os.kill(os.getpid(), 9)"

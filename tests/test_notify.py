@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from monitor.alerts import AlertBook, AlertEvent
-from monitor.notify import Message, Outbox, parse_offset, render, target_id
-from monitor.reading import Reading
+from monitor.alerts.evaluator import AlertBook, AlertEvent
+from monitor.domain.reading import Reading
+from monitor.notify.notifier import Message, Outbox, parse_offset, render, target_id
 from monitor.rules import Rules
 from monitor.thresholds import ThresholdSet
 

@@ -17,12 +17,12 @@ from pathlib import Path
 
 import pytest
 
-from monitor.alerts import AlertEvent, Evaluator
-from monitor.backtest import Source, load_source
-from monitor.ledger import Ledger
-from monitor.reading import Reading
-from monitor.report import run_report
-from monitor.store import EmbeddedStore, alert_line, reading_line
+from monitor.alerts.evaluator import AlertEvent, Evaluator
+from monitor.alerts.ledger import Ledger
+from monitor.domain.reading import Reading
+from monitor.offline.backtest import Source, load_source
+from monitor.offline.report import run_report
+from monitor.store.influx import EmbeddedStore, alert_line, reading_line
 from monitor.thresholds import load, shipped_path
 from simulators.messages import CST
 from simulators.scenarios import SCENARIOS
@@ -227,7 +227,7 @@ def test_the_command_line_makes_a_report_of_a_store(
 ) -> None:
     import argparse
 
-    from monitor.backtest import add_commands
+    from monitor.offline.backtest import add_commands
 
     parser = argparse.ArgumentParser(prog="riverwatch")
     add_commands(parser.add_subparsers(dest="command"))

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from monitor.alerts import AlertEvent
+from monitor.alerts.evaluator import AlertEvent
+from monitor.alerts.incidents import Incidents
 from monitor.config import NotifyConfig, RouteConfig
-from monitor.incidents import Incidents
-from monitor.notify import event_tags, make_targets
+from monitor.notify.notifier import event_tags, make_targets
 from monitor.thresholds import load, shipped_path
 
 THRESHOLDS = load([shipped_path(), shipped_path("longjiang-stations.toml")])

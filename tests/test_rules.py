@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from monitor.reading import Reading
+from monitor.domain.reading import Reading
 from monitor.rules import Rules, SeriesCheck
 from monitor.thresholds import ThresholdSet
 

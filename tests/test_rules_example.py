@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from monitor.alerts import AlertEvent, Evaluator
-from monitor.reading import Reading
+from monitor.alerts.evaluator import AlertEvent, Evaluator
+from monitor.domain.reading import Reading
 from monitor.thresholds import check, load, shipped_path
 
 PATHS = [shipped_path(), shipped_path("longjiang-stations.toml"), shipped_path("examples/longjiang-rules.toml")]

@@ -19,8 +19,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from monitor.alerts import AlertBook, AlertEvent, Evaluator
-from monitor.reading import Reading
+from monitor.alerts.evaluator import AlertBook, AlertEvent, Evaluator
+from monitor.domain.reading import Reading
 from monitor.rules import QuietChecks, Rules, SeriesCheck
 from monitor.thresholds import ThresholdSet, load
 

@@ -10,10 +10,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from monitor.alerts import AlertBook, AlertEvent, Evaluator
-from monitor.decode import BELOW_DL_FLAG, parse_below_dl
-from monitor.notify import parse_offset, render
-from monitor.reading import Reading
+from monitor.alerts.evaluator import AlertBook, AlertEvent, Evaluator
+from monitor.domain.reading import Reading
+from monitor.ingest.decode import BELOW_DL_FLAG, parse_below_dl
+from monitor.notify.notifier import parse_offset, render
 from monitor.rules import Ring, Rules
 from monitor.thresholds import ThresholdSet, load, shipped_path
 

@@ -19,8 +19,8 @@ import numpy as np
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from monitor.alerts import AlertEvent, Evaluator
-from monitor.reading import Reading
+from monitor.alerts.evaluator import AlertEvent, Evaluator
+from monitor.domain.reading import Reading
 from monitor.rules import MAD_TO_SIGMA, Rules
 from monitor.thresholds import NS_PER_HOUR, ThresholdSet, load
 

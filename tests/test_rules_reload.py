@@ -11,8 +11,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from monitor.alerts import AlertEvent, Evaluator
-from monitor.reading import Reading
+from monitor.alerts.evaluator import AlertEvent, Evaluator
+from monitor.domain.reading import Reading
 from monitor.thresholds import load, shipped_path
 from tests.test_rules_example import plume
 

@@ -20,8 +20,8 @@ import paho.mqtt.client as mqtt
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 
-from monitor.params import PARAMETERS
-from monitor.reading import Reading
+from monitor.domain.params import PARAMETERS
+from monitor.domain.reading import Reading
 from monitor.thresholds import load, shipped_path
 from simulators.baseline import baseline
 from simulators.beijiang import beijiang_2005

@@ -5,8 +5,8 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
-from monitor.reading import Reading
-from monitor.store import EmbeddedStore, escape_tag, reading_line
+from monitor.domain.reading import Reading
+from monitor.store.influx import EmbeddedStore, escape_tag, reading_line
 
 
 def test_reading_line_schema() -> None:

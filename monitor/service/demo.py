@@ -15,9 +15,9 @@ import tempfile
 import time
 from pathlib import Path
 
-from monitor.alerts import AlertEvent
+from monitor.alerts.evaluator import AlertEvent
 from monitor.config import Config, MqttConfig, NotifyConfig, ServiceConfig, ThresholdsConfig
-from monitor.service import Service
+from monitor.service.app import Service
 from monitor.thresholds import shipped_path
 from simulators.longjiang import longjiang_2012, senml_packs
 from simulators.publish import publish

@@ -19,7 +19,7 @@ from datetime import UTC, datetime, timezone
 from pathlib import Path
 from typing import TextIO
 
-from monitor.backtest import (
+from monitor.offline.backtest import (
     PLOT_BUCKETS,
     AlertSpan,
     DataError,
@@ -38,7 +38,7 @@ from monitor.backtest import (
     tz_of,
     when,
 )
-from monitor.thresholds import Limit, ThresholdError, ThresholdSet, load
+from monitor.thresholds import Limit, ThresholdError, ThresholdSet, load, load_or_shipped
 
 _CSS = """
 body{font-family:system-ui,-apple-system,"Segoe UI",Roboto,"Noto Sans CJK SC",sans-serif;margin:24px;color:#1b1b1b}
@@ -109,7 +109,7 @@ def _ledger_spans(
     tz: timezone,
 ) -> tuple[list[AlertSpan], list[list[str]], Path]:
     """The ledger's alerts open at any time in [since, until), as spans, and as rows of the sent-alerts table."""
-    from monitor.ledger import Ledger
+    from monitor.alerts.ledger import Ledger
 
     path = data_dir / "alerts.sqlite"
     if not path.is_file():
@@ -184,7 +184,6 @@ def run_report(
 ) -> int:
     """`riverwatch report`: tables on stdout, one PNG per station in out_dir, one HTML; exit 0, 1 or 2."""
     from monitor.config import ConfigError, load_config
-    from monitor.service import load_thresholds
 
     out = out or sys.stdout
     try:
@@ -192,7 +191,7 @@ def run_report(
         tz = tz_of(utc_offset or cfg.notify.utc_offset)
         store_dir = source.store if source is not None and source.store is not None and source.store.is_dir() else None
         folder = data_dir or store_dir or cfg.service.data_dir  # where the ledger is
-        files = list(thresholds) or load_thresholds(cfg)[0]
+        files = list(thresholds) or load_or_shipped(cfg.thresholds.files)[0]
         t = load(files)
         src = source or _configured_source(cfg, data_dir, since_ns, until_ns)
         ds = load_source(src)
@@ -249,7 +248,7 @@ def run_report(
     print(head, file=out)
     for tb in tables:
         print("\n" + tb.text(), file=out)
-    from monitor.plots import AlertMarks, station_pngs
+    from monitor.offline.plots import AlertMarks, station_pngs
 
     want = out_dir is not None or html is not None
     images = (

@@ -52,9 +52,9 @@ from typing import Any, TextIO
 
 import numpy as np
 
-from monitor.alerts import AlertEvent, Evaluator
-from monitor.params import PARAMETERS
-from monitor.reading import Reading
+from monitor.alerts.evaluator import AlertEvent, Evaluator
+from monitor.domain.params import PARAMETERS
+from monitor.domain.reading import Reading
 from monitor.thresholds import (
     DEFAULT_DL_FLAGS,
     DEFAULT_IGNORE_FLAGS,
@@ -286,7 +286,7 @@ def _scenario(src: Source) -> Dataset:
 
 def _csv(src: Source) -> Dataset:
     """Replay CSV through the service's own decoder (units, aliases, below-DL, negatives) via replay's messages."""
-    from monitor.decode import decode
+    from monitor.ingest.decode import decode
     from simulators.replaycsv import csv_messages, read_csv
 
     assert src.csv is not None
@@ -435,7 +435,7 @@ def _fields(text: str) -> tuple[float, str | None]:
 
 def _embedded_store(src: Source) -> Dataset:
     """The embedded SQLite store (`points(line_key, ts_ns, fields)`), opened read-only; one pass per series."""
-    from monitor.store import MEASUREMENT
+    from monitor.store.influx import MEASUREMENT
 
     assert src.store is not None
     path = src.store / "store.sqlite" if src.store.is_dir() else src.store
@@ -492,7 +492,7 @@ def _http_get(url: str, headers: dict[str, str], what: str) -> Iterator[bytes]:
 
 def _influx_v1(src: Source) -> Dataset:
     """InfluxDB 1.x through InfluxQL /query, chunked, per (station, parameter) series."""
-    from monitor.store import MEASUREMENT
+    from monitor.store.influx import MEASUREMENT
 
     assert src.influx is not None
     if not src.database:
@@ -546,7 +546,7 @@ def _influx_v1(src: Source) -> Dataset:
 
 def _victoria(src: Source) -> Dataset:
     """VictoriaMetrics /api/v1/export of water_quality_value (milliseconds; string fields such as flags are lost)."""
-    from monitor.store import MEASUREMENT
+    from monitor.store.influx import MEASUREMENT
 
     assert src.victoria is not None
     q: dict[str, str] = {"match[]": f'{{__name__="{MEASUREMENT}_value"}}'}
@@ -1202,7 +1202,7 @@ def _judges(t: ThresholdSet, station: str, parameter: str, default_class: str) -
 
 @dataclass
 class Table:
-    """A titled table that prints as aligned text and renders as HTML (monitor.report)."""
+    """A titled table that prints as aligned text and renders as HTML (monitor.offline.report)."""
 
     title: str
     header: list[str]
@@ -1229,7 +1229,7 @@ class Table:
 
 def tz_of(offset: str | None) -> timezone:
     """`+08:00` -> a fixed offset; None -> this machine's local offset (as notifications do)."""
-    from monitor.notify import parse_offset
+    from monitor.notify.notifier import parse_offset
 
     tz = parse_offset(offset)
     if isinstance(tz, timezone):
@@ -1632,8 +1632,8 @@ def _backtest(
         n = write_alerts(alerts_out, runs, scores, tz)
         print(f"\n{n} alert transitions written to {alerts_out}", file=out)
     if want_images:
-        from monitor.plots import AlertMarks, station_pngs
-        from monitor.report import write_html
+        from monitor.offline.plots import AlertMarks, station_pngs
+        from monitor.offline.report import write_html
 
         marks = [AlertMarks(sc.run_name, sc.alerts, run.suspects) for sc, run in zip(scores, runs, strict=True)]
         images = station_pngs(stats, variants[0].thresholds, default_class, marks, reference, tz, progress=progress)
@@ -1813,7 +1813,7 @@ def _source(args: argparse.Namespace, tz: timezone) -> Source:
 
 
 def report_command(args: argparse.Namespace) -> int:
-    from monitor.report import run_report
+    from monitor.offline.report import run_report
 
     try:
         tz = tz_of(args.utc_offset)

@@ -27,12 +27,12 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
 from monitor.config import MqttConfig
-from monitor.deadletter import DeadLetterSink, TopicSink
-from monitor.decode import Rejection, decode
+from monitor.domain.pacing import Backoff
+from monitor.domain.reading import Reading
+from monitor.ingest.deadletter import DeadLetterSink, TopicSink
+from monitor.ingest.decode import Rejection, decode
 from monitor.journal import Journal, JournalError
 from monitor.metrics import Metrics
-from monitor.pacing import Backoff
-from monitor.reading import Reading
 
 log = logging.getLogger("riverwatch.ingest")
 

@@ -26,12 +26,12 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import apprise
 from apprise.decorators import notify as apprise_plugin
 
-from monitor.alerts import AlertEvent
+from monitor.alerts.evaluator import AlertEvent
+from monitor.alerts.incidents import Incident
 from monitor.config import SEVERITIES, NotifyConfig, RouteConfig
-from monitor.incidents import Incident
+from monitor.domain.pacing import nap
+from monitor.domain.params import PARAMETERS
 from monitor.metrics import Metrics
-from monitor.pacing import nap
-from monitor.params import PARAMETERS
 from monitor.thresholds import Station
 
 log = logging.getLogger("riverwatch.notify")

@@ -13,7 +13,7 @@ from collections import deque
 from dataclasses import dataclass, field
 from enum import Enum
 
-from monitor.alerts import AlertEvent
+from monitor.alerts.evaluator import AlertEvent
 
 
 class Verdict(Enum):

@@ -18,24 +18,23 @@ import sqlite3
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 
 from aiohttp import web
 
-from monitor.alerts import AlertEvent, Evaluator
+from monitor.alerts.evaluator import AlertEvent, Evaluator
+from monitor.alerts.flapping import FlapGuard, Verdict
+from monitor.alerts.incidents import Incidents
+from monitor.alerts.ledger import Ledger
 from monitor.config import Config
-from monitor.deadletter import DeadLetterSink, FileSink, TopicSink
-from monitor.decode import REASONS
-from monitor.flapping import FlapGuard, Verdict
-from monitor.incidents import Incidents
-from monitor.ingest import Ingest
+from monitor.domain.pacing import Backoff, nap
+from monitor.domain.rejection import REASONS
+from monitor.ingest.deadletter import DeadLetterSink, FileSink, TopicSink
+from monitor.ingest.mqtt import Ingest
 from monitor.journal import Journal, JournalError
-from monitor.ledger import Ledger
 from monitor.metrics import Metrics
-from monitor.notify import Outbox, deliver, make_targets, parse_offset, render
-from monitor.pacing import Backoff, nap
-from monitor.store import Drain, EmbeddedStore, InfluxV1Writer, InfluxV2Writer, Writer, alert_line
-from monitor.thresholds import ThresholdSet, load, shipped_path
+from monitor.notify.notifier import Outbox, deliver, make_targets, parse_offset, render
+from monitor.store.influx import Drain, EmbeddedStore, InfluxV1Writer, InfluxV2Writer, Writer, alert_line
+from monitor.thresholds import ThresholdSet, load_or_shipped
 
 log = logging.getLogger("riverwatch.service")
 
@@ -61,19 +60,6 @@ def make_dead_letter(cfg: Config) -> DeadLetterSink | None:
     return TopicSink(d.topic, d.max_per_second)
 
 
-def load_thresholds(cfg: Config) -> tuple[list[Path], ThresholdSet]:
-    """The configured files, loaded; plus the shipped GB 3838-2002 when none is given or they hold no standard.
-
-    The paths come back too: a reload reads the same files again.
-    """
-    files = list(cfg.thresholds.files)
-    loaded = load(files) if files else None
-    if loaded is None or not loaded.standards:
-        files.append(shipped_path())
-        loaded = load(files)
-    return files, loaded
-
-
 @dataclass
 class Summary:
     messages: int
@@ -89,7 +75,7 @@ class Service:
         self, cfg: Config, thresholds: ThresholdSet | None = None, on_alert: Callable[[AlertEvent], None] | None = None
     ) -> None:
         self.cfg = cfg
-        self.threshold_paths, loaded = load_thresholds(cfg)
+        self.threshold_paths, loaded = load_or_shipped(cfg.thresholds.files)
         self.evaluator = Evaluator(thresholds if thresholds is not None else loaded, cfg.thresholds.default_class)
         self.metrics = Metrics()
         self.incidents = Incidents(self.thresholds.stations, cfg.notify.front_velocity_km_per_day)

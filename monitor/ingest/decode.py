@@ -13,8 +13,9 @@ import re
 from datetime import datetime
 from typing import Any, NamedTuple
 
-from monitor.params import PARAMETERS, resolve, unit_factor
-from monitor.reading import Reading
+from monitor.domain.params import PARAMETERS, resolve, unit_factor
+from monitor.domain.reading import Reading
+from monitor.domain.rejection import Rejection
 
 MAX_PAYLOAD = 256 * 1024
 MAX_ID_LEN = 128
@@ -24,20 +25,6 @@ MAX_FUTURE_NS = 24 * 3600 * 10**9
 # SenML (RFC 8428 section 4.5.3): times below 2**28 are relative to now.
 SENML_RELATIVE_LIMIT = 2**28
 
-# Every reason a payload or record can be rejected for; metrics are labelled with these names.
-REASONS = (
-    "too_large",
-    "malformed",
-    "bad_topic",
-    "bad_station",
-    "unknown_parameter",
-    "unknown_unit",
-    "not_numeric",
-    "not_finite",
-    "negative",
-    "bad_timestamp",
-    "bad_flag",
-)
 
 # Parameters that may legitimately be negative; every other one is a concentration or a positive quantity.
 _SIGNED = frozenset({"temp"})
@@ -62,11 +49,6 @@ def parse_below_dl(text: str) -> float | None:
     except ValueError:
         return None
     return value if math.isfinite(value) and value >= 0 else None
-
-
-class Rejection(NamedTuple):
-    reason: str  # one of REASONS
-    detail: str
 
 
 class Decoded(NamedTuple):

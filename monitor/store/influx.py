@@ -23,11 +23,11 @@ import aiohttp
 from influxdb_client.client.influxdb_client_async import InfluxDBClientAsync
 from influxdb_client.rest import ApiException
 
-from monitor.alerts import AlertEvent
+from monitor.alerts.evaluator import AlertEvent
+from monitor.domain.pacing import Backoff, nap
+from monitor.domain.reading import Reading
 from monitor.journal import Journal, JournalError
 from monitor.metrics import Metrics
-from monitor.pacing import Backoff, nap
-from monitor.reading import Reading
 
 log = logging.getLogger("riverwatch.store")
 

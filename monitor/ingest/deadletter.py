@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Protocol
 
-from monitor.decode import Rejection
+from monitor.domain.rejection import Rejection
 
 log = logging.getLogger("riverwatch.deadletter")
 

@@ -16,7 +16,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from monitor.alerts import AlertEvent
+from monitor.alerts.evaluator import AlertEvent
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS alerts(

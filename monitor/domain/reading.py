@@ -13,7 +13,7 @@ class Reading(NamedTuple):
     """
 
     station: str
-    parameter: str  # a catalogue id from monitor.params, never an alias
+    parameter: str  # a catalogue id from monitor.domain.params, never an alias
     ts_ns: int  # the reading's own time, epoch nanoseconds (UTC)
     value: float
     flag: str | None = None

@@ -26,7 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
-from monitor.reading import Reading
+from monitor.domain.reading import Reading
 from monitor.rules import AlertKey, QuietChecks, Rules, SeriesCheck
 from monitor.thresholds import DEFAULT_TIERS, Limit, Problem, ThresholdError, ThresholdSet, load
 

@@ -24,8 +24,8 @@ from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 from matplotlib.transforms import blended_transform_factory
 
-from monitor.backtest import AlertSpan, Exceedance, SeriesStats, offset_label
-from monitor.params import PARAMETERS
+from monitor.domain.params import PARAMETERS
+from monitor.offline.backtest import AlertSpan, Exceedance, SeriesStats, offset_label
 from monitor.thresholds import Limit, ThresholdSet
 
 SEVERITY_COLOURS = {"warning": "#e0a800", "serious": "#e46c0a", "critical": "#c00000"}

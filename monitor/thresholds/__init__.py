@@ -3,7 +3,7 @@
 `check` validates files and reports every problem as `path:line: message`, so that
 `riverwatch thresholds check` can point a user at the exact line; `load` returns the ready-to-use
 `ThresholdSet` or raises `ThresholdError` with the same problems; `show` prints what applies at one station
-and where each piece comes from. Limits are converted to each parameter's standard unit (monitor.params) on
+and where each piece comes from. Limits are converted to each parameter's standard unit (monitor.domain.params) on
 load, so they compare directly with readings.
 
 Every table is optional and may sit in any file; a file with `[items.*]` needs `[standard]`::
@@ -52,7 +52,7 @@ from typing import Any
 
 import numpy as np
 
-from monitor.params import PARAMETERS, resolve, unit_factor
+from monitor.domain.params import PARAMETERS, resolve, unit_factor
 
 __all__ = [
     "AlertPolicy",
@@ -2164,7 +2164,7 @@ def shipped_path(name: str = "gb3838-2002.toml") -> Path:
         packaged = importlib.resources.files("monitor") / "_thresholds" / name
         if isinstance(packaged, Path):
             candidates.append(packaged)
-    repo = Path(__file__).resolve().parent.parent / "thresholds" / name
+    repo = Path(__file__).resolve().parents[2] / "thresholds" / name  # monitor/thresholds/ -> the checkout
     candidates.append(repo)
     data = Path("share") / "riverwatch" / "thresholds" / name
     prefixes = [sys.prefix, sysconfig.get_path("data"), site.USER_BASE]
@@ -2173,6 +2173,19 @@ def shipped_path(name: str = "gb3838-2002.toml") -> Path:
         if c.is_file():
             return c
     return repo
+
+
+def load_or_shipped(configured: Sequence[Path]) -> tuple[list[Path], ThresholdSet]:
+    """The configured files, loaded; plus the shipped GB 3838-2002 when none is given or they hold no standard.
+
+    The paths come back too: a reload reads the same files again.
+    """
+    files = list(configured)
+    loaded = load(files) if files else None
+    if loaded is None or not loaded.standards:
+        files.append(shipped_path())
+        loaded = load(files)
+    return files, loaded
 
 
 # --------------------------------------------------------------------------- show

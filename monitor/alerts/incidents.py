@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from monitor.alerts import AlertEvent
+from monitor.alerts.evaluator import AlertEvent
 from monitor.thresholds import Station
 
 NS_PER_DAY = 86_400 * 10**9

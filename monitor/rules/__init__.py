@@ -8,7 +8,7 @@ already decided, and the journal's unique key already absorbs redeliveries). The
    calibration are ignored; suspect, fault and invalid are suspect), outside the instrument's range, flatline,
    spike against a rolling median/MAD. Below the detection limit ("0.00005L") is a valid reading whose true
    value lies in [0, DL): it can prove compliance with a maximum but never a violation of one;
-2. each rule kind turns the accepted readings into a `SeriesCheck` (verdict per reading) for `monitor.alerts`:
+2. each rule kind turns the accepted readings into a `SeriesCheck` (verdict per reading) for `monitor.alerts.evaluator`:
    the limit rule (instantaneous, or persistence when one is configured), rolling mean, rate of change,
    and no data. Every reading is judged when it arrives, never on the next one.
 
@@ -39,8 +39,8 @@ from operator import itemgetter
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
-from monitor.params import PARAMETERS, unit_factor
-from monitor.reading import Reading
+from monitor.domain.params import PARAMETERS, unit_factor
+from monitor.domain.reading import Reading
 from monitor.thresholds import (
     DEFAULT_IGNORE_FLAGS,
     DEFAULT_SUSPECT_FLAGS,
@@ -80,7 +80,7 @@ _NO_TS = int(np.iinfo(np.int64).min)  # "no reading yet" in the per-series array
 _END_TS = int(np.iinfo(np.int64).max)
 _KEY = itemgetter(0, 1)  # Reading -> (station, parameter), at C speed
 _STATION, _PARAMETER, _TS, _VALUE, _FLAG = (itemgetter(i) for i in range(5))
-AlertKey = tuple[str, str, str]  # (station, parameter, rule key): the key of an alert in monitor.alerts
+AlertKey = tuple[str, str, str]  # (station, parameter, rule key): the key of an alert in monitor.alerts.evaluator
 
 
 @dataclass(slots=True)

@@ -1,0 +1,1 @@
+"""Notify: alert events rendered and sent through apprise, with retries and routes."""
