@@ -26,7 +26,10 @@ from pathlib import Path
 
 import numpy as np
 
-from monitor.offline.backtest import NS_PER_MIN, Columns, Dataset, SeriesStats, Variant, run_rules, station_classes
+from monitor.offline.dataset import NS_PER_MIN, Columns, Dataset
+from monitor.offline.replay import run_rules
+from monitor.offline.tallies import SeriesStats, station_classes
+from monitor.offline.variants import Variant
 from monitor.thresholds import load, shipped_path
 
 REPO = Path(__file__).resolve().parent.parent

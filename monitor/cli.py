@@ -15,6 +15,14 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from monitor import __version__
+from monitor.alerts.ledger import Ledger, LedgerError
+from monitor.config import ConfigError, load_config
+from monitor.offline.commands import add_commands, parse_time
+from monitor.offline.errors import UsageError
+from monitor.service.app import Service
+from monitor.service.demo import DEFAULT_SPEED, run_demo
+from monitor.thresholds import ThresholdError, check, load_or_shipped, show
+from simulators.commands import replay, simulate
 
 log = logging.getLogger("riverwatch")
 
@@ -78,8 +86,6 @@ def _parser() -> argparse.ArgumentParser:
     ack.add_argument("--by", required=True, help="who acknowledges (for the audit log)")
     ack.add_argument("--config", type=Path)
 
-    from monitor.offline.backtest import add_commands
-
     add_commands(sub)  # backtest and report
 
     th = sub.add_parser("thresholds", help="threshold file tools")
@@ -108,8 +114,6 @@ def main(argv: Sequence[str] | None = None) -> int:
             case "run":
                 return _run(args.config)
             case "demo":
-                from monitor.service.demo import DEFAULT_SPEED, run_demo
-
                 return asyncio.run(run_demo(speed=DEFAULT_SPEED if args.speed is None else args.speed))
             case "simulate":
                 return _simulate(args)
@@ -129,9 +133,6 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _run(config: Path | None) -> int:
-    from monitor.config import ConfigError, load_config
-    from monitor.service.app import Service
-    from monitor.thresholds import ThresholdError
 
     try:
         cfg = load_config(config)
@@ -158,13 +159,10 @@ def _run(config: Path | None) -> int:
     return 0
 
 
-async def _run_with_embedded_broker(service: object) -> int:
+async def _run_with_embedded_broker(service: Service) -> int:
     """No [mqtt] section: an embedded broker on 127.0.0.1:1883, as interface.md promises."""
-    from amqtt.broker import Broker
+    from amqtt.broker import Broker  # noqa: PLC0415  only without an [mqtt] section
 
-    from monitor.service.app import Service
-
-    assert isinstance(service, Service)
     broker = Broker(
         {
             "listeners": {"default": {"type": "tcp", "bind": f"127.0.0.1:{service.cfg.mqtt.port}"}},
@@ -186,7 +184,6 @@ async def _run_with_embedded_broker(service: object) -> int:
 
 def _parse_time(text: str, flag: str) -> int:
     """Silences and listings take a time with its offset: a bare local time is too easy to get wrong."""
-    from monitor.offline.backtest import UsageError, parse_time
 
     if not re.search(r"(Z|[+-]\d\d:?\d\d)$", text.strip()):
         raise UsageError(f"{flag} {text!r} needs a UTC offset, e.g. {text}+08:00")
@@ -195,9 +192,6 @@ def _parse_time(text: str, flag: str) -> int:
 
 def _ledger_command(args: argparse.Namespace) -> int:
     """alerts / silence / ack: they work on the ledger in data_dir, also while the service runs."""
-    from monitor.alerts.ledger import Ledger, LedgerError
-    from monitor.config import ConfigError, load_config
-    from monitor.offline.backtest import UsageError
 
     try:
         cfg = load_config(args.config)
@@ -253,8 +247,6 @@ def _utc(ts_ns: int) -> str:
 
 
 def _thresholds_show(args: argparse.Namespace) -> int:
-    from monitor.config import ConfigError, load_config
-    from monitor.thresholds import ThresholdError, load_or_shipped, show
 
     try:
         cfg = load_config(args.config)
@@ -270,7 +262,6 @@ def _thresholds_show(args: argparse.Namespace) -> int:
 
 
 def _thresholds_check(paths: Sequence[Path]) -> int:
-    from monitor.thresholds import check
 
     problems = check(paths)
     for p in problems:
@@ -281,7 +272,6 @@ def _thresholds_check(paths: Sequence[Path]) -> int:
 
 
 def _simulate(args: argparse.Namespace) -> int:
-    from simulators.commands import simulate
 
     return simulate(
         args.scenario, args.mqtt, args.speed, args.seed, args.start, args.out, args.ground_truth, root=args.root
@@ -289,7 +279,6 @@ def _simulate(args: argparse.Namespace) -> int:
 
 
 def _replay(args: argparse.Namespace) -> int:
-    from simulators.commands import replay
 
     return replay(args.file, args.mqtt, args.speed, root=args.root)
 

@@ -19,18 +19,12 @@ import pytest
 
 from monitor.alerts.evaluator import AlertEvent
 from monitor.config import Config, MqttConfig, NotifyConfig, ServiceConfig, ThresholdsConfig
-from monitor.offline.backtest import (
-    DEFAULT_BATCH,
-    Dataset,
-    Score,
-    Source,
-    Variant,
-    load_source,
-    load_variants,
-    run_backtest,
-    run_rules,
-    score,
-)
+from monitor.offline.backtest import run_backtest
+from monitor.offline.dataset import Dataset
+from monitor.offline.replay import DEFAULT_BATCH, run_rules
+from monitor.offline.scoring import Score, score
+from monitor.offline.sources import Source, load_source
+from monitor.offline.variants import Variant, load_variants
 from monitor.service.app import Service
 from monitor.service.demo import _free_port
 from monitor.thresholds import load, shipped_path
@@ -321,7 +315,7 @@ def test_the_html_report_shows_its_images_in_chromium(report_files: Path, tmp_pa
 def test_the_command_line_runs_a_backtest(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     import argparse
 
-    from monitor.offline.backtest import add_commands
+    from monitor.offline.commands import add_commands
 
     parser = argparse.ArgumentParser(prog="riverwatch")
     add_commands(parser.add_subparsers(dest="command"))

@@ -20,9 +20,10 @@ import pytest
 from monitor.alerts.evaluator import AlertEvent, Evaluator
 from monitor.alerts.ledger import Ledger
 from monitor.domain.reading import Reading
-from monitor.offline.backtest import Source, load_source
 from monitor.offline.report import run_report
-from monitor.store.influx import EmbeddedStore, alert_line, reading_line
+from monitor.offline.sources import Source, load_source
+from monitor.store.influx import EmbeddedStore
+from monitor.store.lineprotocol import alert_line, reading_line
 from monitor.thresholds import load, shipped_path
 from simulators.messages import CST
 from simulators.scenarios import SCENARIOS
@@ -182,6 +183,7 @@ def test_reads_back_influxdb_1x_with_flags_and_credentials(
         influx=influxdb1.url, database="water_bt", username=influxdb1.username or "", password=influxdb1.password or ""
     )
     ds = load_source(src)
+    assert ds.columns is not None
     got = sorted(
         (ds.stations[s], ds.parameters[p], t, v, ds.flags[f] if f >= 0 else None)
         for s, p, t, v, f in zip(
@@ -209,6 +211,7 @@ def test_reads_back_victoriametrics(victoria: Victoria, service_data: ServiceDat
     victoria.write_lines([reading_line(r).replace("water_quality,", "water_quality,rbt=1,") for r in sample])
     victoria.force_flush()
     ds = load_source(Source(victoria=victoria.url, since_ns=sample[0].ts_ns, until_ns=sample[-1].ts_ns + 1))
+    assert ds.columns is not None
     got = sorted(
         zip(
             (ds.stations[s] for s in ds.columns.station),
@@ -227,7 +230,7 @@ def test_the_command_line_makes_a_report_of_a_store(
 ) -> None:
     import argparse
 
-    from monitor.offline.backtest import add_commands
+    from monitor.offline.commands import add_commands
 
     parser = argparse.ArgumentParser(prog="riverwatch")
     add_commands(parser.add_subparsers(dest="command"))

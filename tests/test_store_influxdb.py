@@ -11,7 +11,8 @@ import pytest
 from monitor.domain.reading import Reading
 from monitor.journal import Journal
 from monitor.metrics import Metrics
-from monitor.store.influx import BadBatchError, Drain, InfluxV1Writer, InfluxV2Writer, RetryableError, reading_line
+from monitor.store.influx import BadBatchError, Drain, InfluxV1Writer, InfluxV2Writer, RetryableError
+from monitor.store.lineprotocol import reading_line
 from tests.servers import InfluxDB1, Victoria
 
 T2012 = 1326585600 * 10**9

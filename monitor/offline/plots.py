@@ -4,29 +4,33 @@ Why these layers: an engineer comparing threshold variants needs to see, on one 
 really was against each class limit (the bands), when it truly crossed the station's limit (red spans) and
 when each variant's alert was open (one bar per variant above the data), so "caught 40 minutes later" can
 be checked by eye. Drawn on matplotlib's Agg canvas directly (no pyplot, no global backend switch), so it
-works headless and does not disturb other users of matplotlib in the process.
+works headless and does not disturb other users of matplotlib in the process. matplotlib is imported by
+the functions that draw: half a second that the commands which never draw should not pay.
 """
 
 from __future__ import annotations
 
+import re
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import timedelta, timezone
 from io import BytesIO
+from typing import TYPE_CHECKING
 
 import numpy as np
-from matplotlib.axes import Axes
-from matplotlib.backends.backend_agg import FigureCanvasAgg
-from matplotlib.dates import AutoDateLocator, ConciseDateFormatter
-from matplotlib.figure import Figure
-from matplotlib.lines import Line2D
-from matplotlib.patches import Patch
-from matplotlib.transforms import blended_transform_factory
+from tqdm import tqdm
 
 from monitor.domain.params import PARAMETERS
-from monitor.offline.backtest import AlertSpan, Exceedance, SeriesStats, offset_label
+from monitor.offline.dataset import Exceedance
+from monitor.offline.scoring import AlertSpan
+from monitor.offline.tables import offset_label
+from monitor.offline.tallies import SeriesStats
 from monitor.thresholds import Limit, ThresholdSet
+
+if TYPE_CHECKING:
+    from matplotlib.artist import Artist
+    from matplotlib.axes import Axes
 
 SEVERITY_COLOURS = {"warning": "#e0a800", "serious": "#e46c0a", "critical": "#c00000"}
 VARIANT_COLOURS = ("#1f77b4", "#9467bd", "#2ca02c", "#8c564b", "#e377c2", "#17becf", "#bcbd22", "#7f7f7f")
@@ -53,7 +57,6 @@ def station_pngs(
     progress: bool = False,
 ) -> list[tuple[str, bytes]]:
     """(station, PNG bytes) for every station with readings, in river order where the stations file says it."""
-    from tqdm import tqdm
 
     ds = stats.ds
     order = sorted(range(len(ds.stations)), key=lambda i: _river_key(thresholds, ds.stations[i], i))
@@ -64,6 +67,11 @@ def station_pngs(
         if png is not None:
             out.append((station, png))
     return out
+
+
+def file_name(station: str) -> str:
+    """A station id as a file name (for its PNG)."""
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", station) or "station"
 
 
 def _river_key(t: ThresholdSet, station: str, i: int) -> tuple[str, float, int]:
@@ -82,6 +90,10 @@ def station_png(
     reference: Sequence[Exceedance],
     tz: timezone,
 ) -> bytes | None:
+    from matplotlib.backends.backend_agg import FigureCanvasAgg  # noqa: PLC0415  heavy, only when plotting
+    from matplotlib.dates import AutoDateLocator, ConciseDateFormatter  # noqa: PLC0415  heavy, only when plotting
+    from matplotlib.figure import Figure  # noqa: PLC0415  heavy, only when plotting
+
     ds = stats.ds
     si = ds.stations.index(station)
     alerted = {a.parameter for m in marks for a in m.alerts if a.station == station}
@@ -100,7 +112,7 @@ def station_png(
     FigureCanvasAgg(fig)
     axes = fig.subplots(len(panels), 1, sharex=True, squeeze=False)[:, 0]
     offset_ns = int((tz.utcoffset(None) or timedelta(0)).total_seconds() * 1e9)
-    handles: dict[str, object] = {}
+    handles: dict[str, Artist] = {}
     for ax, p in zip(axes, panels, strict=True):
         _panel(ax, stats, thresholds, default_class, station, p, klass, marks, reference, offset_ns, handles)
     axes[-1].set_xlabel(f"time ({offset_label(tz)})")
@@ -138,8 +150,10 @@ def _panel(
     marks: Sequence[AlertMarks],
     reference: Sequence[Exceedance],
     offset_ns: int,
-    handles: dict[str, object],
+    handles: dict[str, Artist],
 ) -> None:
+    from matplotlib.lines import Line2D  # noqa: PLC0415  heavy, only when plotting
+
     s = stats.series(station, parameter)
     t, lo, mean, hi = stats.plot_series(s)
     ft, fv = stats.flagged_points(s)
@@ -185,8 +199,9 @@ def _panel(
     for e in reference:
         if (e.station, e.parameter, e.klass) == (station, parameter, klass):
             x0, x1 = _x(e.start_ns, offset_ns), _x(e.end(end), offset_ns)
-            handles.setdefault(label, ax.axvspan(x0, x1, color="#6a1b9a", alpha=0.10, lw=0))
-            handles.setdefault("crossing", ax.axvline(x0, color="#6a1b9a", lw=1.0, ls=":"))
+            # matplotlib takes datetime64 through its date units; its stubs say float
+            handles.setdefault(label, ax.axvspan(x0, x1, color="#6a1b9a", alpha=0.10, lw=0))  # type: ignore[arg-type]
+            handles.setdefault("crossing", ax.axvline(x0, color="#6a1b9a", lw=1.0, ls=":"))  # type: ignore[arg-type]
     # The data: mean per time bucket, min-max envelope where a bucket holds several readings.
     x = _x(t, offset_ns)
     if len(t):
@@ -219,8 +234,11 @@ def _panel(
     ax.grid(True, which="major", alpha=0.3)
 
 
-def _bands(ax: Axes, limits: Sequence[Limit], y0: float, y1: float, handles: dict[str, object]) -> None:
+def _bands(ax: Axes, limits: Sequence[Limit], y0: float, y1: float, handles: dict[str, Artist]) -> None:
     """Class limits as coloured bands (class I green to worse than V red) and labelled lines."""
+    from matplotlib.patches import Patch  # noqa: PLC0415  heavy, only when plotting
+    from matplotlib.transforms import blended_transform_factory  # noqa: PLC0415  heavy, only when plotting
+
     if not limits:
         return
     trans = blended_transform_factory(ax.transAxes, ax.transData)
@@ -277,9 +295,12 @@ def _alert_rows(
     parameter: str,
     offset_ns: int,
     end_ns: int,
-    handles: dict[str, object],
+    handles: dict[str, Artist],
 ) -> None:
     """One row per variant at the top of the panel: a bar while an alert is open, a triangle where it fired."""
+    from matplotlib.lines import Line2D  # noqa: PLC0415  heavy, only when plotting
+    from matplotlib.transforms import blended_transform_factory  # noqa: PLC0415  heavy, only when plotting
+
     trans = blended_transform_factory(ax.transData, ax.transAxes)
     for i, m in enumerate(marks):
         y = 0.95 - 0.08 * i

@@ -1,103 +1,31 @@
-"""`riverwatch report` and the HTML of both backtest and report.
+"""`riverwatch report`: the after-action report of a time range of live data.
 
 The report is the after-action view of an incident: the readings of a time range read back from the
 database (InfluxDB 1.x, VictoriaMetrics or the embedded store), the alerts that were sent (the ledger,
 `alerts.sqlite`), the time each station spent above each class limit, how long after the measured crossing
-the first alert went out, and one plot per station.
-
-The HTML is one self-contained file (inline CSS, PNGs as base64 data URIs, no script, nothing fetched) so
-that it can be mailed to a bureau and opened anywhere, offline.
+the first alert went out, and one plot per station, printed and written as one HTML file
+(monitor.offline.htmlfile).
 """
 
 from __future__ import annotations
 
-import base64
-import html as _html
 import sys
 from collections.abc import Sequence
 from datetime import UTC, datetime, timezone
 from pathlib import Path
 from typing import TextIO
 
-from monitor.offline.backtest import (
-    PLOT_BUCKETS,
-    AlertSpan,
-    DataError,
-    SeriesStats,
-    Source,
-    Table,
-    UsageError,
-    _safe,
-    duration,
-    load_source,
-    offset_label,
-    run_rules,
-    score_alerts,
-    score_tables,
-    time_above_table,
-    tz_of,
-    when,
-)
+from monitor.alerts.ledger import Ledger
+from monitor.config import Config, ConfigError, load_config
+from monitor.offline.errors import DataError, UsageError
+from monitor.offline.htmlfile import write_html
+from monitor.offline.plots import AlertMarks, file_name, station_pngs
+from monitor.offline.replay import run_rules
+from monitor.offline.scoring import AlertSpan, score_alerts
+from monitor.offline.sources import Source, load_source
+from monitor.offline.tables import Table, duration, offset_label, score_tables, time_above_table, tz_of, when
+from monitor.offline.tallies import PLOT_BUCKETS, SeriesStats
 from monitor.thresholds import Limit, ThresholdError, ThresholdSet, load, load_or_shipped
-
-_CSS = """
-body{font-family:system-ui,-apple-system,"Segoe UI",Roboto,"Noto Sans CJK SC",sans-serif;margin:24px;color:#1b1b1b}
-h1{font-size:20px}h2{font-size:16px;margin-top:28px;border-bottom:1px solid #ccc}
-table{border-collapse:collapse;margin:8px 0;font-size:13px}
-th,td{border:1px solid #d0d0d0;padding:3px 8px;text-align:left;vertical-align:top}
-th{background:#f2f2f2}td.r{text-align:right;font-variant-numeric:tabular-nums}
-p.note{color:#555;font-size:12px;margin:2px 0 12px}
-figure{margin:12px 0}figure img{max-width:100%;border:1px solid #ddd}figcaption{font-size:12px;color:#555}
-"""
-
-
-def render_html(
-    title: str, paragraphs: Sequence[str], tables: Sequence[Table], images: Sequence[tuple[str, bytes]]
-) -> str:
-    """The whole report as one HTML document: tables, then one figure per station (PNG as a data URI)."""
-    esc = _html.escape
-    parts = [
-        f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><title>{esc(title)}</title>',
-        f"<style>{_CSS}</style></head><body>",
-        f"<h1>{esc(title)}</h1>",
-    ]
-    parts += [f"<p>{esc(p)}</p>" for p in paragraphs]
-    for t in tables:
-        parts.append(
-            f"<h2>{esc(t.title)}</h2><table><thead><tr>"
-            + "".join(f"<th>{esc(h)}</th>" for h in t.header)
-            + "</tr></thead><tbody>"
-        )
-        for row in t.rows:
-            parts.append(
-                "<tr>"
-                + "".join(
-                    f'<td class="r">{esc(c)}</td>' if i in t.right else f"<td>{esc(c)}</td>" for i, c in enumerate(row)
-                )
-                + "</tr>"
-            )
-        if not t.rows:
-            parts.append(f'<tr><td colspan="{len(t.header)}">(none)</td></tr>')
-        parts.append("</tbody></table>")
-        if t.note:
-            parts.append(f'<p class="note">{esc(t.note)}</p>')
-    if images:
-        parts.append("<h2>plots</h2>")
-    for name, png in images:
-        data = base64.b64encode(png).decode("ascii")
-        parts.append(
-            f'<figure id="plot-{esc(name)}"><img alt="{esc(name)}" src="data:image/png;base64,{data}">'
-            f"<figcaption>{esc(name)}</figcaption></figure>"
-        )
-    parts.append("</body></html>\n")
-    return "\n".join(parts)
-
-
-def write_html(
-    path: Path, title: str, paragraphs: Sequence[str], tables: Sequence[Table], images: Sequence[tuple[str, bytes]]
-) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(render_html(title, paragraphs, tables, images), encoding="utf-8")
 
 
 def _ledger_spans(
@@ -109,8 +37,6 @@ def _ledger_spans(
     tz: timezone,
 ) -> tuple[list[AlertSpan], list[list[str]], Path]:
     """The ledger's alerts open at any time in [since, until), as spans, and as rows of the sent-alerts table."""
-    from monitor.alerts.ledger import Ledger
-
     path = data_dir / "alerts.sqlite"
     if not path.is_file():
         return [], [], path
@@ -183,8 +109,6 @@ def run_report(
     out: TextIO | None = None,
 ) -> int:
     """`riverwatch report`: tables on stdout, one PNG per station in out_dir, one HTML; exit 0, 1 or 2."""
-    from monitor.config import ConfigError, load_config
-
     out = out or sys.stdout
     try:
         cfg = load_config(config)
@@ -248,8 +172,6 @@ def run_report(
     print(head, file=out)
     for tb in tables:
         print("\n" + tb.text(), file=out)
-    from monitor.offline.plots import AlertMarks, station_pngs
-
     want = out_dir is not None or html is not None
     images = (
         station_pngs(stats, t, default_class, [AlertMarks("alerts sent", spans)], reference, tz, progress=progress)
@@ -259,7 +181,7 @@ def run_report(
     if out_dir is not None:
         out_dir.mkdir(parents=True, exist_ok=True)
         for name, png in images:
-            (out_dir / f"{_safe(name)}.png").write_bytes(png)
+            (out_dir / f"{file_name(name)}.png").write_bytes(png)
         print(f"\n{len(images)} plot(s) written to {out_dir}", file=out)
     if html is not None:
         made = datetime.now(UTC).astimezone(tz).strftime("%Y-%m-%d %H:%M")
@@ -279,11 +201,8 @@ def run_report(
     return 0
 
 
-def _configured_source(cfg: object, data_dir: Path | None, since_ns: int | None, until_ns: int | None) -> Source:
+def _configured_source(cfg: Config, data_dir: Path | None, since_ns: int | None, until_ns: int | None) -> Source:
     """The database the service writes to: the embedded store, InfluxDB 1.x, or (api v2) VictoriaMetrics."""
-    from monitor.config import Config
-
-    assert isinstance(cfg, Config)
     i = cfg.influxdb
     if data_dir is not None or i is None:
         return Source(store=data_dir or cfg.service.data_dir, since_ns=since_ns, until_ns=until_ns)

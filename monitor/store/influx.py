@@ -1,10 +1,11 @@
 """The store: readings and alerts leave the journal for the time-series database here.
 
-Three writers share one small interface (`write(lines)` raising Retryable or BadBatch):
-InfluxDB v2 through influxdb-client's async API, InfluxDB 1.x through its `/write`, and the embedded
-SQLite store used when `[influxdb]` is absent. `Drain` is the journal consumer that batches by size and
-time, retries what can succeed later with capped backoff, and sets aside what never will (4xx), so one bad
-batch cannot wedge the pipeline and a database outage loses nothing.
+Three writers share one small interface (`write(lines)` raising Retryable or BadBatch): InfluxDB v2
+through influxdb-client's async API, InfluxDB 1.x through its `/write`, and the embedded SQLite store used
+when `[influxdb]` is absent; the lines themselves come from monitor.store.lineprotocol. `Drain` is the
+journal consumer that batches by size and time, retries what can succeed later with capped backoff, and
+sets aside what never will (4xx), so one bad batch cannot wedge the pipeline and a database outage loses
+nothing.
 """
 
 from __future__ import annotations
@@ -21,18 +22,19 @@ from typing import Protocol
 
 import aiohttp
 from influxdb_client.client.influxdb_client_async import InfluxDBClientAsync
+from influxdb_client.domain.write_precision import WritePrecision
 from influxdb_client.rest import ApiException
 
-from monitor.alerts.evaluator import AlertEvent
 from monitor.domain.pacing import Backoff, nap
 from monitor.domain.reading import Reading
 from monitor.journal import Journal, JournalError
 from monitor.metrics import Metrics
+from monitor.store.lineprotocol import MEASUREMENT, LineProtocolError, reading_line, split_line
+
+# re-exported until monitor/service/app.py imports it from monitor.store.lineprotocol
+from monitor.store.lineprotocol import alert_line as alert_line
 
 log = logging.getLogger("riverwatch.store")
-
-MEASUREMENT = "water_quality"
-ALERT_MEASUREMENT = "alert"
 
 
 class RetryableError(Exception):
@@ -41,43 +43,6 @@ class RetryableError(Exception):
 
 class BadBatchError(Exception):
     """The database refused this batch for good (4xx): retrying cannot help."""
-
-
-def escape_tag(value: str) -> str:
-    """Line-protocol tag escaping: a station id with a space, comma or `=` stays one tag value.
-
-    Backslashes are left alone: InfluxDB reads them literally (measured on 1.6.7), so escaping them would
-    double them in the database. The decoder refuses what cannot be written: control characters and a
-    trailing backslash.
-    """
-    if "," in value or "=" in value or " " in value:
-        return value.replace(",", "\\,").replace("=", "\\=").replace(" ", "\\ ")
-    return value  # the usual id: three searches instead of three copies
-
-
-def escape_string_field(value: str) -> str:
-    return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
-
-
-def reading_line(r: Reading) -> str:
-    fields = f"value={r.value!r}"
-    if r.flag:
-        fields += f',flag="{escape_string_field(r.flag)}"'
-    return f"{MEASUREMENT},parameter={escape_tag(r.parameter)},station={escape_tag(r.station)} {fields} {r.ts_ns}"
-
-
-def alert_line(e: AlertEvent, message: str) -> str:
-    """The `alert` measurement of interface.md, at the time of the reading that caused the transition."""
-    tags = (
-        f"parameter={escape_tag(e.parameter)},severity={escape_tag(e.severity)},state={escape_tag(e.state)},"
-        f"station={escape_tag(e.station)}"
-    )
-    rule = getattr(e, "rule", "instantaneous")
-    fields = (
-        f'value={e.value!r},limit={e.limit.value!r},ratio={float(e.ratio)!r},rule="{escape_string_field(rule)}",'
-        f'message="{escape_string_field(message)}"'
-    )
-    return f"{ALERT_MEASUREMENT},{tags} {fields} {e.ts_ns}"
 
 
 class Writer(Protocol):
@@ -113,7 +78,11 @@ class InfluxV2Writer:
             )
         try:
             await self._client.write_api().write(
-                bucket=self._bucket, org=self._org, record="\n".join(lines), write_precision="ns"
+                bucket=self._bucket,
+                org=self._org,
+                record="\n".join(lines),
+                # the client's enum constants are plain str, its annotation says WritePrecision
+                write_precision=WritePrecision.NS,  # type: ignore[arg-type]
             )
         except ApiException as e:
             raise _classify(int(e.status or 0), str(e.body or e.reason)) from None
@@ -206,24 +175,11 @@ class EmbeddedStore:
 
 
 def _split_line(line: str) -> tuple[str, str, str]:
-    """Split a line into (measurement+tags, fields, timestamp), honouring escapes and quoted strings."""
-    parts: list[str] = []
-    start, i, quoted = 0, 0, False
-    while i < len(line):
-        c = line[i]
-        if c == "\\":
-            i += 2
-            continue
-        if c == '"' and parts:  # quotes delimit string fields only; in tags they are plain characters
-            quoted = not quoted
-        elif c == " " and not quoted:
-            parts.append(line[start:i])
-            start = i + 1
-        i += 1
-    parts.append(line[start:])
-    if len(parts) != 3:
-        raise BadBatchError(f"unparseable line: {line[:200]}")
-    return parts[0], parts[1], parts[2]
+    """A line the store cannot split is a bad batch: the database would refuse it too."""
+    try:
+        return split_line(line)
+    except LineProtocolError as e:
+        raise BadBatchError(str(e)) from None
 
 
 async def write_isolating(writer: Writer, readings: Sequence[Reading]) -> list[tuple[Reading, str]]:
