@@ -1,10 +1,8 @@
-"""Threshold files: the shipped GB 3838-2002 values, station tables, and `check`'s path:line messages."""
+"""Threshold files: the shipped standards and their values, stations, precedence, durations and `show`."""
 
 from __future__ import annotations
 
 import math
-import random
-import textwrap
 from pathlib import Path
 
 import numpy as np
@@ -12,16 +10,15 @@ import pytest
 
 from monitor.thresholds import (
     Limit,
-    Problem,
+    Screening,
     ThresholdError,
     ThresholdSet,
     check,
     load,
     shipped_path,
+    show,
 )
-
-GB = shipped_path()
-LONGJIANG = shipped_path("longjiang-stations.toml")
+from tests.thresholds_files import GB, LONGJIANG, STANDARD, write
 
 TABLE1 = [
     "temp",
@@ -49,7 +46,9 @@ TABLE1 = [
     "s2",
     "fcoli",
 ]
+
 TABLE2 = ["so4", "cl", "no3n", "fe", "mn"]
+
 TABLE3 = {
     "mo": 0.07,
     "co": 1.0,
@@ -63,26 +62,10 @@ TABLE3 = {
     "tl": 0.0001,
 }
 
-STANDARD = """\
-[standard]
-id = "T"
-classes = ["I", "II", "III"]
-"""
-
 
 @pytest.fixture(scope="module")
 def gb() -> ThresholdSet:
     return load([GB, LONGJIANG])
-
-
-def write(tmp_path: Path, text: str, name: str = "t.toml") -> str:
-    path = tmp_path / name
-    path.write_text(textwrap.dedent(text), encoding="utf-8")
-    return str(path)
-
-
-def lines(problems: list[Problem]) -> list[str]:
-    return [str(p) for p in problems]
 
 
 # ---------------------------------------------------------------- the shipped files
@@ -233,324 +216,6 @@ def test_earlier_files_take_precedence(tmp_path: Path) -> None:
     assert lim is not None and lim.standard == "GB 3838-2002"
 
 
-# ---------------------------------------------------------------- check: path:line: message
-
-
-def test_syntax_error(tmp_path: Path) -> None:
-    path = write(tmp_path, STANDARD + 'name = "unterminated\n')
-    assert lines(check([path])) == [f"{path}:4: invalid TOML: Illegal character '\\n' (column 21)"]
-
-
-def test_duplicate_key(tmp_path: Path) -> None:
-    path = write(tmp_path, STANDARD + 'id = "again"\n')
-    assert lines(check([path])) == [
-        f"{path}:4: invalid TOML: duplicate key 'id' (cannot overwrite a value) (column 13)"
-    ]
-
-
-def test_duplicate_table(tmp_path: Path) -> None:
-    path = write(tmp_path, STANDARD + '\n[items.cd]\nkind = "max"\n\n[items.cd]\n')
-    assert lines(check([path])) == [f"{path}:8: invalid TOML: duplicate table [items.cd] (declared twice) (column 10)"]
-
-
-def test_duplicate_inline_key(tmp_path: Path) -> None:
-    path = write(tmp_path, STANDARD + '[items.cd]\nkind = "max"\nlimits = { I = 1, I = 2 }\n')
-    assert lines(check([path])) == [f"{path}:6: invalid TOML: Duplicate inline table key 'I' (column 24)"]
-
-
-def test_unknown_parameter_suggests_the_id(tmp_path: Path) -> None:
-    path = write(
-        tmp_path,
-        STANDARD
-        + """
-        [items.cadmium]
-        kind = "max"
-        limit = 0.005
-
-        [items.lede]
-        kind = "max"
-        limit = 0.05
-
-        [items.zzz]
-        kind = "max"
-        limit = 1
-        """,
-    )
-    assert lines(check([path])) == [
-        f"{path}:5: items.cadmium: unknown parameter id 'cadmium' ('cadmium' is an alias: use the id 'cd')",
-        f"{path}:9: items.lede: unknown parameter id 'lede'",
-        f"{path}:13: items.zzz: unknown parameter id 'zzz'",
-    ]
-
-
-def test_unknown_unit(tmp_path: Path) -> None:
-    path = write(
-        tmp_path,
-        STANDARD
-        + """
-        [items.cd]
-        kind = "max"
-        unit = "mg/m3"
-        limit = 0.005
-
-        [items.ph]
-        kind = "range"
-        unit = "mg/L"
-        low = 6
-        high = 9
-        """,
-    )
-    assert lines(check([path])) == [
-        f"{path}:7: items.cd.unit: unknown unit 'mg/m3' for cd (use 'mg/L' or a unit convertible to it)",
-        f"{path}:12: items.ph.unit: unknown unit 'mg/L' for ph (use no unit ('') or a unit convertible to it)",
-    ]
-
-
-def test_missing_and_extra_class(tmp_path: Path) -> None:
-    path = write(
-        tmp_path,
-        STANDARD
-        + """
-        [items.cd]
-        kind = "max"
-        unit = "mg/L"
-        limits = { I = 0.001, II = 0.005 }
-
-        [items.pb]
-        kind = "max"
-        limits = { I = 0.01, II = 0.01, III = 0.05, IV = 0.05 }
-        """,
-    )
-    assert lines(check([path])) == [
-        f"{path}:8: items.cd.limits: no value for class III",
-        f"{path}:12: items.pb.limits: class 'IV' is not in standard.classes (I, II, III)",
-    ]
-
-
-def test_contradictory_ordering(tmp_path: Path) -> None:
-    path = write(
-        tmp_path,
-        STANDARD
-        + """
-        [items.cd]
-        kind = "max"
-        limits.I = 0.005
-        limits.II = 0.001
-        limits.III = 0.01
-
-        [items.do]
-        kind = "min"
-        limits = { I = 5, II = 6, III = 2 }
-
-        [items.ph]
-        kind = "range"
-        low = { I = 6, II = 9, III = 6 }
-        high = { I = 9, II = 6, III = 9 }
-        """,
-    )
-    assert lines(check([path])) == [
-        f"{path}:8: items.cd.limits.II = 0.001 is stricter than class I (0.005): max limits must not decrease "
-        "from class I to III",
-        f"{path}:13: items.do.limits.II = 6 is stricter than class I (5): min limits must not increase "
-        "from class I to III",
-        f"{path}:17: items.ph: class II: low 9 is not below high 6",
-    ]
-
-
-def test_bad_numbers(tmp_path: Path) -> None:
-    path = write(
-        tmp_path,
-        STANDARD
-        + """
-        [items.cd]
-        kind = "max"
-        limits = { I = 0.001, II = -0.005, III = 0.005 }
-
-        [items.pb]
-        kind = "max"
-        limit = "0.05"
-
-        [items.hg]
-        kind = "max"
-        limit = inf
-
-        [items.temp]
-        kind = "change"
-        max_rise = -1
-        """,
-    )
-    assert lines(check([path])) == [
-        f"{path}:7: items.cd.limits.II: negative limit -0.005",
-        f"{path}:11: items.pb.limit: not a number: '0.05'",
-        f"{path}:15: items.hg.limit: not a finite number: inf",
-        f"{path}:19: items.temp.max_rise: negative limit -1",
-    ]
-
-
-def test_unknown_kind_and_keys(tmp_path: Path) -> None:
-    path = write(
-        tmp_path,
-        STANDARD
-        + """
-        [items.cd]
-        kind = "maximum"
-        limit = 0.005
-
-        [items.pb]
-        kind = "max"
-        limts = { I = 0.01, II = 0.01, III = 0.05 }
-
-        [items.do]
-        low = 5
-
-        [stations.s1]
-        name = "Station 1"
-        river_kms = 3
-        """,
-    )
-    assert lines(check([path])) == [
-        f"{path}:6: items.cd.kind: unknown kind 'maximum' (one of max, min, range, change)",
-        f"{path}:9: items.pb: missing 'limits' (or 'limit', 'lake_limits')",
-        f"{path}:11: items.pb.limts: unknown key 'limts' for kind 'max' (did you mean 'limits'?)",
-        f"{path}:13: items.do: missing 'kind' (one of max, min, range, change)",
-        f"{path}:18: stations.s1.river_kms: unknown key 'river_kms' (did you mean 'river_km'?)",
-    ]
-
-
-def test_station_problems(tmp_path: Path) -> None:
-    path = write(
-        tmp_path,
-        """\
-        # stations only: the classes are GB 3838-2002's
-        [stations.a]
-        class = "VI"
-
-        [stations.b]
-        class = "II"
-        water_body = "sea"
-        intake = "yes"
-        river_km = nan
-        """,
-    )
-    assert lines(check([path])) == [
-        f"{path}:3: stations.a.class: unknown class 'VI' (one of I, II, III, IV, V)",
-        f"{path}:7: stations.b.water_body: unknown water body 'sea' (river, lake or reservoir)",
-        f"{path}:8: stations.b.intake must be true or false",
-        f"{path}:9: stations.b.river_km must be a finite number",
-    ]
-    # the classes come from the standards being loaded with it
-    other = write(tmp_path, STANDARD, "std.toml")
-    only_iii = write(tmp_path, '[stations.c]\nclass = "IV"\n', "c.toml")
-    assert lines(check([other, only_iii])) == [
-        f"{only_iii}:2: stations.c.class: unknown class 'IV' (one of I, II, III)"
-    ]
-
-
-def test_duplicate_station_across_files(tmp_path: Path) -> None:
-    a = write(tmp_path, '[stations.s1]\nclass = "III"\n', "a.toml")
-    b = write(tmp_path, '\n[stations.s1]\nclass = "II"\n', "b.toml")
-    assert lines(check([a, b])) == [f"{b}:2: stations.s1: station 's1' is already defined at {a}:1"]
-
-
-def test_missing_standard_and_classes(tmp_path: Path) -> None:
-    path = write(
-        tmp_path,
-        """\
-        # no [standard]
-
-        [items.cd]
-        kind = "max"
-        limit = 0.005
-        """,
-    )
-    assert lines(check([path])) == [f"{path}:3: items without a [standard] table (it needs an id)"]
-    # a standard without classes (WHO, EPA...) is fine with one limit per item, not with a per-class table
-    path = write(tmp_path, '[standard]\nid = "X"\n\n[items.cd]\nkind = "max"\nlimit = 0.005\n')
-    assert check([path]) == []
-    path = write(tmp_path, '[standard]\nname = "X"\n\n[items.cd]\nkind = "max"\nlimits = { I = 0.005 }\n')
-    assert lines(check([path])) == [
-        f"{path}:1: [standard] has no 'id'",
-        f"{path}:6: items.cd.limits: the standard has no classes (use 'limit' for its one value)",
-    ]
-
-
-def test_unreadable_and_unknown_top_level(tmp_path: Path) -> None:
-    missing = str(tmp_path / "missing.toml")
-    typo = write(tmp_path, STANDARD + "\n[itmes.cd]\n")
-    binary = tmp_path / "bin.toml"
-    binary.write_bytes(b'a = 1\nb = "\xff"\n')
-    assert lines(check([missing, typo, str(binary)])) == [
-        f"{missing}:1: cannot read: No such file or directory",
-        f"{typo}:5: itmes: unknown key 'itmes' (expected standard, items, stations, classes, rules, screen, "
-        "instruments or alerts) (did you mean 'items'?)",
-        f"{binary}:2: not UTF-8 text (TOML files must be UTF-8)",
-    ]
-
-
-def test_load_raises_with_every_problem(tmp_path: Path) -> None:
-    path = write(tmp_path, STANDARD + '\n[items.cd]\nkind = "max"\nlimit = -1\n\n[stations.s]\nclass = "X"\n')
-    with pytest.raises(ThresholdError) as err:
-        load([path])
-    assert str(err.value).splitlines() == [
-        f"{path}:7: items.cd.limit: negative limit -1",
-        f"{path}:10: stations.s.class: unknown class 'X' (one of I, II, III)",
-    ]
-    assert len(err.value.problems) == 2
-
-
-def test_line_locator_handles_other_toml_forms(tmp_path: Path) -> None:
-    path = write(
-        tmp_path,
-        """\
-        [standard]
-        id = "T"
-        classes = [
-          "I",   # the strictest
-          "II",
-        ]
-        name = '''a "multi-line"
-        string with [items.x] inside'''
-
-        [items."cd"]
-        kind = "max"
-        source = "limits = { I = 1 }"
-
-        [items.cd.limits]
-        I = 0.005
-        "II" = 0.001
-        """,
-    )
-    assert lines(check([path])) == [
-        f"{path}:16: items.cd.limits.II = 0.001 is stricter than class I (0.005): max limits must not decrease "
-        "from class I to II",
-    ]
-
-
-def test_check_never_raises_on_mangled_files(tmp_path: Path) -> None:
-    """Random edits of the shipped files: check must report, not crash, and name lines that exist."""
-    source = (GB.read_text(encoding="utf-8") + "\n" + LONGJIANG.read_text(encoding="utf-8")).splitlines()
-    values = ['"x"', "-1", "{}", "[1, 2]", "true", "nan", "{ I = {} }", "1979-05-27 07:32:00Z", "[[1], [2]]"]
-    inserts = ["[items]", "[[stations]]", "items = 3", "[items.cd.limits]", "III = 3", "a.b = 2"]
-    rng = random.Random(3838)
-    path = tmp_path / "fuzz.toml"
-    for _ in range(300):
-        text = list(source)
-        for _ in range(rng.randint(1, 3)):
-            i = rng.randrange(len(text))
-            op = rng.random()
-            if op < 0.3:
-                del text[i]
-            elif op < 0.7 and "=" in text[i]:
-                text[i] = text[i].split("=")[0] + "= " + rng.choice(values)
-            elif op < 0.85:
-                text.insert(i, rng.choice(inserts))
-            else:
-                text[i] = text[i][: rng.randrange(len(text[i]) + 1)]
-        path.write_text("\n".join(text), encoding="utf-8")
-        for problem in check([path]):
-            assert 1 <= problem.line <= len(text) + 1, problem
-
-
 # ---------------------------------------------------------------- the standards library
 
 # Transcribed a second time from the official tables, in mg/L (pH: range; conductivity: µS/cm; turbidity:
@@ -659,6 +324,7 @@ LIBRARY: dict[str, tuple[str, dict[str, float | tuple[float, float]]]] = {
         },
     ),
 }
+
 AFTER_2036 = 2_100_000_000 * 10**9  # 2036-07-19: after every dated step
 
 
@@ -766,337 +432,6 @@ def test_the_class_policy_wins_over_the_station_files(tmp_path: Path) -> None:
     assert plain.class_of("nowhere", "I") == ("I", "the configured default_class")
 
 
-# ---------------------------------------------------------------- check: rules, policies, stations, items
-
-
-def test_rule_problems_each_on_its_line(tmp_path: Path) -> None:
-    path = write(
-        tmp_path,
-        """\
-        [[rules]]
-        kind = "rate"
-        parameter = "cadmium"
-        window = "2 hours"
-        rise_per_hour = 0
-
-        [[rules]]
-        kind = "trend"
-
-        [[rules]]
-        kind = "mean"
-        parameters = ["cd"]
-        windw = "24h"
-
-        [[rules]]
-        kind = "persistence"
-        stations = ["lalng"]
-        intake = "yes"
-        severity = "urgent"
-        clear_ratio = 1.5
-
-        [[rules]]
-        kind = "persistence"
-        readings = 0
-        duration = 24
-
-        [[rules]]
-        kind = "no_data"
-        scope = "river"
-        factor = 0.5
-        clear_hold = "-1h"
-
-        [[rules]]
-        kind = "no_data"
-        scope = "station"
-
-        [[rules]]
-        kind = "rate"
-        window = "0h"
-        rise_per_hour = 0.001
-        unit = "ug/L"
-        above = -1
-        min_readings = 1
-
-        [[rules]]
-        kind = "rate"
-        parameter = "ph"
-        window = "1h"
-        rise_per_hour = 1
-        unit = "mg/L"
-        """,
-    )
-    assert lines(check([GB, LONGJIANG, path])) == [
-        f"{path}:3: rules[0]: unknown parameter id 'cadmium' ('cadmium' is an alias: use the id 'cd')",
-        f"{path}:4: rules[0].window: bad duration '2 hours' (use e.g. 90s, 15min, 2h, 7d, 1w)",
-        f"{path}:5: rules[0].rise_per_hour must be a positive number",
-        f"{path}:8: rules[1].kind: unknown rule kind 'trend' (one of instantaneous, persistence, mean, rate, no_data)",
-        f"{path}:10: rules[2]: a mean rule needs 'window' (e.g. \"24h\")",
-        f"{path}:13: rules[2].windw: unknown key 'windw' for rule kind 'mean' (did you mean 'window'?)",
-        f"{path}:15: rules[3]: a persistence rule needs 'readings' (N in a row) and/or 'duration' (e.g. \"2h\")",
-        f"{path}:17: rules[3]: unknown station 'lalng' (did you mean 'lalang'?)",
-        f"{path}:18: rules[3].intake must be true or false",
-        f"{path}:19: rules[3].severity: unknown severity 'urgent' (one of warning, serious, critical)",
-        f"{path}:20: rules[3].clear_ratio: must be above 0 and at most 1, not 1.5",
-        f"{path}:24: rules[4].readings: must be a whole number ≥ 1, not 0",
-        f"{path}:25: rules[4].duration: bad duration 24 (a number needs a unit) (use e.g. 90s, 15min, 2h, 7d, 1w)",
-        f"{path}:29: rules[5].scope must be 'series' or 'station', not 'river'",
-        f"{path}:30: rules[5].factor must be a number ≥ 1, not 0.5",
-        f"{path}:31: rules[5].clear_hold: bad duration '-1h' (use e.g. 90s, 15min, 2h, 7d, 1w)",
-        f"{path}:33: rules[6]: a station-wide no_data rule needs 'interval'",
-        f"{path}:39: rules[7].window: the duration must be more than zero",
-        f"{path}:41: rules[7].unit needs 'parameters' (a unit belongs to them)",
-        f"{path}:42: rules[7].above must be a fraction of the limit ≥ 0, not -1",
-        f"{path}:43: rules[7].min_readings: must be a whole number ≥ 2, not 1",
-        f"{path}:50: rules[8].unit: unknown unit 'mg/L' for ph",
-    ]
-
-
-def test_rules_that_would_share_an_alert(tmp_path: Path) -> None:
-    path = write(
-        tmp_path,
-        """\
-        [[rules]]
-        kind = "rate"
-        parameter = "cd"
-        window = "6h"
-        rise_per_hour = 0.001
-
-        [[rules]]
-        kind = "rate"
-        window = "1d"
-        rise_per_hour = 0.01
-
-        [[rules]]
-        kind = "rate"
-        name = "slow-trend"
-        window = "1d"
-        rise_per_hour = 0.01
-
-        [[rules]]
-        kind = "persistence"
-        parameter = "cd"
-        readings = 3
-
-        [[rules]]
-        kind = "instantaneous"
-        parameters = ["cd", "pb"]
-
-        [[rules]]
-        kind = "instantaneous"
-        parameter = "cd"
-        station = "lalang"
-        """,
-    )
-    assert lines(check([GB, LONGJIANG, path])) == [
-        f"{path}:7: rule 'rate' also applies to series that the rule at {path}:1 covers: give one of them another "
-        "'name'",
-        f"{path}:23: this instantaneous rule and the persistence rule at {path}:18 both decide the limit alert of "
-        "the same series: narrow one with 'parameters', 'stations' or 'intake'",
-    ]
-
-
-def test_policy_problems_each_on_its_line(tmp_path: Path) -> None:
-    path = write(
-        tmp_path,
-        """\
-        [classes]
-        intake = "VI"
-        other = "III"
-
-        [alerts]
-        severity = { warning = 1, serious = 0.5, critical = -2 }
-        clear_ratio = 1.2
-        clear_hold = "soon"
-
-        [screen]
-        ignore_flags = "calibration"
-        suspect_flags = ["suspect", "maintenance"]
-        range = [0, 1]
-        flatline = 1
-        spike_window = 2
-        spike_mads = 0
-
-        [instruments.cadmium]
-        range = [0, 1]
-
-        [instruments.cd]
-        range = [1, 0]
-        detection_limit = -0.1
-        unit = "furlongs"
-
-        [instruments.pb]
-        detection_limit = 0.001
-        """,
-    )
-    again = write(
-        tmp_path,
-        """\
-        [classes]
-        default = "III"
-
-        [instruments.pb]
-        flatline = 4
-
-        [screen]
-        ignore_flags = ["maintenance"]
-        suspect_flags = ["maintenance"]
-        """,
-        "again.toml",
-    )
-    assert lines(check([path, again])) == [
-        f"{path}:2: classes.intake: unknown class 'VI' (one of I, II, III, IV, V)",
-        f"{path}:3: classes.other: unknown key 'other' (did you mean 'note'?)",
-        f"{path}:6: alerts.severity.serious = 0.5 must be above warning (1): tiers go from the mildest to the worst",
-        f"{path}:6: alerts.severity.critical: the ratio must be a positive number, not -2",
-        f"{path}:7: alerts.clear_ratio: must be above 0 and at most 1, not 1.2",
-        f"{path}:8: alerts.clear_hold: bad duration 'soon' (use e.g. 90s, 15min, 2h, 7d, 1w)",
-        f"{path}:11: screen.ignore_flags must be a list of flag strings",
-        f"{path}:13: screen.range: unknown key 'range' (instrument range and detection limit go in "
-        "[instruments.<parameter>])",
-        f"{path}:14: screen.flatline: must be a whole number ≥ 2, not 1",
-        f"{path}:15: screen.spike_window: must be a whole number ≥ 3, not 2",
-        f"{path}:16: screen.spike_mads: must be a positive number of MADs, not 0",
-        f"{path}:18: instruments.cadmium: unknown parameter id 'cadmium' ('cadmium' is an alias: use the id 'cd')",
-        f"{path}:22: instruments.cd.range must be [low, high] with low < high",
-        f"{path}:23: instruments.cd.detection_limit: negative limit -0.1",
-        f"{path}:24: instruments.cd.unit: unknown unit 'furlongs' for cd (use 'mg/L' or a unit convertible to it)",
-        f"{again}:1: [classes] is already defined at {path}:1",
-        f"{again}:4: [instruments.pb] is already defined at {path}:26",
-        f"{again}:7: [screen] is already defined at {path}:10",
-    ]
-    both = write(tmp_path, '[screen]\nignore_flags = ["maintenance"]\nsuspect_flags = ["Maintenance"]\n', "b.toml")
-    assert lines(check([both])) == [f"{both}:3: screen: flag 'maintenance' is both ignored and suspect"]
-
-
-def test_station_format_problems_each_on_its_line(tmp_path: Path) -> None:
-    path = write(
-        tmp_path,
-        """\
-        [stations.a]
-        timezone = "Mars/Olympus"
-        coordinates = [95, 10]
-        standard = "GB 3838-2020"
-        expect = { cd = "2", zz = "1h", pb = "1 fortnight" }
-        assume = { hardness = "hard" }
-
-        [stations.a.limits]
-        cd = { limt = 0.003 }
-        pb = { low = 0.05, high = 0.01 }
-        cadmium = 0.001
-        hg = "0.001"
-
-        [stations.b]
-        coordinates = "24.5N"
-        timezone = "+08:00"
-
-        [stations.b.instruments.cd]
-        flatline = 2.5
-        """,
-    )
-    assert lines(check([GB, path])) == [
-        f"{path}:2: stations.a.timezone: unknown time zone 'Mars/Olympus' (an IANA name such as 'Asia/Shanghai', "
-        "or '+08:00')",
-        f"{path}:3: stations.a.coordinates must be [latitude, longitude] in degrees (-90..90, -180..180)",
-        f"{path}:4: stations.a.standard: no standard 'GB 3838-2020' is loaded (loaded: GB 3838-2002) "
-        "(did you mean 'GB 3838-2002'?)",
-        f"{path}:5: stations.a.expect.cd: bad duration '2' (a number needs a unit) (use e.g. 90s, 15min, 2h, 7d, 1w)",
-        f"{path}:5: stations.a.expect.zz: unknown parameter id 'zz'",
-        f"{path}:5: stations.a.expect.pb: bad duration '1 fortnight' (use e.g. 90s, 15min, 2h, 7d, 1w)",
-        f"{path}:6: stations.a.assume.hardness: not a number: 'hard'",
-        f"{path}:9: stations.a.limits.cd.limt: unknown key 'limt' (did you mean 'limit'?)",
-        f"{path}:9: stations.a.limits.cd: missing 'limit'",
-        f"{path}:10: stations.a.limits.pb: low 0.05 is not below high 0.01",
-        f"{path}:11: stations.a.limits.cadmium: unknown parameter id 'cadmium' ('cadmium' is an alias: use the id "
-        "'cd')",
-        f"{path}:12: stations.a.limits.hg must be a number or a table {{ limit = ..., source = ... }}",
-        f"{path}:15: stations.b.coordinates must be [latitude, longitude] in degrees (-90..90, -180..180)",
-        f"{path}:19: stations.b.instruments.cd.flatline: must be a whole number ≥ 2, not 2.5",
-    ]
-    assert check([path])[2:3] != lines(check([GB, path]))[2:3]  # alone, the standard's id cannot be checked
-
-
-def test_item_format_problems_each_on_its_line(tmp_path: Path) -> None:
-    path = write(
-        tmp_path,
-        """\
-        [standard]
-        id = "X"
-
-        [items.pb]
-        kind = "max"
-        unit = "ug/L"
-        limit = 5
-        steps = [
-          { until = "2036-01-12", limit = 10 },
-          { until = 2030-01-01, limit = 20 },
-          { until = 2029-01-01, limit = 30 },
-        ]
-
-        [items.cr6]
-        kind = "max"
-        limits = { I = 1 }
-        steps = [ { until = 2036-01-12, limit = 50 } ]
-
-        [items.cd]
-        kind = "max"
-        depends_on = "hardnes"
-        limit = [1, 2]
-
-        [items.ni]
-        kind = "max"
-        depends_on = "ni"
-        limit = 1
-
-        [items.zn]
-        kind = "max"
-        depends_on = "hardness"
-        bounds = [40, 30]
-        limit = [1, 2, 3]
-
-        [items.cu]
-        kind = "max"
-        depends_on = "hardness"
-        bounds = [40, 50]
-        limit = [1, 2]
-        mean_limit = [0.1, 0.2, 0.3]
-        default_band = 4
-
-        [items.as]
-        kind = "max"
-        limit = 0.01
-        mean_limit = 0.005
-
-        [items.se]
-        kind = "max"
-        limit = 0.01
-        mean_window = "1y"
-
-        [items.hg]
-        kind = "max"
-        limit = 0.001
-        bounds = [1]
-        """,
-    )
-    assert lines(check([path])) == [
-        f"{path}:9: items.pb.steps[0].until must be a date (YYYY-MM-DD, unquoted)",
-        f"{path}:11: items.pb.steps[2].until 2029-01-01 is not after the step before it",
-        f"{path}:16: items.cr6.limits: the standard has no classes (use 'limit' for its one value)",
-        f"{path}:17: items.cr6.steps needs a single 'limit' (the value after the last step)",
-        f"{path}:21: items.cd.depends_on: unknown parameter id 'hardnes' (did you mean 'hardness'?)",
-        f"{path}:26: items.ni.depends_on: a limit cannot depend on itself",
-        f"{path}:32: items.zn.bounds must increase",
-        f"{path}:35: items.cu: a mean limit needs 'mean_window' (e.g. \"365d\")",
-        f"{path}:39: items.cu.limit must be a list of 3 values, one per band (2 bounds make 3 bands)",
-        f"{path}:41: items.cu.default_band: there are only 3 bands",
-        f"{path}:43: items.as: a mean limit needs 'mean_window' (e.g. \"365d\")",
-        f"{path}:51: items.se.mean_window: bad duration '1y' (use e.g. 90s, 15min, 2h, 7d, 1w)",
-        f"{path}:51: items.se.mean_window without 'mean_limit'",
-        f"{path}:56: items.hg.bounds needs 'depends_on'",
-    ]
-    classed = write(tmp_path, STANDARD + '\n[items.cd]\nkind = "max"\ndepends_on = "hardness"\n', "c.toml")
-    assert lines(check([classed])) == [f"{classed}:7: items.cd.depends_on: only for a standard without classes"]
-
-
 def test_durations() -> None:
     from monitor.thresholds import format_duration, parse_duration
 
@@ -1136,3 +471,57 @@ def test_show_says_what_applies_and_where_it_comes_from(tmp_path: Path) -> None:
     assert "  class IV    from the configured default_class" in unknown
     with pytest.raises(ThresholdError):
         show([str(tmp_path / "missing.toml")], "lalang")
+
+
+# ---------------------------------------------------------------- screening
+
+
+def test_screen_and_instrument_tables_layer_into_each_series_screening(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        """\
+        [screen]
+        flatline = 6
+        spike_mads = 4
+
+        [instruments.cd]
+        unit = "µg/L"
+        range = [0, 50]
+        detection_limit = 0.1
+        spike_floor = 0.5
+
+        [stations.s]
+        name = "S"
+
+        [stations.s.instruments.cd]
+        flatline = 3
+        """,
+    )
+    ts = load([GB, path])
+    # the station's own table wins over [instruments.cd], which wins over [screen]; µg/L became mg/L
+    assert ts.screening("s", "cd") == Screening(
+        range=(0.0, 0.05), detection_limit=0.0001, flatline=3, spike_mads=4.0, spike_floor=0.0005
+    )
+    assert ts.screening("s", "cd").active
+    assert ts.screening("elsewhere", "ph") == Screening(flatline=6, spike_mads=4.0)
+    assert ts.screening("elsewhere", "ph").spike_window == 0 and ts.screening("elsewhere", "ph").active
+    # the settings as the files set them (no defaults), in the order `show` prints them
+    assert list(ts.instrument("s", "cd").items()) == [
+        ("flatline", 3),
+        ("spike_mads", 4.0),
+        ("spike_floor", 0.0005),
+        ("range", (0.0, 0.05)),
+        ("detection_limit", 0.0001),
+    ]
+    assert ts.instrument("elsewhere", "ph") == {"flatline": 6, "spike_mads": 4.0}
+    text = show([GB, path], "s")
+    shown = "  cd: flatline 3, spike_mads 4, spike_floor 0.0005, range (0.0, 0.05), detection_limit 0.0001"
+    assert f"{shown}    {path}:" in text
+
+
+def test_without_screen_tables_only_the_flags_screen(gb: ThresholdSet) -> None:
+    assert gb.screening("liuzhou-hexi", "cd") == Screening()
+    assert not Screening().active
+    assert (Screening().spike_mads, Screening().spike_floor) == (6.0, 0.0)
+    assert gb.instrument("liuzhou-hexi", "cd") == {}
+    assert gb.screen.ignore_flags == frozenset({"maintenance", "calibration"})

@@ -1,0 +1,120 @@
+"""Checking the policy tables, each defined once across all files: `[classes]`, `[alerts]`, `[screen]` and
+`[instruments.<parameter>]`."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from monitor.thresholds.check_screens import ScreenChecker
+from monitor.thresholds.checking import SourceFile, is_number
+from monitor.thresholds.model import DEFAULT_TIERS, AlertPolicy, ClassPolicy, InstrumentSettings, ScreenSpec
+from monitor.thresholds.notation import fmt_number
+
+_SINGLE_TABLES = ("classes", "screen", "alerts")  # at most one of each across all files
+_CLASS_KEYS = ("intake", "default", "note")
+_ALERT_KEYS = ("severity", "clear_ratio", "clear_hold", "note")
+
+
+@dataclass
+class FilePolicies:
+    """The policy tables of one file that checked clean (None: absent or with problems)."""
+
+    classes: ClassPolicy | None = None
+    screen: ScreenSpec | None = None
+    alerts: AlertPolicy | None = None
+    instruments: dict[str, InstrumentSettings] = field(default_factory=dict)
+
+
+class PolicyChecker(ScreenChecker):
+    """Checks a file's policy tables; `owners` (table -> path:line) carries across files to refuse a second."""
+
+    def check(self, f: SourceFile, known_classes: Sequence[str], owners: dict[str, str]) -> FilePolicies:
+        """[classes], [screen], [instruments.*], [alerts]: each defined once across all files."""
+        self._f = f
+        built = FilePolicies()
+        for key in (*_SINGLE_TABLES, "instruments"):
+            if key not in f.data:
+                continue
+            raw = f.data[key]
+            if not isinstance(raw, dict):
+                self._add(self._at(key), f"'{key}' must be a table")
+                continue
+            if key in _SINGLE_TABLES:
+                if key in owners:
+                    self._add(self._at(key), f"[{key}] is already defined at {owners[key]}")
+                    continue
+                owners[key] = f.where(key)
+            if key == "classes":
+                built.classes = self._classes(f, raw, known_classes)
+            elif key == "screen":
+                built.screen = self._screen(f, raw)
+            elif key == "alerts":
+                built.alerts = self._alerts(f, raw)
+            else:
+                tables = self._instrument_tables(raw, ("instruments",))
+                for pid in list(tables):
+                    if f"instruments.{pid}" in owners:
+                        self._add(
+                            self._at("instruments", pid),
+                            f"[instruments.{pid}] is already defined at {owners[f'instruments.{pid}']}",
+                        )
+                        del tables[pid]
+                    else:
+                        owners[f"instruments.{pid}"] = f.where("instruments", pid)
+                built.instruments = tables
+        return built
+
+    def _classes(self, f: SourceFile, raw: Mapping[str, Any], known_classes: Sequence[str]) -> ClassPolicy | None:
+        before = len(self.problems)
+        self._unknown_keys(raw, _CLASS_KEYS, ("classes",))
+        for key in ("intake", "default"):
+            v = raw.get(key)
+            if v is not None and (not isinstance(v, str) or v not in known_classes):
+                self._add(
+                    self._at("classes", key), f"classes.{key}: unknown class {v!r} (one of {', '.join(known_classes)})"
+                )
+        if len(self.problems) != before:
+            return None
+        return ClassPolicy(
+            raw.get("intake"), raw.get("default"), {k: f.where("classes", k) for k in ("intake", "default") if k in raw}
+        )
+
+    def _alerts(self, f: SourceFile, raw: Mapping[str, Any]) -> AlertPolicy | None:
+        before = len(self.problems)
+        self._unknown_keys(raw, _ALERT_KEYS, ("alerts",))
+        tiers = DEFAULT_TIERS
+        sev = raw.get("severity")
+        if sev is not None:
+            if not isinstance(sev, dict) or not sev:
+                self._add(
+                    self._at("alerts", "severity"),
+                    "alerts.severity must be a table of name = ratio, e.g. { warning = 1, serious = 5 }",
+                )
+            else:
+                built: list[tuple[float, str]] = []
+                for name, v in sev.items():
+                    if not is_number(v) or not math.isfinite(v) or v <= 0:
+                        self._add(
+                            self._at("alerts", "severity", name),
+                            f"alerts.severity.{name}: the ratio must be a positive number, not {v!r}",
+                        )
+                    elif built and v <= built[-1][0]:
+                        self._add(
+                            self._at("alerts", "severity", name),
+                            f"alerts.severity.{name} = {fmt_number(v)} must be above {built[-1][1]} "
+                            f"({fmt_number(built[-1][0])}): tiers go from the mildest to the worst",
+                        )
+                    else:
+                        built.append((float(v), name))
+                if built:
+                    tiers = tuple(built)
+        ratio = self._fraction(raw, "clear_ratio", ("alerts",), 0.0, 1.0, "must be above 0 and at most 1")
+        hold = self._duration(raw, "clear_hold", ("alerts",), zero_ok=True)
+        if len(self.problems) != before:
+            return None
+        return AlertPolicy(
+            tiers, ratio if ratio is not None else 1.0, hold or 0, {k: f.where("alerts", k) for k in raw}
+        )
