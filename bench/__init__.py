@@ -1,1 +1,1 @@
-"""The benchmark harness (``scripts/bench``): riverwatch and a Node-RED flow side by side. Not part of the tests."""
+"""The benchmark harness (``scripts/bench``) and the loopback servers that it and the tests start."""

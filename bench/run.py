@@ -47,6 +47,7 @@ if __package__ in (None, ""):  # run as bench/run.py
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.load import base_time
+from bench.receiver import HttpReceiver
 from bench.targets import (
     BENCH,
     REPO,
@@ -61,7 +62,6 @@ from bench.targets import (
     rss_bytes,
 )
 from simulators.publish import publish
-from tests.servers import HttpReceiver
 
 TARGETS = ("riverwatch", "nodered")
 LABELS = {"riverwatch": "riverwatch", "nodered": "Node-RED"}
@@ -226,8 +226,8 @@ class Trial:
         """(samples, duplicates) of the series whose station starts with ``prefix``."""
         self.victoria.flush()
         series = self.victoria.export(f'water_quality_value{{station=~"{prefix}.*"}}')
-        samples = sum(len(s["timestamps"]) for s in series)  # type: ignore[arg-type]
-        distinct = sum(len(set(s["timestamps"])) for s in series)  # type: ignore[arg-type]
+        samples = sum(len(s["timestamps"]) for s in series)
+        distinct = sum(len(set(s["timestamps"])) for s in series)
         return samples, samples - distinct
 
     def cpu_snapshot(self) -> dict[str, float]:
@@ -341,7 +341,7 @@ class Trial:
                 try:
                     self.victoria.flush()
                     for series in self.victoria.export(selector):
-                        for ts in series["timestamps"]:  # type: ignore[union-attr]
+                        for ts in series["timestamps"]:
                             seen.setdefault(int(ts) // 1000 - t0, t)
                 except Exception as e:  # reported with the trial
                     errors.append(str(e))

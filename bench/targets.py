@@ -1,6 +1,6 @@
 """The processes of one trial: a broker, a database, and the system under test (riverwatch or Node-RED).
 
-The servers come from ``tests/servers.py`` (real processes on free ports of 127.0.0.1, stopped by pid). Every
+The servers come from ``bench/servers.py`` (real processes on free ports of 127.0.0.1, stopped by pid). Every
 process here is a child of the harness, started in its own session, and stopped by its pid: SIGTERM, then
 SIGKILL after a grace period.
 """
@@ -16,8 +16,10 @@ import sys
 import time
 import urllib.parse
 from pathlib import Path
+from typing import Any
 
-from tests.servers import HOST, HttpReceiver, Mosquitto, ServerError, Victoria, free_port, http_request, terminate
+from bench.receiver import HttpReceiver
+from bench.servers import HOST, Mosquitto, ServerError, Victoria, free_port, http_request, terminate
 
 REPO = Path(__file__).resolve().parent.parent
 BENCH = REPO / "bench"
@@ -27,9 +29,9 @@ PAGE = os.sysconf("SC_PAGE_SIZE")
 
 
 class BenchMosquitto(Mosquitto):
-    """The test fixture's mosquitto with persistence as operators run it: saved at shutdown, not every second.
+    """mosquitto with persistence as operators run it: saved at shutdown, not every second.
 
-    The fixture saves its database every second (``autosave_interval 1``) so that crash tests lose little; with
+    ``Mosquitto`` saves its database every second (``autosave_interval 1``) so that crash tests lose little; with
     a backlog of 200k queued messages that rewrite would be what the benchmark measures.
     """
 
@@ -78,7 +80,7 @@ class BenchVictoria(Victoria):
     def flush(self) -> None:
         http_request("GET", f"{self.url}/internal/force_flush", timeout=10.0)
 
-    def export(self, selector: str) -> list[dict[str, object]]:
+    def export(self, selector: str) -> list[dict[str, Any]]:
         """Every sample of the series matching ``selector`` (call :meth:`flush` first to see the last second)."""
         q = urllib.parse.urlencode({"match[]": selector})
         status, body = http_request("GET", f"{self.url}/api/v1/export?{q}", timeout=60.0)
@@ -107,6 +109,10 @@ class Target:
     def pid(self) -> int:
         assert self.proc is not None
         return self.proc.pid
+
+    def start(self, mosquitto: Mosquitto, victoria: Victoria, receiver: HttpReceiver) -> None:
+        """Start the system against this trial's broker, database and notification receiver; return once ready."""
+        raise NotImplementedError
 
     def _spawn(self, argv: list[str], env: dict[str, str], cwd: Path) -> None:
         with self.log.open("ab") as out:

@@ -16,6 +16,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from paho.mqtt.client import topic_matches_sub
+
 log = logging.getLogger("riverwatch.config")
 
 
@@ -272,7 +274,9 @@ def _mqtt(s: _Section, base: Path) -> MqttConfig:
     client_id = s.get("client_id", str, "riverwatch")
     if not client_id:
         raise s.err("client_id", "must not be empty: it names the persistent session")
-    files = {k: (s.path(v, base) if (v := s.get(k, str, None)) else None) for k in ("ca_file", "cert_file", "key_file")}
+    ca_file, cert_file, key_file = (
+        s.path(v, base) if (v := s.get(k, str, None)) else None for k in ("ca_file", "cert_file", "key_file")
+    )
     cfg = MqttConfig(
         url=url,
         topics=s.strings("topics", MqttConfig.topics),
@@ -284,7 +288,9 @@ def _mqtt(s: _Section, base: Path) -> MqttConfig:
         keepalive_s=int(s.number("keepalive_s", 30, 5)),
         username=s.get("username", str, None),
         password=s.secret("password", base),
-        **files,
+        ca_file=ca_file,
+        cert_file=cert_file,
+        key_file=key_file,
     )
     s.done()
     return cfg
@@ -418,6 +424,4 @@ def _dead_letter(s: _Section, base: Path, mqtt: MqttConfig) -> DeadLetterConfig:
 
 def mqtt_topic_matches(subscription: str, topic: str) -> bool:
     """MQTT filter matching (`+` one level, `#` the rest), as the broker applies it."""
-    from paho.mqtt.client import topic_matches_sub
-
     return bool(topic_matches_sub(subscription, topic))

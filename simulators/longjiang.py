@@ -16,7 +16,6 @@ to the record (tests/test_simulators.py checks each figure, README.md has the ta
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
 
 from simulators.faults import FaultRates
 from simulators.messages import CST, rfc3339, senml_packs, single_messages, single_payload
@@ -122,12 +121,3 @@ def longjiang_2012(seed: int = 2012, start: datetime | None = None) -> Scenario:
     """The Longjiang cadmium scenario from 3 Jan 2012 00:00 +08:00 (or `start`, the whole incident shifted);
     same seed, same readings."""
     return Scenario.of(setting(start_ns(start, DEFAULT_START_NS)), seed)
-
-
-def __getattr__(name: str) -> Any:
-    """SCENARIOS lives in simulators.scenarios, which imports this module; it is still importable from here."""
-    if name == "SCENARIOS":
-        from simulators.scenarios import SCENARIOS
-
-        return SCENARIOS
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -1,4 +1,4 @@
-"""Real servers for the tests: see tests/servers.py. Missing binaries fail (never skip): run scripts/test."""
+"""Real servers for the tests: see bench/servers.py. Missing binaries fail (never skip): run scripts/test."""
 
 from __future__ import annotations
 

@@ -29,7 +29,6 @@ from simulators.faults import KINDS, Fault
 from simulators.groundtruth import Truth
 from simulators.longjiang import (
     CST,
-    SCENARIOS,
     Scenario,
     longjiang_2012,
     rfc3339,
@@ -39,6 +38,7 @@ from simulators.longjiang import (
 from simulators.publish import parse_url, publish
 from simulators.replaycsv import csv_messages, parse_ts, read_csv, write_csv
 from simulators.river import NS_PER_DAY, Dam, Dosing, Reach, Release, River, Tributary
+from simulators.scenarios import SCENARIOS
 from simulators.sensors import ANALYSERS, BELOW_DL
 from tests.servers import Mosquitto, free_port
 

@@ -24,7 +24,7 @@ log = logging.getLogger("riverwatch.deadletter")
 MAX_PAYLOAD_KEPT = 64 * 1024
 
 
-def record(topic: str, payload: bytes, rejections: Sequence[Rejection]) -> bytes:
+def record(topic: str, payload: bytes | bytearray, rejections: Sequence[Rejection]) -> bytes:
     """One JSON line: when, the topic, every reason, and the payload (text if UTF-8, else base64)."""
     kept = payload[:MAX_PAYLOAD_KEPT]
     doc: dict[str, object] = {
@@ -43,7 +43,7 @@ def record(topic: str, payload: bytes, rejections: Sequence[Rejection]) -> bytes
 
 
 class DeadLetterSink(Protocol):
-    def keep(self, topic: str, payload: bytes, rejections: Sequence[Rejection]) -> bytes | None:
+    def keep(self, topic: str, payload: bytes | bytearray, rejections: Sequence[Rejection]) -> bytes | None:
         """Keep a rejected payload; returns the record when it is to be published on MQTT by the caller."""
         ...
 
@@ -55,7 +55,7 @@ class FileSink:
         self.path, self.max_bytes = path, max_bytes
         path.parent.mkdir(parents=True, exist_ok=True)
 
-    def keep(self, topic: str, payload: bytes, rejections: Sequence[Rejection]) -> bytes | None:
+    def keep(self, topic: str, payload: bytes | bytearray, rejections: Sequence[Rejection]) -> bytes | None:
         line = record(topic, payload, rejections)
         try:
             size = self.path.stat().st_size if self.path.exists() else 0
@@ -75,7 +75,7 @@ class TopicSink:
         self.topic, self.per_second = topic, per_second
         self._window_start, self._in_window, self.dropped = time.monotonic(), 0, 0
 
-    def keep(self, topic: str, payload: bytes, rejections: Sequence[Rejection]) -> bytes | None:
+    def keep(self, topic: str, payload: bytes | bytearray, rejections: Sequence[Rejection]) -> bytes | None:
         now = time.monotonic()
         if now - self._window_start >= 1.0:
             if self.dropped:

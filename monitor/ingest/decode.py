@@ -62,7 +62,7 @@ class _Reject(Exception):
         self.rejection = Rejection(reason, detail)
 
 
-def decode(topic: str, payload: bytes, now_ns: int) -> Decoded:
+def decode(topic: str, payload: bytes | bytearray, now_ns: int) -> Decoded:
     """Decode one MQTT message. Never raises: everything wrong becomes a Rejection."""
     try:
         return _decode(topic, payload, now_ns)
@@ -74,7 +74,7 @@ def decode(topic: str, payload: bytes, now_ns: int) -> Decoded:
         return Decoded([], [Rejection("malformed", f"{type(e).__name__}: {str(e)[:100]}")])
 
 
-def _decode(topic: str, payload: bytes, now_ns: int) -> Decoded:
+def _decode(topic: str, payload: bytes | bytearray, now_ns: int) -> Decoded:
     if len(payload) > MAX_PAYLOAD:
         raise _Reject("too_large", f"payload of {len(payload)} bytes is over {MAX_PAYLOAD}")
     try:
@@ -108,7 +108,7 @@ _JSON = json.JSONDecoder()
 _SPACE = re.compile(r"[ \t\n\r]*")
 
 
-def _json(payload: bytes) -> Any:
+def _json(payload: bytes | bytearray) -> Any:
     """json.loads(payload), less its fixed cost (encoding detection, two regex scans: 1.4 of 2.2 µs on a
     single reading). Anything the short way does not take whole goes to json.loads, which has the last word."""
     if payload[:1] in (b"{", b"["):

@@ -19,7 +19,7 @@ import math
 import ssl
 import time
 from collections.abc import Callable
-from typing import NamedTuple
+from typing import NamedTuple, TypedDict
 
 import aiomqtt
 import paho.mqtt.client as mqtt
@@ -39,7 +39,7 @@ log = logging.getLogger("riverwatch.ingest")
 
 class Inbound(NamedTuple):
     topic: str
-    payload: bytes
+    payload: bytes | bytearray  # bytes from `parse_publish`, a bytearray slice from paho's own path
     mid: int
     qos: int
 
@@ -109,10 +109,11 @@ class PahoControl:
         self._paho = client._client
         self._paho.manual_ack_set(True)
         self._paho.on_message = self._on_message
+        # Replacing two of paho's methods on this one instance is the point of this class.
         self._sock_recv = self._paho._sock_recv
-        self._paho._sock_recv = self._buffered_recv
+        self._paho._sock_recv = self._buffered_recv  # type: ignore[method-assign]
         self._handle_packet = self._paho._packet_handle
-        self._paho._packet_handle = self._packet_handle
+        self._paho._packet_handle = self._packet_handle  # type: ignore[method-assign]
         self._v5 = self._paho._protocol == mqtt.MQTTv5
         self._buf = b""
         self._pos = 0
@@ -152,14 +153,14 @@ class PahoControl:
         self._arrive(message)
         return mqtt.MQTTErrorCode.MQTT_ERR_SUCCESS
 
-    def _buffered_recv(self, size: int) -> bytes:
+    def _buffered_recv(self, bufsize: int) -> bytes:
         """paho's `_sock_recv`, served from one large read (its errors and b"" at EOF pass through)."""
         if self._pos >= len(self._buf):
             self._buf = self._sock_recv(self.READ_SIZE)
             self._pos = 0
             if not self._buf:
                 return b""
-        out = self._buf[self._pos : self._pos + size]
+        out = self._buf[self._pos : self._pos + bufsize]
         self._pos += len(out)
         return out
 
@@ -212,8 +213,9 @@ class PahoControl:
                     break
                 if self._pos < len(self._buf):
                     continue
-                sock = self._paho._sock
-                if not (hasattr(sock, "pending") and sock.pending() > 0):
+                # TLS keeps decrypted bytes that announce no readiness event; a plain socket has no pending().
+                pending = getattr(self._paho._sock, "pending", None)
+                if pending is None or pending() <= 0:
                     break
         except Exception as exc:
             disconnected = self._aio._disconnected
@@ -263,13 +265,26 @@ def explain(e: aiomqtt.MqttError, cfg: MqttConfig) -> str:
     return text
 
 
+class _ClientArgs(TypedDict):
+    """The arguments of `aiomqtt.Client` that both protocol versions share."""
+
+    hostname: str
+    port: int
+    identifier: str
+    username: str | None
+    password: str | None
+    keepalive: int
+    tls_context: ssl.SSLContext | None
+    timeout: float
+
+
 def _client(cfg: MqttConfig) -> aiomqtt.Client:
     tls = None
     if cfg.tls:
         tls = ssl.create_default_context(cafile=str(cfg.ca_file) if cfg.ca_file else None)
         if cfg.cert_file:
             tls.load_cert_chain(str(cfg.cert_file), str(cfg.key_file) if cfg.key_file else None)
-    common = dict(
+    common = _ClientArgs(
         hostname=cfg.host,
         port=cfg.port,
         identifier=cfg.client_id,
@@ -375,7 +390,7 @@ class Ingest:
                         continue
                     acker.arrived.clear()
                     arrived = asyncio.ensure_future(acker.arrived.wait())
-                    await asyncio.wait([arrived, stopping, acker.disconnected], return_when=asyncio.FIRST_COMPLETED)
+                    await asyncio.wait((arrived, stopping, acker.disconnected), return_when=asyncio.FIRST_COMPLETED)
                     arrived.cancel()
                     if acker.disconnected.done():
                         # Unacknowledged: the broker sends these again to our persistent session.
@@ -429,7 +444,7 @@ class Ingest:
             self.on_journaled()
 
     async def _keep_dead_letter(
-        self, client: aiomqtt.Client, topic: str, payload: bytes, rejections: list[Rejection]
+        self, client: aiomqtt.Client, topic: str, payload: bytes | bytearray, rejections: list[Rejection]
     ) -> None:
         assert self.dead_letter is not None
         rec = self.dead_letter.keep(topic, payload, rejections)

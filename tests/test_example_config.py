@@ -1,0 +1,125 @@
+"""riverwatch.example.toml: it loads, its values are the defaults, and it documents every key the service reads.
+
+The keys are not listed here: they are the ones monitor/config.py asks for while it loads the example (every
+`_Section.get`, secrets' `_env` / `_file` forms included), and the sections are the fields of `Config`, so a
+key added to config.py without its line in the example fails this test.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import re
+import types
+import typing
+from pathlib import Path
+
+import pytest
+
+from monitor import config
+from monitor.config import (
+    Config,
+    DeadLetterConfig,
+    InfluxConfig,
+    MqttConfig,
+    NotifyConfig,
+    ServiceConfig,
+    ThresholdsConfig,
+    load_config,
+)
+
+EXAMPLE = Path(__file__).resolve().parent.parent / "riverwatch.example.toml"
+# A route is commented out in the example (it would send somewhere): one is added so that its keys are read.
+ROUTE = '\n[[notify.route]]\nurl = "json://127.0.0.1:9000/route"\n'
+
+_HEADER = re.compile(r"^#?\s*\[\[?([a-z_.]+)\]\]?\s*$")
+_KEY = re.compile(r"^#?\s*([a-z][a-z0-9_]*)\s*=")
+
+
+def keys_read(monkeypatch: pytest.MonkeyPatch, path: Path) -> set[tuple[str, str]]:
+    """(section, key) for every key config.py looks up while loading `path`, present or not."""
+    read: set[tuple[str, str]] = set()
+    original = config._Section.get
+
+    def spy(self: config._Section, key: str, kind: type | tuple[type, ...], default: typing.Any) -> typing.Any:
+        read.add((re.sub(r"\[\d+\]$", "", self.name), key))
+        return original(self, key, kind, default)
+
+    with monkeypatch.context() as m:
+        m.setattr(config._Section, "get", spy)
+        load_config(path)
+    return read
+
+
+def documented(text: str) -> dict[tuple[str, str], bool]:
+    """(section, key) for every key line, active or commented out, and whether one of its lines sits right
+    under a comment that gives its default."""
+    found: dict[tuple[str, str], bool] = {}
+    section = ""
+    prose: list[str] = []
+    for line in text.splitlines():
+        stripped = line.strip()
+        if header := _HEADER.match(stripped):
+            section = header.group(1)
+            parent, _, table = section.rpartition(".")
+            if parent:  # [[notify.route]] is the key "route" of [notify]
+                found[parent, table] = found.get((parent, table), False) or _gives_default(prose)
+            prose = []
+        elif key := _KEY.match(stripped):
+            name = (section, key.group(1))
+            found[name] = found.get(name, False) or _gives_default(prose)
+            prose = []
+        elif stripped.startswith("#"):
+            prose.append(stripped)
+        else:
+            prose = []
+    return found
+
+
+def _gives_default(comment: list[str]) -> bool:
+    return any("default" in line.lower() for line in comment)
+
+
+def sections() -> set[str]:
+    """The tables of a config file: the fields of `Config` that hold a section's dataclass."""
+    hints = typing.get_type_hints(Config)
+    names = set()
+    for f in dataclasses.fields(Config):
+        hint = hints[f.name]
+        kinds = typing.get_args(hint) if isinstance(hint, types.UnionType) else (hint,)
+        if any(dataclasses.is_dataclass(k) for k in kinds):
+            names.add(f.name)
+    return names
+
+
+def test_example_loads_with_the_defaults(caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level(logging.WARNING, logger="riverwatch.config"):
+        cfg = load_config(EXAMPLE)
+    assert caplog.records == []  # no inline secret
+    here = EXAMPLE.parent
+    assert cfg.mqtt == MqttConfig()  # the section is there: a real broker, not the embedded one
+    assert cfg.influxdb == InfluxConfig(url="http://127.0.0.1:8086", bucket="water")
+    assert cfg.thresholds == ThresholdsConfig()
+    assert cfg.notify == NotifyConfig()
+    assert cfg.service == ServiceConfig(data_dir=here / "riverwatch-data")
+    assert cfg.dead_letter == DeadLetterConfig(file=here / "dead-letters.jsonl")
+
+
+def test_example_documents_every_key(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    text = EXAMPLE.read_text(encoding="utf-8")
+    with_route = tmp_path / "riverwatch.toml"
+    with_route.write_text(text + ROUTE, encoding="utf-8")
+    known = keys_read(monkeypatch, with_route)
+    assert {s for s, _ in known} == sections() | {"notify.route"}
+
+    lines = documented(text)
+    missing = sorted(k for k in known if k not in lines)
+    assert missing == [], f"keys of monitor/config.py with no line in {EXAMPLE.name}"
+    undocumented = sorted(k for k in known if not lines[k])
+    assert undocumented == [], "keys without a comment above them that gives the default"
+    unknown = sorted(k for k in lines if k not in known)
+    assert unknown == [], "keys in the example that monitor/config.py does not read"
+
+    # The check sees a key go: drop keepalive_s from the example and it is reported.
+    without = "\n".join(line for line in text.splitlines() if not line.startswith("keepalive_s"))
+    assert ("mqtt", "keepalive_s") in known - set(documented(without))
