@@ -3,10 +3,10 @@ back.
 
 Why from the truth and not from the readings: readings carry noise and instrument faults, and "was this
 alert right, and on time?" has to be answered against the river itself. Limits and the rule (max, min,
-range) are the service's own (monitor.thresholds, monitor.rules), so the truth and the detector can only
-disagree about the data, never about the standard. An episode starts at the first grid time the truth
-violates the limit and ends (`back`) at the first grid time it complies again; `back` is null when it was
-still in violation at the end of the scenario.
+range) are the service's own (monitor.thresholds; the rules engine judges with the same
+monitor.thresholds.verdict), so the truth and the detector can only disagree about the data, never about the
+standard. An episode starts at the first grid time the truth violates the limit and ends (`back`) at the first
+grid time it complies again; `back` is null when it was still in violation at the end of the scenario.
 """
 
 from __future__ import annotations
@@ -21,8 +21,8 @@ from pathlib import Path
 
 import numpy as np
 
-from monitor.rules import check
 from monitor.thresholds import Limit, Standard, load, shipped_path
+from monitor.thresholds.verdict import limit_verdict
 from simulators.faults import Fault
 from simulators.messages import rfc3339
 
@@ -181,7 +181,7 @@ def episodes(truth: Truth, standard: Standard) -> list[Episode]:
     found: list[Episode] = []
     for (station, parameter), values in truth.series.items():
         for lim in limits(standard, parameter):
-            ratio, violated = check(lim, values)
+            ratio, violated = limit_verdict(lim, values)
             if not violated.any():
                 continue
             edges = np.diff(violated.astype(np.int8), prepend=np.int8(0), append=np.int8(0))

@@ -21,7 +21,7 @@ from hypothesis import strategies as st
 
 from monitor.alerts.evaluator import AlertEvent, Evaluator
 from monitor.domain.reading import Reading
-from monitor.rules import MAD_TO_SIGMA, Rules
+from monitor.rules import MAD_TO_SIGMA, Rules, SeriesCheck
 from monitor.thresholds import NS_PER_HOUR, ThresholdSet, load
 
 T0 = 1_326_585_600 * 10**9
@@ -30,6 +30,7 @@ LIMIT = 32 / 1024  # cd limit (max)
 DO_MIN = 16 / 1024  # a minimum, for the min kind
 TIERS = ((1.0, "warning"), (1.5, "serious"), (2.0, "critical"))
 FLAGS = [None] * 12 + ["calibration", "suspect", "<DL"]
+Verdict = tuple[int, float, float, bool, bool]  # (time, value or statistic, ratio, condition, calm) per reading
 
 PROPS = settings(
     max_examples=200,
@@ -181,7 +182,7 @@ class Reference:
         self.open: dict[tuple[str, str], _AlertRef] = {}
         self.calm_start: dict[tuple[str, str], int | None] = {}
         self.events: list[tuple[object, ...]] = []
-        self.verdicts: dict[tuple[str, str], list[tuple[object, ...]]] = {}
+        self.verdicts: dict[tuple[str, str], list[Verdict]] = {}
         self.started: int | None = None
 
     def process(self, batch: Sequence[Reading]) -> None:
@@ -376,10 +377,11 @@ def summary(events: Sequence[AlertEvent]) -> list[tuple[object, ...]]:
     return [(e.alert_id, e.state, e.ts_ns, e.severity) for e in events]
 
 
-def engine_verdicts(rules: Rules, batches: list[list[Reading]]) -> dict[tuple[str, str], list[tuple[object, ...]]]:
-    out: dict[tuple[str, str], list[tuple[object, ...]]] = {}
+def engine_verdicts(rules: Rules, batches: list[list[Reading]]) -> dict[tuple[str, str], list[Verdict]]:
+    out: dict[tuple[str, str], list[Verdict]] = {}
     for batch in batches:
         for chk in rules.evaluate(batch, now_ns=0):
+            assert isinstance(chk, SeriesCheck)  # small batches: quiet series come expanded
             if chk.rule == "no_data":
                 continue
             calm = chk.calm if chk.calm is not None else ~chk.violated
@@ -397,8 +399,8 @@ def test_every_rule_matches_the_reference(tmp_path_factory: object, c: Config, b
     tmp = tmp_path_factory.mktemp("p")  # type: ignore[attr-defined]
     ts = thresholds_for(c, tmp)
     ref = Reference(c)
-    for b in batches:
-        ref.process(b)
+    for batch in batches:
+        ref.process(batch)
     got = engine_verdicts(Rules(ts, "III"), batches)
     for key in set(got) | set(ref.verdicts):
         g, r = got.get(key, []), ref.verdicts.get(key, [])
