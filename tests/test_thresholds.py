@@ -18,6 +18,7 @@ from monitor.thresholds import (
     shipped_path,
     show,
 )
+from monitor.thresholds.model import merged_settings
 from tests.thresholds_files import GB, LONGJIANG, STANDARD, write
 
 TABLE1 = [
@@ -506,14 +507,14 @@ def test_screen_and_instrument_tables_layer_into_each_series_screening(tmp_path:
     assert ts.screening("elsewhere", "ph") == Screening(flatline=6, spike_mads=4.0)
     assert ts.screening("elsewhere", "ph").spike_window == 0 and ts.screening("elsewhere", "ph").active
     # the settings as the files set them (no defaults), in the order `show` prints them
-    assert list(ts.instrument("s", "cd").items()) == [
+    assert list(merged_settings(ts.screen_layers("s", "cd")).items()) == [
         ("flatline", 3),
         ("spike_mads", 4.0),
         ("spike_floor", 0.0005),
         ("range", (0.0, 0.05)),
         ("detection_limit", 0.0001),
     ]
-    assert ts.instrument("elsewhere", "ph") == {"flatline": 6, "spike_mads": 4.0}
+    assert merged_settings(ts.screen_layers("elsewhere", "ph")) == {"flatline": 6, "spike_mads": 4.0}
     text = show([GB, path], "s")
     shown = "  cd: flatline 3, spike_mads 4, spike_floor 0.0005, range (0.0, 0.05), detection_limit 0.0001"
     assert f"{shown}    {path}:" in text
@@ -523,5 +524,5 @@ def test_without_screen_tables_only_the_flags_screen(gb: ThresholdSet) -> None:
     assert gb.screening("liuzhou-hexi", "cd") == Screening()
     assert not Screening().active
     assert (Screening().spike_mads, Screening().spike_floor) == (6.0, 0.0)
-    assert gb.instrument("liuzhou-hexi", "cd") == {}
+    assert merged_settings(gb.screen_layers("liuzhou-hexi", "cd")) == {}
     assert gb.screen.ignore_flags == frozenset({"maintenance", "calibration"})

@@ -8,13 +8,12 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Any
 
 import numpy as np
 
 from monitor.domain.params import unit_factor
 from monitor.rules.ring import Ring
-from monitor.thresholds import LIMIT_RULES, LimitSpec, RuleSpec, ThresholdSet, specificity
+from monitor.thresholds import LIMIT_RULES, LimitSpec, RuleSpec, Screening, ThresholdSet, specificity
 
 
 @dataclass(eq=False)
@@ -43,7 +42,7 @@ class Plan:
     extra: list[RuleSpec]  # mean and rate rules
     no_data: list[NoDataRule]
     listed: bool  # in the station file's `expect`: silent since start-up counts
-    screen: dict[str, Any]  # ThresholdSet.instrument: the screens set in the files
+    screen: Screening  # ThresholdSet.screening: the screens in effect, every default filled in
     ignore: frozenset[str]
     suspect: frozenset[str]
     dl_flags: frozenset[str]
@@ -57,14 +56,9 @@ class Plan:
 
     def __post_init__(self) -> None:
         sc = self.screen
-        screens = (
-            sc.get("range") is not None
-            or sc.get("detection_limit") is not None
-            or bool(sc.get("flatline"))
-            or bool(sc.get("spike_window"))
-        )
+        screens = sc.active
         persistence = self.limit_rule is not None and self.limit_rule.kind != "instantaneous"
-        self.stateful = persistence or bool(self.extra) or bool(sc.get("flatline")) or bool(sc.get("spike_window"))
+        self.stateful = persistence or bool(self.extra) or bool(sc.flatline or sc.spike_window)
         self.simple = (
             self.spec is not None
             and not self.spec.depends_on
@@ -159,7 +153,7 @@ class Planner:
             no_data.append(NoDataRule("no_data", expect, 3.0, lowest, origin))
         if spec is None and not extra and not no_data:
             return None
-        screen = t.instrument(station, parameter)
+        screen = t.screening(station, parameter)
         # The rest of a plan is the same for every series under one ThresholdSet: share equal plans.
         key = (
             parameter,
@@ -168,7 +162,7 @@ class Planner:
             tuple(extra),
             tuple((n.key, n.interval_ns, n.factor, n.severity, n.origin) for n in no_data),
             expect is not None,
-            repr(sorted(screen.items())),
+            screen,
         )
         plan = self._interned.get(key)
         if plan is not None:

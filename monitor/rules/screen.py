@@ -58,7 +58,7 @@ def screen(
     q = np.zeros(n, dtype=np.int8)
     dl = np.full(n, np.nan)
     cfg = plan.screen
-    config_dl = cfg.get("detection_limit")
+    config_dl = cfg.detection_limit
     if flags is not None:
         low = [f.lower() if f else "" for f in flags]
         q[np.fromiter((f in plan.ignore for f in low), dtype=bool, count=n)] = IGNORED
@@ -66,29 +66,29 @@ def screen(
         q[sus & (q == OK)] = SUSPECT
         below = np.fromiter((f in plan.dl_flags for f in low), dtype=bool, count=n) & (q == OK)
         q[below] = BELOW_DL
-        fallback = float(config_dl) if isinstance(config_dl, float) else 0.0
+        fallback = config_dl if config_dl is not None else 0.0
         dl[below] = np.where(values[below] > 0, values[below], fallback)
-    rng = cfg.get("range")
-    if isinstance(rng, tuple):
+    rng = cfg.range
+    if rng is not None:
         q[(q == OK) & ((values < rng[0]) | (values > rng[1]))] = RANGE
-    if isinstance(config_dl, float):
+    if config_dl is not None:
         below = (q == OK) & (values < config_dl)
         q[below] = BELOW_DL
         dl[below] = config_dl
-    flat_n = cfg.get("flatline")
-    spike_w = cfg.get("spike_window")
+    flat_n = cfg.flatline
+    spike_w = cfg.spike_window
     seq = np.flatnonzero(q == OK)
     if seq.size and (flat_n or spike_w):
         assert st is not None  # a plan that screens this way is stateful
         sv = values[seq]
-        if isinstance(flat_n, int):
+        if flat_n:
             same = np.empty(len(sv), dtype=bool)
             same[0] = sv[0] == st.flat_value
             same[1:] = sv[1:] == sv[:-1]
             run = run_lengths(same, max(st.flat_run - 1, 0)) + 1
             st.flat_value, st.flat_run = float(sv[-1]), int(run[-1])
             q[seq[run >= flat_n]] = FLATLINE
-        if isinstance(spike_w, int):
+        if spike_w:
             found = spikes(plan, st, sv, spike_w)
             q[seq[found & (q[seq] == OK)]] = SPIKE
     bad = (q == SUSPECT) | (q >= RANGE)
@@ -115,8 +115,8 @@ def spikes(plan: Plan, st: SeriesState, sv: np.ndarray, window: int) -> np.ndarr
         rows = sliding_window_view(allv[:-1], window)[h + js - window]
         med = np.median(rows, axis=1)
         mad = np.median(np.abs(rows - med[:, None]), axis=1)
-        mads = float(plan.screen.get("spike_mads", 6.0))
-        floor = float(plan.screen.get("spike_floor", 0.0))
+        mads = plan.screen.spike_mads
+        floor = plan.screen.spike_floor
         thr = mads * np.maximum(MAD_TO_SIGMA * mad, floor)
         dev = sv[js] - med
         raw[js] = np.where(dev > thr, 1, np.where(-dev > thr, -1, 0))

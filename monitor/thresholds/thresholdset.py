@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
 
 import numpy as np
 
@@ -22,7 +21,6 @@ from monitor.thresholds.model import (
     ScreenSpec,
     Standard,
     Station,
-    merged_settings,
 )
 
 
@@ -154,11 +152,6 @@ class ThresholdSet:
     def screening(self, station: str, parameter: str) -> Screening:
         """The screens that apply to a series, every default filled in."""
         return Screening.of(self.screen_layers(station, parameter))
-
-    def instrument(self, station: str, parameter: str) -> dict[str, Any]:
-        """Screening settings of a series as set in the files (no defaults): [screen], then [instruments.<p>],
-        then the station's own. What monitor.rules reads until it reads `screening`; then it can go."""
-        return merged_settings(self.screen_layers(station, parameter))
 
     def dependencies(self) -> set[str]:
         """Parameters that other parameters' limits depend on (e.g. hardness for the EU cadmium EQS)."""
