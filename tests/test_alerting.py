@@ -151,8 +151,8 @@ def test_silence_ack_and_repeats(
     publish([single("yemao", T0 + 3600, 0.2)], mosquitto.url)  # 40x: an escalation still notifies
     posts = county.wait_for(settled + 1, timeout=20)
     assert "ESCALATED" in posts[-1].json["title"]
-    listing = riverwatch(service, "alerts").stdout
-    assert re.search(rf"{re.escape(alert_id)}\s+escalated\s+critical.*wang", listing), listing
+    listing = riverwatch(service, "alerts")
+    assert re.search(rf"{re.escape(alert_id)}\s+escalated\s+critical.*wang", listing.stdout), listing
     assert riverwatch(service, "ack", "no/such/alert", "--by", "wang").returncode == 2
     assert service.terminate()[0] == 0
 

@@ -10,7 +10,9 @@ import pytest
 
 from monitor.alerts.evaluator import AlertBook, AlertEvent
 from monitor.domain.reading import Reading
-from monitor.notify.notifier import Message, Outbox, parse_offset, render, target_id
+from monitor.notify.outbox import Outbox
+from monitor.notify.render import Message, parse_offset, render
+from monitor.notify.routes import target_id
 from monitor.rules import Rules
 from monitor.thresholds import ThresholdSet
 

@@ -7,7 +7,7 @@ from pathlib import Path
 from monitor.alerts.evaluator import AlertEvent
 from monitor.alerts.incidents import Incidents
 from monitor.config import NotifyConfig, RouteConfig
-from monitor.notify.notifier import event_tags, make_targets
+from monitor.notify.routes import event_tags, make_targets
 from monitor.thresholds import load, shipped_path
 
 THRESHOLDS = load([shipped_path(), shipped_path("longjiang-stations.toml")])

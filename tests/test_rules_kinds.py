@@ -13,7 +13,7 @@ import pytest
 from monitor.alerts.evaluator import AlertBook, AlertEvent, Evaluator
 from monitor.domain.reading import Reading
 from monitor.ingest.decode import BELOW_DL_FLAG, parse_below_dl
-from monitor.notify.notifier import parse_offset, render
+from monitor.notify.render import parse_offset, render
 from monitor.rules import Ring, Rules
 from monitor.thresholds import ThresholdSet, load, shipped_path
 

@@ -252,11 +252,16 @@ class Evaluator:
         return self.rules.thresholds
 
     def process(self, readings: Sequence[Reading], now_ns: int | None = None) -> list[AlertEvent]:
-        """Evaluate one batch; the alert transitions it causes, in time order (of equal times: in the order the
-        series first appear in the batch)."""
+        """Evaluate one batch; the alert transitions it causes, in time order, and of equal times in the order
+        of the readings that caused them, so that a stream gives the same sequence however it is batched."""
         checks = self.rules.evaluate(readings, now_ns, open_alerts=self.book.open)
         events = [e for c in checks for e in self.book.update(c)]
         events.sort(key=lambda e: e.ts_ns)
+        if len(events) > 1 and any(a.ts_ns == b.ts_ns for a, b in itertools.pairwise(events)):
+            first: dict[tuple[str, str, int], int] = {}
+            for i, r in enumerate(readings):
+                first.setdefault((r.station, r.parameter, r.ts_ns), i)
+            events.sort(key=lambda e: (e.ts_ns, first.get((e.station, e.parameter, e.ts_ns), -1)))
         return events
 
     def tick(self, now_ns: int | None = None) -> list[AlertEvent]:

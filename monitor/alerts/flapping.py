@@ -2,24 +2,40 @@
 
 Hysteresis in the rules prevents most flapping; this stage catches what gets through (a value hovering at
 the limit, a sensor with a loose contact), so the duty officer gets one "flapping" message instead of a
-storm. Windows are in reading time, so a replay at any speed behaves as the live stream did. State: per
+storm. Windows are in reading time, so a replay at any speed behaves as the live stream did, and `calmed`
+gives the same answer whether the stream clock moves in one step or in many (see there). State: per
 series that toggled recently, the times of its last transitions (at most max_transitions + 1) and the
-held resolve.
+held resolve; the ledger keeps it (`FlapState`) so that a restart does not forget a flapping series.
 """
 
 from __future__ import annotations
 
+import heapq
 from collections import deque
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from enum import Enum
 
 from monitor.alerts.evaluator import AlertEvent
+
+SeriesKey = tuple[str, str, str]  # station, parameter, rule
 
 
 class Verdict(Enum):
     SEND = "send"  # an ordinary transition
     START = "start"  # this transition makes the series flapping: send once, saying so
     HOLD = "hold"  # flapping: recorded, not sent
+
+
+@dataclass(frozen=True, slots=True)
+class FlapState:
+    """One series' flap state as the ledger keeps it."""
+
+    key: SeriesKey
+    flips: tuple[int, ...]
+    flapping: bool
+    held: AlertEvent | None
+    last_ns: int
 
 
 @dataclass
@@ -34,18 +50,23 @@ class FlapGuard:
     def __init__(self, max_transitions: int = 4, window_s: float = 3600.0) -> None:
         self.max_transitions = max_transitions
         self.window_ns = int(window_s * 1e9)
-        self._series: dict[tuple[str, str, str], _Series] = {}
+        self._series: dict[SeriesKey, _Series] = {}
+        # (last_ns, key) per transition, oldest first: `calmed` looks only at series that may have calmed.
+        # An entry is stale once its series moved on (another transition) or was forgotten.
+        self._calm_order: list[tuple[int, SeriesKey]] = []
 
     @staticmethod
-    def key(e: AlertEvent) -> tuple[str, str, str]:
+    def key(e: AlertEvent) -> SeriesKey:
         return e.station, e.parameter, e.rule
 
     def observe(self, e: AlertEvent) -> Verdict:
         if e.state == "escalated":
             s = self._series.get(self.key(e))
             return Verdict.HOLD if s is not None and s.flapping else Verdict.SEND
-        s = self._series.setdefault(self.key(e), _Series())
+        key = self.key(e)
+        s = self._series.setdefault(key, _Series())
         s.last_ns = e.ts_ns
+        heapq.heappush(self._calm_order, (e.ts_ns, key))
         s.flips.append(e.ts_ns)
         while s.flips and (s.flips[0] < e.ts_ns - self.window_ns or len(s.flips) > self.max_transitions + 1):
             s.flips.popleft()
@@ -59,16 +80,31 @@ class FlapGuard:
         return Verdict.SEND
 
     def calmed(self, stream_ns: int) -> list[AlertEvent]:
-        """Series calm for a whole window: no longer flapping. Returns the held resolves, now to be sent."""
+        """Series calm for a whole window at `stream_ns`: no longer flapping. Returns the held resolves, now to be
+        sent, in the order the series calmed (then by series), so that one call at the end of a long stretch
+        returns what calls along it would have, one after the other. O(log n) per series that calmed."""
         out = []
-        for key, s in list(self._series.items()):
-            if stream_ns - s.last_ns < self.window_ns:
-                continue
+        while self._calm_order and stream_ns - self._calm_order[0][0] >= self.window_ns:
+            last_ns, key = heapq.heappop(self._calm_order)
+            s = self._series.get(key)
+            if s is None or s.last_ns != last_ns:
+                continue  # stale: the series moved on or is gone
+            del self._series[key]
             if s.flapping and s.held is not None:
                 out.append(s.held)
-            del self._series[key]
         return out
 
     def is_flapping(self, e: AlertEvent) -> bool:
         s = self._series.get(self.key(e))
         return s is not None and s.flapping
+
+    def state(self, key: SeriesKey) -> FlapState | None:
+        """What the ledger keeps of a series; None when the guard has forgotten it."""
+        s = self._series.get(key)
+        return None if s is None else FlapState(key, tuple(s.flips), s.flapping, s.held, s.last_ns)
+
+    def restore(self, states: Iterable[FlapState]) -> None:
+        """The series the ledger kept at the last stop (start-up)."""
+        for st in states:
+            self._series[st.key] = _Series(deque(st.flips), st.flapping, st.held, st.last_ns)
+            heapq.heappush(self._calm_order, (st.last_ns, st.key))

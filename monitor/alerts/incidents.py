@@ -4,13 +4,14 @@ estimates for the stations and water intakes still ahead of the front.
 This is what the Longjiang response needed most: not "Lalang is over the limit" but "the plume is moving
 at 12 km/day and reaches the Liuzhou intake around 2 Feb 14:00". The front velocity is observed between the
 stations already hit (first crossing times against river km), or configured until two have been hit.
-State: one small record per open incident (its hits); closed incidents are forgotten.
+State: one small record per open incident (its hits); closed incidents are forgotten. The ledger keeps the
+open ones, so that a restart in the middle of a plume continues its incident and its observed velocity.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -66,18 +67,17 @@ class Incident:
         front = max(self.hits, key=lambda h: h.river_km)
         v, _ = self.velocity(default_km_per_day)
         hit = {h.station for h in self.hits}
-        ahead = [
-            s
-            for s in stations.values()
-            if s.river == self.river and s.river_km is not None and s.river_km > front.river_km and s.id not in hit
-        ]
+        ahead = sorted(
+            (
+                (s, s.river_km)
+                for s in stations.values()
+                if s.river == self.river and s.river_km is not None and s.river_km > front.river_km and s.id not in hit
+            ),
+            key=lambda sk: sk[1],
+        )
         return [
-            Arrival(
-                s,
-                front.first_ns + int((s.river_km - front.river_km) / v * NS_PER_DAY),  # type: ignore[operator]
-                s.river_km - front.river_km,
-            )  # type: ignore[operator]
-            for s in sorted(ahead, key=lambda s: s.river_km or 0.0)
+            Arrival(s, front.first_ns + int((km - front.river_km) / v * NS_PER_DAY), km - front.river_km)
+            for s, km in ahead
         ]
 
 
@@ -91,6 +91,15 @@ class Incidents:
 
     def open_for(self, incident_id: str | None) -> Incident | None:
         return next((i for i in self.open.values() if i.id == incident_id), None) if incident_id else None
+
+    def of(self, e: AlertEvent) -> Incident | None:
+        """The open incident an alert belongs to, left as it is (a repeat is no new transition)."""
+        return next((i for i in self.open.values() if e.alert_id in i.open_alerts), None)
+
+    def restore(self, incidents: Iterable[Incident]) -> None:
+        """The incidents open at the last stop (start-up)."""
+        for inc in incidents:
+            self.open[(inc.river, inc.parameter)] = inc
 
     def on_event(self, e: AlertEvent) -> Incident | None:
         """The incident this event belongs to (after updating it), or None for a station off any river."""

@@ -4,19 +4,32 @@ SQLite under data_dir, shared by the running service and the `riverwatch alerts 
 (WAL lets them read and write while the service runs). Every action by a person goes to the audit table.
 The service reads silences and acknowledgements from here before it queues a notification, so a silence
 added from the command line takes effect on the next transition without a restart.
+
+It also keeps what the alert path holds in memory and a restart must not lose: the open incidents (their
+hits, hence the observed front velocity) and the flap state of the series that toggled recently. Both are
+written with the alert record of the transition that changed them, in one transaction, after the outbox.
+Schema versions (`PRAGMA user_version`): 1 alerts, silences, audit; 2 adds incidents, incident_hits and
+flaps. A version 1 file is upgraded in place when the service or a command opens it.
 """
 
 from __future__ import annotations
 
+import json
 import sqlite3
 import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
+from typing import Any
 
 from monitor.alerts.evaluator import AlertEvent
+from monitor.alerts.flapping import FlapState, SeriesKey
+from monitor.alerts.incidents import Hit, Incident
+from monitor.thresholds import Limit
+
+SCHEMA_VERSION = 2
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS alerts(
@@ -33,6 +46,15 @@ CREATE TABLE IF NOT EXISTS silences(
 CREATE TABLE IF NOT EXISTS audit(
     id INTEGER PRIMARY KEY AUTOINCREMENT, at_ns INTEGER NOT NULL, actor TEXT NOT NULL, action TEXT NOT NULL,
     subject TEXT NOT NULL, detail TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS incidents(
+    id TEXT PRIMARY KEY, river TEXT NOT NULL, parameter TEXT NOT NULL, opened_ns INTEGER NOT NULL,
+    closed_ns INTEGER);
+CREATE TABLE IF NOT EXISTS incident_hits(
+    incident_id TEXT NOT NULL, station TEXT NOT NULL, river_km REAL NOT NULL, first_ns INTEGER NOT NULL,
+    seq INTEGER NOT NULL, PRIMARY KEY(incident_id, station));
+CREATE TABLE IF NOT EXISTS flaps(
+    station TEXT NOT NULL, parameter TEXT NOT NULL, rule TEXT NOT NULL, flips TEXT NOT NULL,
+    flapping INTEGER NOT NULL, last_ns INTEGER NOT NULL, held TEXT, PRIMARY KEY(station, parameter, rule));
 """
 
 
@@ -91,7 +113,19 @@ class Ledger:
         self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None, timeout=10)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=FULL")
-        self._db.executescript(_SCHEMA)
+        self._migrate()
+
+    def _migrate(self) -> None:
+        """Create or upgrade the schema; every step keeps the rows an older version wrote."""
+        with self._lock:
+            (version,) = self._db.execute("PRAGMA user_version").fetchone()
+            if version >= SCHEMA_VERSION:
+                return
+            self._db.executescript(_SCHEMA)  # IF NOT EXISTS: new tables only, existing rows untouched
+            columns = {r[1] for r in self._db.execute("PRAGMA table_info(alerts)")}
+            if "flapping" not in columns:  # written before flap control
+                self._db.execute("ALTER TABLE alerts ADD COLUMN flapping INTEGER NOT NULL DEFAULT 0")
+            self._db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
 
     @contextmanager
     def _tx(self) -> Iterator[sqlite3.Connection]:
@@ -105,11 +139,27 @@ class Ledger:
             self._db.execute("COMMIT")
 
     # -- the service's side ------------------------------------------------------------------------------
-    def record(self, e: AlertEvent, incident_id: str | None = None, flapping: bool = False) -> None:
-        """Upsert an alert from one of its transitions."""
+    def record(
+        self,
+        e: AlertEvent,
+        incident_id: str | None = None,
+        flapping: bool = False,
+        *,
+        incident: Incident | None = None,
+        flap_key: SeriesKey | None = None,
+        flap: FlapState | None = None,
+    ) -> None:
+        """Upsert an alert from one of its transitions, with the incident and the flap state as they are after it
+        (`flap_key` with `flap` None: the guard forgot the series)."""
         rule = getattr(e, "rule", "instantaneous")
         resolved = e.ts_ns if e.state == "resolved" else None
+        if incident is not None:
+            incident_id = incident_id or incident.id
         with self._tx() as db:
+            if incident is not None:
+                _write_incident(db, incident, None if incident.open_alerts else e.ts_ns)
+            if flap_key is not None:
+                _write_flap(db, flap_key, flap)
             db.execute(
                 "INSERT INTO alerts(alert_id, station, parameter, rule, state, severity, started_ns, updated_ns,"
                 " resolved_ns, value, limit_value, peak_value, peak_ratio, incident_id, flapping)"
@@ -149,6 +199,42 @@ class Ledger:
                 (station, parameter, at_ns, at_ns),
             ).fetchall()
         return Silence(*rows[0]) if rows else None
+
+    def open_incidents(self) -> list[Incident]:
+        """The incidents open at the last stop, with their hits and their alerts still open."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT id, river, parameter, opened_ns FROM incidents WHERE closed_ns IS NULL ORDER BY opened_ns"
+            ).fetchall()
+            out = []
+            for iid, river, parameter, opened in rows:
+                hits = [
+                    Hit(*h)
+                    for h in self._db.execute(
+                        "SELECT station, river_km, first_ns FROM incident_hits WHERE incident_id = ? ORDER BY seq",
+                        (iid,),
+                    )
+                ]
+                alerts = {
+                    a
+                    for (a,) in self._db.execute(
+                        "SELECT alert_id FROM alerts WHERE incident_id = ? AND state != 'resolved'", (iid,)
+                    )
+                }
+                if alerts:
+                    out.append(Incident(iid, river, parameter, opened, hits, alerts))
+        return out
+
+    def flap_states(self) -> list[FlapState]:
+        """The flap state of every series the guard still knew of at the last stop."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT station, parameter, rule, flips, flapping, last_ns, held FROM flaps ORDER BY last_ns"
+            ).fetchall()
+        return [
+            FlapState((st, p, r), tuple(json.loads(flips)), bool(f), _event_from_json(held) if held else None, last)
+            for st, p, r, flips, f, last, held in rows
+        ]
 
     # -- the people's side (CLI) ---------------------------------------------------------------------------
     def add_silence(
@@ -206,7 +292,7 @@ class Ledger:
             row = self._db.execute("SELECT * FROM alerts WHERE alert_id = ?", (alert_id,)).fetchone()
         if row is None:
             raise LedgerError(f"no alert {alert_id}")
-        return AlertRecord(*row[:-1], flapping=bool(row[-1]))
+        return _alert_record(row)
 
     def alerts(self, active_only: bool = False, since_ns: int | None = None) -> list[AlertRecord]:
         q, args = "SELECT * FROM alerts WHERE 1 = 1", []
@@ -217,14 +303,12 @@ class Ledger:
             args.append(since_ns)
         with self._lock:
             rows = self._db.execute(q + " ORDER BY started_ns, alert_id", args).fetchall()
-        return [AlertRecord(*r[:-1], flapping=bool(r[-1])) for r in rows]
+        return [_alert_record(r) for r in rows]
 
     def audit_log(self) -> list[tuple[int, str, str, str, str]]:
         with self._lock:
-            return [
-                tuple(r)
-                for r in self._db.execute("SELECT at_ns, actor, action, subject, detail FROM audit ORDER BY id")
-            ]  # type: ignore[misc]
+            rows = self._db.execute("SELECT at_ns, actor, action, subject, detail FROM audit ORDER BY id").fetchall()
+        return [(int(a), str(b), str(c), str(d), str(e)) for a, b, c, d, e in rows]
 
     def note(self, actor: str, action: str, subject: str, detail: str) -> None:
         """An automatic action worth an audit line (a notification suppressed by a silence, say)."""
@@ -241,3 +325,41 @@ class Ledger:
     def close(self) -> None:
         with self._lock:
             self._db.close()
+
+
+def _alert_record(row: Any) -> AlertRecord:
+    stored = AlertRecord(*row)  # flapping as SQLite keeps it: 0 or 1
+    return replace(stored, flapping=bool(stored.flapping))
+
+
+def _write_incident(db: sqlite3.Connection, inc: Incident, closed_ns: int | None) -> None:
+    db.execute(
+        "INSERT INTO incidents(id, river, parameter, opened_ns, closed_ns) VALUES (?, ?, ?, ?, ?)"
+        " ON CONFLICT(id) DO UPDATE SET closed_ns = excluded.closed_ns",
+        (inc.id, inc.river, inc.parameter, inc.opened_ns, closed_ns),
+    )
+    db.executemany(
+        "INSERT OR IGNORE INTO incident_hits(incident_id, station, river_km, first_ns, seq) VALUES (?, ?, ?, ?, ?)",
+        [(inc.id, h.station, h.river_km, h.first_ns, i) for i, h in enumerate(inc.hits)],
+    )
+
+
+def _write_flap(db: sqlite3.Connection, key: SeriesKey, st: FlapState | None) -> None:
+    if st is None:
+        db.execute("DELETE FROM flaps WHERE station = ? AND parameter = ? AND rule = ?", key)
+        return
+    db.execute(
+        "INSERT OR REPLACE INTO flaps(station, parameter, rule, flips, flapping, last_ns, held)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?)",
+        (*key, json.dumps(list(st.flips)), int(st.flapping), st.last_ns, _event_json(st.held) if st.held else None),
+    )
+
+
+def _event_json(e: AlertEvent) -> str:
+    """A held resolve, whole: it is sent as it was when the series calms, even after a restart."""
+    return json.dumps(asdict(e))
+
+
+def _event_from_json(text: str) -> AlertEvent:
+    d: dict[str, Any] = json.loads(text)
+    return AlertEvent(**{**d, "limit": Limit(**d["limit"])})

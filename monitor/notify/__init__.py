@@ -1,1 +1,1 @@
-"""Notify: alert events rendered and sent through apprise, with retries and routes."""
+"""Notify: the alert path (stages from incident to ledger), messages, routes, the outbox, delivery by apprise."""

@@ -15,7 +15,7 @@ from datetime import UTC, datetime, timedelta, timezone
 import numpy as np
 
 from monitor.domain.params import PARAMETERS
-from monitor.notify.notifier import parse_offset
+from monitor.notify.render import parse_offset
 from monitor.offline.dataset import NS_PER_HOUR, NS_PER_MIN, Dataset, Exceedance
 from monitor.offline.replay import Run
 from monitor.offline.scoring import AlertSpan, Score

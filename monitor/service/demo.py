@@ -35,7 +35,7 @@ def _free_port() -> int:
 
 
 async def run_demo(speed: float = DEFAULT_SPEED, data_dir: Path | None = None, settle_timeout_s: float = 60.0) -> int:
-    from amqtt.broker import Broker
+    from amqtt.broker import Broker  # noqa: PLC0415  heavy optional broker, demo only
 
     port = _free_port()
     broker = Broker(
@@ -45,12 +45,15 @@ async def run_demo(speed: float = DEFAULT_SPEED, data_dir: Path | None = None, s
         }
     )
     await broker.start()
-    tmp = tempfile.TemporaryDirectory(prefix="riverwatch-demo-") if data_dir is None else None
+    tmp = None
+    if data_dir is None:  # zero-install: nothing left behind
+        tmp = tempfile.TemporaryDirectory(prefix="riverwatch-demo-")
+        data_dir = Path(tmp.name)
     cfg = Config(
         mqtt=MqttConfig(url=f"mqtt://127.0.0.1:{port}", protocol="3.1.1", client_id="riverwatch-demo"),
         thresholds=ThresholdsConfig(files=(shipped_path("gb3838-2002.toml"), shipped_path("longjiang-stations.toml"))),
         notify=NotifyConfig(urls=("console://",), utc_offset="+08:00"),
-        service=ServiceConfig(data_dir=Path(tmp.name) if tmp else data_dir, http_listen=""),
+        service=ServiceConfig(data_dir=data_dir, http_listen=""),
         source="(demo)",
     )
     first_alert: list[AlertEvent] = []

@@ -31,9 +31,6 @@ from monitor.journal import Journal, JournalError
 from monitor.metrics import Metrics
 from monitor.store.lineprotocol import MEASUREMENT, LineProtocolError, reading_line, split_line
 
-# re-exported until monitor/service/app.py imports it from monitor.store.lineprotocol
-from monitor.store.lineprotocol import alert_line as alert_line
-
 log = logging.getLogger("riverwatch.store")
 
 

@@ -1,0 +1,79 @@
+"""Delivery: one worker per target sends its outbox rows in order with capped exponential backoff, so a dead
+target delays only itself and nothing here ever blocks ingest."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sqlite3
+import time
+
+import apprise
+
+from monitor.domain.pacing import nap
+from monitor.metrics import Metrics
+from monitor.notify.outbox import Outbox
+from monitor.notify.routes import private_url, target_id
+
+log = logging.getLogger("riverwatch.notify")
+
+
+async def deliver(
+    outbox: Outbox,
+    url: str,
+    metrics: Metrics,
+    wake: asyncio.Event,
+    stop: asyncio.Event,
+    *,
+    timeout_s: float = 15.0,
+    retry_cap_s: float = 300.0,
+) -> None:
+    """Send one target's messages in order until `stop`; then one last try of what is due, and return."""
+    target = target_id(url)
+    shown = private_url(url)
+    ap = apprise.Apprise()
+    if not ap.add(url):
+        log.error("notify: %s is not a URL apprise understands; its messages stay in the outbox", shown)
+        metrics.health.degrade(f"notify:{shown}", "invalid apprise URL")
+        return
+    delay = 1.0
+    while True:
+        try:
+            item = await asyncio.to_thread(outbox.next_for, target)
+        except sqlite3.Error as e:  # the outbox's disk is full or read-only: wait, the messages are still there
+            log.error("notify: outbox %s; retrying in 5 s", e)
+            await nap(wake, stop, 5.0)
+            if stop.is_set():
+                return
+            continue
+        now = time.time_ns()
+        if item is None or item[3] > now:
+            if stop.is_set():
+                return
+            await nap(wake, stop, 5.0 if item is None else min(5.0, (item[3] - now) / 1e9))
+            continue
+        row_id, msg, _attempts, _ = item
+        result = await ap.async_notify(body=msg.body, title=msg.title, notify_type=msg.notify_type, timeout=timeout_s)
+        try:
+            if result:
+                await asyncio.to_thread(outbox.delivered, row_id)
+            else:
+                await asyncio.to_thread(outbox.failed, row_id, delay, _status(result))
+        except sqlite3.Error as e:
+            # Sent (or not) but not recorded: it may be sent once more after the disk recovers.
+            log.error("notify: cannot record the delivery in the outbox: %s", e)
+        if result:
+            metrics.notifications_sent.inc()
+            metrics.health.ok(f"notify:{shown}")
+            delay = 1.0
+            continue
+        metrics.notifications_failed.inc()
+        metrics.health.degrade(f"notify:{shown}", "delivery failing; retrying")
+        log.warning("notify: %s failed (%s); retrying in %.0f s", shown, _status(result), delay)
+        if stop.is_set():
+            return
+        delay = min(delay * 2, retry_cap_s)
+
+
+def _status(result: object) -> str:
+    return str(getattr(getattr(result, "status", None), "name", "FAILURE"))

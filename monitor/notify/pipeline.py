@@ -1,0 +1,105 @@
+"""The alert path's feed: transitions, the flap guard's calm clock and repeats, in reading-time order.
+
+A held resolve is released when its series has been calm for a window of reading time. Whether the stream
+arrives one reading per batch or all at once, the release must land at the same place among the
+notifications: before the first transition at or after the moment the series calmed, or at the end of the
+batch whose readings reach that moment. So each transition is preceded by a calm check at its own reading
+time, and each batch ends with one at the newest reading time; the checks run when their turn comes, after
+the transitions before them have been through the flap guard (`drain`).
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+
+from monitor.alerts.evaluator import AlertEvent
+from monitor.alerts.flapping import FlapGuard
+from monitor.alerts.ledger import AlertRecord
+from monitor.notify.stages import Notice, Stage
+from monitor.thresholds import Limit
+
+
+@dataclass(frozen=True, slots=True)
+class _Calm:
+    stream_ns: int  # release the held resolves of series calm at this reading time
+
+
+class Pipeline:
+    """Notices waiting for the alert path, in order; `drain` runs them and can be called again after an error.
+
+    Call `feed`, `feed_repeats` and `drain` from one thread at a time (the service's rules loop does).
+    """
+
+    def __init__(self, path: Stage, flaps: FlapGuard) -> None:
+        self.path = path
+        self.flaps = flaps
+        self._queue: deque[Notice | _Calm] = deque()
+        self._finished: list[Notice] = []
+
+    def feed(self, events: Iterable[AlertEvent], stream_ns: int | None = None) -> None:
+        """Transitions in time order. With `stream_ns` (readings' transitions, and the newest reading time of
+        their batch), the calm clock moves with them; without (no data, reload), it stays where it is."""
+        for e in events:
+            if stream_ns is not None:
+                self._queue.append(_Calm(e.ts_ns))
+            self._queue.append(Notice(e))
+        if stream_ns is not None:
+            self._queue.append(_Calm(stream_ns))
+
+    def feed_repeats(self, events: Iterable[AlertEvent]) -> None:
+        self._queue.extend(Notice(e, repeat=True) for e in events)
+
+    def drain(self) -> list[Notice]:
+        """Run every waiting notice through the path; the notices finished since the last successful drain.
+
+        On an error (sqlite3.Error: the ledger's or the outbox's disk) the failed notice stays first in line,
+        with the stages it passed, and the error propagates; call again to resume.
+        """
+        while self._queue:
+            item = self._queue[0]
+            if isinstance(item, _Calm):
+                self._queue.popleft()
+                released = self.flaps.calmed(item.stream_ns)
+                self._queue.extendleft(reversed([Notice(e, released=True) for e in released]))
+                continue
+            self.path.exec(item)
+            self._queue.popleft()
+            self._finished.append(item)
+        finished, self._finished = self._finished, []
+        return finished
+
+    def __len__(self) -> int:
+        return len(self._queue)
+
+
+def due_repeats(
+    active: Sequence[AlertRecord], now_ns: int, interval_s: float, limit_of: Callable[[str, str], Limit | None]
+) -> list[AlertEvent]:
+    """Firing alerts nobody acknowledged, last sent at least `interval_s` ago, as events to send again."""
+    out = []
+    for a in active:
+        if a.acked_by is not None or a.last_sent_ns is None or now_ns - a.last_sent_ns < interval_s * 1e9:
+            continue
+        limit = limit_of(a.station, a.parameter)
+        if limit is None:
+            continue
+        out.append(
+            AlertEvent(
+                a.alert_id,
+                "firing",
+                a.station,
+                a.parameter,
+                a.updated_ns,
+                a.value,
+                a.value / limit.value if limit.value else 0.0,
+                a.severity,
+                limit,
+                a.started_ns,
+                a.peak_value,
+                a.peak_ratio,
+                a.rule,
+            )
+        )
+    return out

@@ -1,0 +1,181 @@
+"""Messages a bureau can act on: the title and body of an alert transition (English or Chinese) with the numbers
+that matter (interface.md), the incident and the arrival estimates ahead of the front."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone, tzinfo
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from monitor.alerts.evaluator import AlertEvent
+from monitor.alerts.incidents import Incident
+from monitor.domain.params import PARAMETERS
+from monitor.thresholds import Station
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    key: str  # alert id + state: the same transition is queued once, however often it is evaluated
+    title: str
+    body: str
+    notify_type: str  # apprise's info / success / warning / failure
+
+
+_SEVERITY_ZH = {"warning": "一般", "serious": "严重", "critical": "特别严重"}
+_STATE_ZH = {"firing": "告警", "escalated": "升级", "resolved": "解除"}
+_NOTIFY_TYPE = {"firing": "warning", "escalated": "failure", "resolved": "success"}
+
+
+def _num(x: float) -> str:
+    return f"{x:.4g}" if abs(x) < 1e6 else f"{x:.3e}"
+
+
+def _unit(parameter: str) -> str:
+    unit = PARAMETERS[parameter].unit if parameter in PARAMETERS else ""
+    return f" {unit}" if unit else ""
+
+
+def _when(ts_ns: int, tz: tzinfo, timespec: str = "seconds") -> str:
+    return datetime.fromtimestamp(ts_ns / 1e9, tz).isoformat(sep=" ", timespec=timespec)
+
+
+def station_tz(st: Station | None, default: tzinfo) -> tzinfo:
+    """Times are shown in the station's own time zone when its file names one (IANA or +08:00)."""
+    if st is None or not st.timezone:
+        return default
+    if st.timezone[0] in "+-":
+        return parse_offset(st.timezone)
+    try:
+        return ZoneInfo(st.timezone)
+    except (ZoneInfoNotFoundError, ValueError):
+        return default
+
+
+def parse_offset(text: str | None) -> timezone:
+    """`+08:00` style offsets; None means the machine's local offset."""
+    if not text:
+        local = datetime.now().astimezone().utcoffset() or timedelta(0)
+        return timezone(local)
+    sign = -1 if text.startswith("-") else 1
+    hours, _, minutes = text.lstrip("+-").partition(":")
+    return timezone(sign * timedelta(hours=int(hours), minutes=int(minutes or 0)))
+
+
+def render(
+    e: AlertEvent,
+    language: str,
+    stations: Mapping[str, Station],
+    tz: tzinfo,
+    incident: Incident | None = None,
+    default_km_per_day: float = 12.0,
+    repeat: bool = False,
+    flapping: bool = False,
+) -> Message:
+    p = PARAMETERS.get(e.parameter)
+    st = stations.get(e.station)
+    tz = station_tz(st, tz)
+    unit = _unit(e.parameter)
+    code = f", HJ 212 {p.hj212}" if p and p.hj212 else ""
+    excess = (e.value - e.limit.value) / e.limit.value if e.limit.kind == "max" and e.limit.value else None
+    # The ratio is S/C, not C/S, for a minimum and for a range's lower bound (DO, pH below 6).
+    below = e.limit.kind == "min" or (e.limit.kind == "range" and e.limit.low is not None and e.value < e.limit.low)
+    if language == "zh":
+        sname = f"{st.name_zh or st.name}（{e.station}）" if st else e.station
+        pname = p.name_zh if p else e.parameter
+        title = (
+            f"[{_SEVERITY_ZH.get(e.severity, e.severity)}] {_STATE_ZH[e.state]}：{sname} {pname}（{e.parameter}）"
+            f" {_num(e.value)}{unit}，为标准限值的 {_num(e.ratio)} 倍"
+        )
+        lines = [
+            f"站点：{sname}"
+            + (f"，{st.river} 河 {_num(st.river_km)} km" if st and st.river and st.river_km is not None else ""),
+            f"指标：{pname}（{e.parameter}{code}）",
+            f"监测值：{_num(e.value)}{unit}，监测时间 {_when(e.ts_ns, tz)}",
+            f"标准限值：{e.limit.describe()}",
+            f"限值与浓度之比（S/C）：{_num(e.ratio)}" if below else f"浓度与限值之比（C/S）：{_num(e.ratio)}",
+        ]
+        if excess is not None:
+            lines.append(f"超标倍数（(C−S)/S）：{_num(excess)}" if excess > 0 else "超标倍数（(C−S)/S）：未超标")
+        lines += [
+            f"级别：{_SEVERITY_ZH.get(e.severity, e.severity)}",
+            f"状态：{_STATE_ZH[e.state]}",
+            f"告警编号：{e.alert_id}，开始于 {_when(e.started_ns, tz)}，峰值 {_num(e.peak_value)}{unit}"
+            f"（{_num(e.peak_ratio)} 倍限值）",
+        ]
+    else:
+        sname = f"{st.name} ({e.station})" if st and st.name else e.station
+        pname = p.name if p else e.parameter
+        verb = {"firing": "FIRING", "escalated": "ESCALATED", "resolved": "RESOLVED"}[e.state]
+        title = (
+            f"[{e.severity.upper()}] {verb}: {pname} ({e.parameter}) at {sname}: {_num(e.value)}{unit},"
+            f" {_num(e.ratio)}x the limit"
+        )
+        lines = [
+            f"Station: {sname}"
+            + (f", {st.river} river km {_num(st.river_km)}" if st and st.river and st.river_km is not None else ""),
+            f"Parameter: {pname} ({e.parameter}{code})",
+            f"Measured: {_num(e.value)}{unit} at {_when(e.ts_ns, tz)}",
+            f"Limit: {e.limit.describe()}",
+            f"Ratio (value/limit): {_num(e.ratio)}"
+            if not below
+            else f"Ratio (limit/value, a minimum): {_num(e.ratio)}",
+            f"Severity: {e.severity}",
+            f"State: {e.state}",
+            f"Alert: {e.alert_id}, since {_when(e.started_ns, tz)}, peak {_num(e.peak_value)}{unit}"
+            f" ({_num(e.peak_ratio)}x)",
+        ]
+    if incident is not None:
+        lines += _incident_lines(e, incident, language, stations, tz, default_km_per_day)
+    if repeat:
+        title = ("[仍在告警] " if language == "zh" else "[STILL FIRING] ") + title
+    if flapping:
+        title = ("[频繁波动，按告警保持] " if language == "zh" else "[FLAPPING, held as firing] ") + title
+        lines.append(
+            "该告警在短时间内反复触发与解除，已按告警保持，平稳后再通知解除。"
+            if language == "zh"
+            else "This alert keeps toggling: it is held as firing, and its resolve is sent once it has calmed."
+        )
+    key = f"{e.alert_id}#{e.state}#{e.ts_ns}" + (f"#repeat{time.time_ns()}" if repeat else "")
+    return Message(key, title, "\n".join(lines), _NOTIFY_TYPE[e.state])
+
+
+def _incident_lines(
+    e: AlertEvent, inc: Incident, language: str, stations: Mapping[str, Station], tz: tzinfo, default_km_per_day: float
+) -> list[str]:
+    """The incident, the stations hit so far, the front velocity and the arrival estimates ahead of it."""
+    hits = sorted(inc.hits, key=lambda h: h.river_km)
+    v, source = inc.velocity(default_km_per_day)
+    ahead = inc.arrivals(stations, default_km_per_day) if e.state != "resolved" else []
+
+    def name(sid: str, zh: bool) -> str:
+        st = stations.get(sid)
+        return (st.name_zh or st.name if zh else st.name) if st and st.name else sid
+
+    if language == "zh":
+        lines = [
+            f"事件：{inc.id}（{inc.river}），已超标站点："
+            + "；".join(f"{name(h.station, True)}（{_num(h.river_km)} km，{_when(h.first_ns, tz)}）" for h in hits)
+        ]
+        if ahead:
+            origin = "观测值" if source.startswith("observed") else "配置值"
+            lines.append(f"污染团前锋速度：{_num(v)} km/天（{origin}）")
+        lines += [
+            f"预计到达 {name(a.station.id, True)}（{a.station.id}{'，取水口' if a.station.intake else ''}）："
+            f"约 {_when(a.eta_ns, station_tz(a.station, tz), 'minutes')}，距前锋 {_num(a.distance_km)} km"
+            for a in ahead
+        ]
+        return lines
+    lines = [
+        f"Incident: {inc.id} on the {inc.river}; stations hit so far: "
+        + ", ".join(f"{name(h.station, False)} (km {_num(h.river_km)}, {_when(h.first_ns, tz)})" for h in hits)
+    ]
+    if ahead:
+        lines.append(f"Front velocity: {_num(v)} km/day ({source})")
+    lines += [
+        f"Expected at {name(a.station.id, False)} ({a.station.id}{', water intake' if a.station.intake else ''})"
+        f" around {_when(a.eta_ns, station_tz(a.station, tz), 'minutes')}, {_num(a.distance_km)} km"
+        for a in ahead
+    ]
+    return lines

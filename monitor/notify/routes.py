@@ -1,0 +1,117 @@
+"""Routes: which target wants which alert, from `[[notify.route]]` filters or an apprise config file's tags.
+
+Targets are known by a hash of their URL (`target_id`), so the outbox and the logs never hold credentials.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import sys
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+import apprise
+from apprise.decorators import notify as apprise_plugin
+
+from monitor.alerts.evaluator import AlertEvent
+from monitor.alerts.incidents import Incident
+from monitor.config import SEVERITIES, NotifyConfig, RouteConfig
+from monitor.thresholds import Station
+
+log = logging.getLogger("riverwatch.notify")
+# apprise logs DingTalk tokens and WeCom keys in full at DEBUG.
+if logging.getLogger("apprise").getEffectiveLevel() < logging.INFO:
+    logging.getLogger("apprise").setLevel(logging.INFO)
+
+
+@apprise_plugin(on="console", name="riverwatch console")
+def _console(body: str, title: str, notify_type: str, *args: object, **kwargs: object) -> bool:
+    """The default sink: the console, through the same apprise path as every real target."""
+    print(f"\n*** {title}\n{body}\n", file=sys.stdout, flush=True)
+    return True
+
+
+@dataclass(frozen=True)
+class Target:
+    """One notification target and what it wants: a route's filters, or apprise config tags."""
+
+    url: str = field(repr=False)
+    route: RouteConfig | None = None
+    tags: frozenset[str] = frozenset()
+
+    @property
+    def id(self) -> str:
+        return target_id(self.url)
+
+    def wants(self, e: AlertEvent, stations: Mapping[str, Station], incident: Incident | None) -> bool:
+        if self.tags:  # apprise semantics: any of the target's tags
+            return bool(self.tags & event_tags(e, stations, incident))
+        r = self.route
+        if r is None:
+            return True
+        st = stations.get(e.station)
+        return (
+            (not r.rivers or (st is not None and st.river in r.rivers))
+            and (not r.stations or e.station in r.stations)
+            and (not r.parameters or e.parameter in r.parameters)
+            and (r.min_severity is None or _rank(e.severity) >= _rank(r.min_severity))
+            and (not r.intakes or concerns_intake(e, stations, incident))
+        )
+
+
+def _rank(severity: str) -> int:
+    return SEVERITIES.index(severity) if severity in SEVERITIES else len(SEVERITIES)
+
+
+def concerns_intake(e: AlertEvent, stations: Mapping[str, Station], incident: Incident | None) -> bool:
+    """At a water intake, or on a river where the front is still upstream of one."""
+    st = stations.get(e.station)
+    if st is not None and st.intake:
+        return True
+    if incident is None or not incident.hits:
+        return False
+    front = max(h.river_km for h in incident.hits)
+    return any(
+        s.intake and s.river == incident.river and s.river_km is not None and s.river_km > front
+        for s in stations.values()
+    )
+
+
+def event_tags(e: AlertEvent, stations: Mapping[str, Station], incident: Incident | None) -> set[str]:
+    """Tags an apprise config file can route on: all, river:NAME, station:ID, parameter:ID, severity:S,
+    min:S (for S at or below the alert's severity: `min:serious` gets serious and critical), intake."""
+    st = stations.get(e.station)
+    tags = {"all", f"station:{e.station}", f"parameter:{e.parameter}", f"severity:{e.severity}"}
+    tags |= {f"min:{s}" for s in SEVERITIES[: _rank(e.severity) + 1]}
+    if st is not None and st.river:
+        tags.add(f"river:{st.river.lower()}")
+    if concerns_intake(e, stations, incident):
+        tags.add("intake")
+    return {t.lower() for t in tags}
+
+
+def make_targets(cfg: NotifyConfig) -> list[Target]:
+    targets = [Target(u) for u in cfg.urls] + [Target(r.url, route=r) for r in cfg.routes]
+    if cfg.apprise_config is not None:
+        ac = apprise.AppriseConfig()
+        ac.add(str(cfg.apprise_config))
+        for server in ac.services():
+            targets.append(Target(server.url(privacy=False), tags=frozenset(str(t).lower() for t in server.tags)))
+    unique: dict[str, Target] = {}
+    for t in targets:  # one worker per URL, or a message would go out twice
+        if t.id in unique:
+            log.warning("notify: %s is configured more than once; the first entry is used", private_url(t.url))
+        unique.setdefault(t.id, t)
+    return list(unique.values())
+
+
+def target_id(url: str) -> str:
+    """A stable id for a target that does not store its credentials."""
+    return hashlib.sha256(url.encode()).hexdigest()[:16]
+
+
+def private_url(url: str) -> str:
+    """The URL as it may appear in logs: apprise's privacy form, never tokens or passwords."""
+    plugin = apprise.Apprise.instantiate(url)
+    return plugin.url(privacy=True) if plugin else url.split(":", 1)[0] + "://(invalid)"

@@ -1,0 +1,41 @@
+"""The service's HTTP side: /healthz (ok and degraded are 200, unhealthy is 503) and /metrics (Prometheus)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+
+from aiohttp import web
+
+from monitor.metrics import Metrics
+
+log = logging.getLogger("riverwatch.service")
+
+
+async def start_http(listen: str, metrics: Metrics) -> web.AppRunner | None:
+    """Serve on `host:port`; None when `listen` is empty (the endpoint is disabled)."""
+    if not listen:
+        return None
+    host, _, port = listen.rpartition(":")
+
+    async def healthz(_: web.Request) -> web.Response:
+        report = metrics.health.report()
+        return web.Response(
+            text=json.dumps(report),
+            content_type="application/json",
+            status=503 if report["status"] == "unhealthy" else 200,
+        )
+
+    async def exposition(_: web.Request) -> web.Response:
+        body = await asyncio.to_thread(metrics.exposition)
+        return web.Response(body=body, headers={"Content-Type": "text/plain; version=0.0.4; charset=utf-8"})
+
+    app = web.Application()
+    app.router.add_get("/healthz", healthz)
+    app.router.add_get("/metrics", exposition)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    await web.TCPSite(runner, host, int(port)).start()
+    log.info("serving /healthz and /metrics on http://%s", listen)
+    return runner

@@ -1,0 +1,108 @@
+"""The same stream gives the same notifications however the journal hands it to the rules in batches.
+
+The service's own objects in-process (journal, evaluator, alert path, ledger and outbox on real SQLite in a
+temporary data_dir, wired by `Service.open`); only the sending is left out, since what would be sent is the
+outbox's content, compared row by row: the same messages to the same targets in the same order.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import sqlite3
+import tempfile
+from pathlib import Path
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from monitor.config import Config, NotifyConfig, RouteConfig, ServiceConfig, ThresholdsConfig
+from monitor.domain.reading import Reading
+from monitor.service.app import Service
+from monitor.thresholds import shipped_path
+
+T0 = 1326585600 * 10**9
+STEP = 300 * 10**9  # a reading every 5 minutes; the flap window is 12 of them
+# Down the Longjiang (an incident, arrival estimates for the intake route) and one station off any river.
+STATIONS = ["lalang", "yemao", "luodong", "flappy"]
+VALUES = [0.001, 0.006, 0.03, 0.2]  # compliant, 1.2x (warning), 6x (serious), 40x (critical) the Class III limit
+
+Row = tuple[str, str, str, str]
+
+
+def config(data_dir: Path) -> Config:
+    return Config(
+        thresholds=ThresholdsConfig(files=(shipped_path(), shipped_path("longjiang-stations.toml"))),
+        notify=NotifyConfig(
+            urls=("json://everyone.example/x",),
+            routes=(RouteConfig("json://company.example/x", intakes=True),),
+            utc_offset="+08:00",
+            flap_max_transitions=3,
+            flap_window_s=3600,
+        ),
+        service=ServiceConfig(data_dir=data_dir, http_listen=""),
+    )
+
+
+def notifications(batches: list[list[Reading]]) -> list[Row]:
+    """Journal each batch, let the rules loop take it (one batch per journal append), read the outbox."""
+    with tempfile.TemporaryDirectory(prefix="rw-batching-") as tmp:
+        data = Path(tmp)
+        service = Service(config(data))
+
+        async def run() -> None:
+            stop = asyncio.Event()
+            assert await service.open(stop)
+            assert service.evaluation is not None
+            for batch in batches:
+                service.journal.append(batch)
+                while service.journal.backlog("rules"):
+                    await service.evaluation.step(stop)
+            service.close()
+            await service.writer.close()
+
+        asyncio.run(run())
+        with sqlite3.connect(data / "outbox.sqlite") as db:
+            rows = db.execute("SELECT target, key, title, body FROM outbox ORDER BY id").fetchall()
+        return [(str(t), str(k), str(ti), str(b)) for t, k, ti, b in rows]
+
+
+@st.composite
+def streams(draw: st.DrawFn) -> tuple[list[Reading], list[int]]:
+    """Readings in time order (several stations may share a time) and where to cut them into batches."""
+    value = st.sampled_from([VALUES[0]] * 5 + VALUES[1:])  # mostly compliant: alerts open and close now and then
+    step = st.dictionaries(st.sampled_from(STATIONS), value, min_size=1, max_size=3)
+    steps = draw(st.lists(step, min_size=1, max_size=50))
+    if draw(st.booleans()):  # a series toggling somewhere in it: flap holds, and a release if it calms in time
+        at, station = draw(st.integers(0, len(steps))), draw(st.sampled_from(STATIONS))
+        steps[at:at] = [{station: VALUES[i % 2]} for i in range(draw(st.integers(4, 10)))]
+    readings = [Reading(s, "cd", T0 + i * STEP, v) for i, at in enumerate(steps) for s, v in at.items()]
+    cuts = draw(st.lists(st.integers(1, max(1, len(readings) - 1)), max_size=len(readings)))
+    return readings, sorted(set(cuts) - {len(readings)})
+
+
+def split(readings: list[Reading], cuts: list[int]) -> list[list[Reading]]:
+    bounds = [0, *cuts, len(readings)]
+    return [readings[a:b] for a, b in itertools.pairwise(bounds) if b > a]
+
+
+@settings(max_examples=50, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(streams())
+def test_any_batching_gives_the_notifications_of_one_reading_per_batch(stream: tuple[list[Reading], list[int]]) -> None:
+    readings, cuts = stream
+    one_by_one = notifications([[r] for r in readings])
+    assert notifications(split(readings, cuts)) == one_by_one
+    assert notifications([readings]) == one_by_one
+
+
+def test_a_toggling_series_read_in_any_batches_is_one_flapping_message_and_one_calm_resolve() -> None:
+    """The input of tests/test_flapping.py: one reading per batch, two per batch and all at once agree."""
+    values = [0.01 if i % 2 == 0 else 0.001 for i in range(10)] + [0.001] * 14
+    readings = [Reading("flappy", "cd", T0 + i * STEP, v) for i, v in enumerate(values)]
+    one_by_one = notifications([[r] for r in readings])
+    titles = [title for target, _, title, _ in one_by_one]
+    assert len(titles) == 5, titles
+    assert titles[3].startswith("[FLAPPING, held as firing]")
+    assert "RESOLVED" in titles[4] and "FLAPPING" not in titles[4]
+    assert notifications(split(readings, list(range(2, len(readings), 2)))) == one_by_one
+    assert notifications([readings]) == one_by_one
