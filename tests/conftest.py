@@ -9,11 +9,12 @@ from typing import TypeVar
 
 import pytest
 
-# ``tests.servers`` must import under a plain ``pytest`` too, where the repo root is not on sys.path by itself.
+# ``bench`` and ``monitor`` must import under a plain ``pytest`` too, where the repo root is not on sys.path by itself.
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bench.receiver import HttpReceiver
+from bench.servers import InfluxDB1, Mosquitto, ServerError, ServerProcess, Victoria
 from monitor.thresholds import ThresholdSet, load, shipped_path
-from tests.servers import HttpReceiver, InfluxDB1, Mosquitto, ServerError, ServerProcess, Victoria
 
 S = TypeVar("S", bound=ServerProcess)
 

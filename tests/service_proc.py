@@ -13,7 +13,7 @@ import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 
-from tests.servers import free_port
+from bench.servers import free_port
 
 REPO = Path(__file__).resolve().parent.parent
 

@@ -14,8 +14,9 @@ from pathlib import Path
 
 import pytest
 
+from bench.receiver import HttpReceiver
+from bench.servers import Mosquitto
 from simulators.publish import publish
-from tests.servers import HttpReceiver, Mosquitto
 from tests.service_proc import ServiceProcess
 
 T0 = 1326585600  # 2012-01-15T08:00:00+08:00

@@ -8,10 +8,10 @@ from pathlib import Path
 
 import paho.mqtt.client as mqtt
 
+from bench.servers import Mosquitto
 from monitor.domain.rejection import Rejection
 from monitor.ingest.deadletter import FileSink
 from simulators.publish import publish
-from tests.servers import Mosquitto
 from tests.service_proc import ServiceProcess
 
 BAD = [

@@ -12,8 +12,9 @@ from pathlib import Path
 
 import pytest
 
+from bench.receiver import HttpReceiver
+from bench.servers import Mosquitto, Victoria
 from simulators.publish import publish
-from tests.servers import HttpReceiver, Mosquitto, Victoria
 from tests.service_proc import ServiceProcess
 
 REPO = Path(__file__).resolve().parent.parent

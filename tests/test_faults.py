@@ -16,8 +16,8 @@ from pathlib import Path
 
 import pytest
 
+from bench.servers import InfluxDB1, Mosquitto, Victoria, free_port
 from simulators.publish import publish
-from tests.servers import InfluxDB1, Mosquitto, Victoria, free_port
 from tests.service_proc import ServiceProcess
 
 T0 = 1326585600  # 2012-01-15T08:00:00+08:00

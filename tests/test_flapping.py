@@ -6,12 +6,13 @@ import json
 import time
 from pathlib import Path
 
+from bench.receiver import HttpReceiver
+from bench.servers import Mosquitto
 from monitor.alerts.evaluator import Evaluator
 from monitor.alerts.flapping import FlapGuard, Verdict
 from monitor.domain.reading import Reading
 from monitor.thresholds import load, shipped_path
 from simulators.publish import publish
-from tests.servers import HttpReceiver, Mosquitto
 from tests.service_proc import ServiceProcess
 
 T0 = 1326585600

@@ -11,13 +11,13 @@ from pathlib import Path
 import aiomqtt
 import pytest
 
+from bench.servers import Mosquitto
 from monitor.config import MqttConfig
 from monitor.domain.reading import Reading
 from monitor.ingest.mqtt import Inbound, Ingest, PahoControl, parse_publish
 from monitor.journal import Journal, JournalError
 from monitor.metrics import Metrics
 from simulators.publish import publish
-from tests.servers import Mosquitto
 
 T0 = 1326585600
 

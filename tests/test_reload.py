@@ -8,8 +8,9 @@ import signal
 import time
 from pathlib import Path
 
+from bench.receiver import HttpReceiver
+from bench.servers import Mosquitto
 from simulators.publish import publish
-from tests.servers import HttpReceiver, Mosquitto
 from tests.service_proc import ServiceProcess
 
 REPO = Path(__file__).resolve().parent.parent

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 
+from bench.servers import InfluxDB1, Victoria
 from monitor.alerts.evaluator import AlertEvent, Evaluator
 from monitor.alerts.ledger import Ledger
 from monitor.domain.reading import Reading
@@ -27,7 +28,6 @@ from monitor.store.lineprotocol import alert_line, reading_line
 from monitor.thresholds import load, shipped_path
 from simulators.messages import CST
 from simulators.scenarios import SCENARIOS
-from tests.servers import InfluxDB1, Victoria
 
 REPO = Path(__file__).resolve().parent.parent
 RULES = [

@@ -9,9 +9,10 @@ import sqlite3
 import time
 from pathlib import Path
 
+from bench.receiver import HttpReceiver
+from bench.servers import Mosquitto
 from monitor.alerts.ledger import SCHEMA_VERSION, Ledger
 from simulators.publish import publish
-from tests.servers import HttpReceiver, Mosquitto
 from tests.service_proc import ServiceProcess
 
 REPO = Path(__file__).resolve().parent.parent

@@ -26,8 +26,9 @@ import paho.mqtt.client as mqtt
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
+from bench.receiver import HttpReceiver
+from bench.servers import Mosquitto, Victoria, free_port, require_binary
 from tests.certs import Pki, make_pki
-from tests.servers import HttpReceiver, Mosquitto, Victoria, free_port, require_binary
 
 T0 = 1326585600  # 2012-01-15T08:00:00+08:00
 SVC_USER, SVC_PASSWORD = "svc", "Mq77-S3cr3t-svc-pw"

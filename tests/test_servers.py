@@ -16,14 +16,8 @@ from influxdb_client.client.influxdb_client import InfluxDBClient
 from influxdb_client.client.write_api import SYNCHRONOUS
 from paho.mqtt.enums import CallbackAPIVersion
 
-from tests.servers import (
-    HttpReceiver,
-    InfluxDB1,
-    Mosquitto,
-    ServerError,
-    Victoria,
-    require_binary,
-)
+from bench.receiver import HttpReceiver
+from bench.servers import InfluxDB1, Mosquitto, ServerError, Victoria, require_binary
 
 TS_2012_NS = 1_325_419_200_000_000_000  # 2012-01-01T12:00:00Z: older than VictoriaMetrics' default retention
 TS_2012_MS = TS_2012_NS // 1_000_000

@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
+from bench.servers import Mosquitto, free_port
 from simulators.commands import replay, simulate
 from simulators.longjiang import longjiang_2012, single_messages
-from tests.servers import Mosquitto, free_port
 from tests.test_simulators import Subscriber
 
 

@@ -20,6 +20,7 @@ import paho.mqtt.client as mqtt
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 
+from bench.servers import Mosquitto, free_port
 from monitor.domain.params import PARAMETERS
 from monitor.domain.reading import Reading
 from monitor.thresholds import load, shipped_path
@@ -40,7 +41,6 @@ from simulators.replaycsv import csv_messages, parse_ts, read_csv, write_csv
 from simulators.river import NS_PER_DAY, Dam, Dosing, Reach, Release, River, Tributary
 from simulators.scenarios import SCENARIOS
 from simulators.sensors import ANALYSERS, BELOW_DL
-from tests.servers import Mosquitto, free_port
 
 LIMIT = 0.005  # GB 3838-2002 Class II-IV cadmium, mg/L
 H = 3_600_000_000_000

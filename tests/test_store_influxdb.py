@@ -8,12 +8,12 @@ from pathlib import Path
 
 import pytest
 
+from bench.servers import InfluxDB1, Victoria
 from monitor.domain.reading import Reading
 from monitor.journal import Journal
 from monitor.metrics import Metrics
 from monitor.store.influx import BadBatchError, Drain, InfluxV1Writer, InfluxV2Writer, RetryableError
 from monitor.store.lineprotocol import reading_line
-from tests.servers import InfluxDB1, Victoria
 
 T2012 = 1326585600 * 10**9
 NASTY = [

@@ -89,9 +89,6 @@ class Incidents:
         self.default_km_per_day = default_km_per_day
         self.open: dict[tuple[str, str], Incident] = {}
 
-    def open_for(self, incident_id: str | None) -> Incident | None:
-        return next((i for i in self.open.values() if i.id == incident_id), None) if incident_id else None
-
     def of(self, e: AlertEvent) -> Incident | None:
         """The open incident an alert belongs to, left as it is (a repeat is no new transition)."""
         return next((i for i in self.open.values() if e.alert_id in i.open_alerts), None)

@@ -15,33 +15,23 @@ from monitor.thresholds.notation import fmt_number
 
 _STANDARD_KEYS = ("id", "name", "name_zh", "classes", "source", "note")
 _ITEM_COMMON_KEYS = ("kind", "unit", "source", "scope", "note")
+# the keys of an item with one bound (an upper or a lower limit)
+_BOUND_KEYS = (
+    "limit",
+    "limits",
+    "lake_limit",
+    "lake_limits",
+    "steps",
+    "depends_on",
+    "bounds",
+    "default_band",
+    "mean_limit",
+    "mean_limits",
+    "mean_window",
+)
 _ITEM_KIND_KEYS: dict[str, tuple[str, ...]] = {
-    "max": (
-        "limit",
-        "limits",
-        "lake_limit",
-        "lake_limits",
-        "steps",
-        "depends_on",
-        "bounds",
-        "default_band",
-        "mean_limit",
-        "mean_limits",
-        "mean_window",
-    ),
-    "min": (
-        "limit",
-        "limits",
-        "lake_limit",
-        "lake_limits",
-        "steps",
-        "depends_on",
-        "bounds",
-        "default_band",
-        "mean_limit",
-        "mean_limits",
-        "mean_window",
-    ),
+    "max": _BOUND_KEYS,
+    "min": _BOUND_KEYS,
     "range": ("low", "high"),
     "change": ("max_rise", "max_drop"),
 }
