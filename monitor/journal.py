@@ -28,6 +28,7 @@ import sqlite3
 import threading
 import time
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 from monitor.domain.reading import Reading
@@ -45,7 +46,31 @@ CREATE TABLE IF NOT EXISTS alert_lines(id INTEGER PRIMARY KEY AUTOINCREMENT, lin
 CREATE TABLE IF NOT EXISTS set_aside(
     id INTEGER PRIMARY KEY, at_ns INTEGER NOT NULL, error TEXT NOT NULL,
     station TEXT, parameter TEXT, ts_ns INTEGER, value REAL, flag TEXT);
+CREATE TABLE IF NOT EXISTS store_shapes(shape TEXT PRIMARY KEY);
 """
+
+# Columns added to set_aside after its first release (a journal from before them gets them on open):
+# `line` a point that is not a reading (alert, screening), `retries` automatic re-sends left, `next_ns` when
+# the next is due, `attempts` re-sends so far, `claim` the process re-sending it now (so two never send one).
+_SET_ASIDE_COLUMNS = {
+    "line": "TEXT",
+    "retries": "INTEGER NOT NULL DEFAULT 0",
+    "next_ns": "INTEGER NOT NULL DEFAULT 0",
+    "attempts": "INTEGER NOT NULL DEFAULT 0",
+    "claim": "TEXT",
+}
+
+
+@dataclass(frozen=True)
+class SetAside:
+    """One point the database refused: a reading, or (alert and screening points) its line."""
+
+    id: int
+    reading: Reading | None
+    line: str | None
+    attempts: int
+    retries: int
+    at_ns: int
 
 
 class JournalError(Exception):
@@ -149,6 +174,10 @@ class Journal:
         try:
             self._db = _open(path)
             self._db.executescript(_SCHEMA)
+            have = {row[1] for row in self._db.execute("PRAGMA table_info(set_aside)")}
+            for column, kind in _SET_ASIDE_COLUMNS.items():
+                if column not in have:
+                    self._db.execute(f"ALTER TABLE set_aside ADD COLUMN {column} {kind}")
             seeded = self.cursor_path.exists()
             # The cursors live in a database of their own: a consumer moving its cursor must not wait for an
             # ingest commit (measured: 30-190 ms per move under load, twice per store batch).
@@ -246,15 +275,117 @@ class Journal:
                 self._cursors[consumer] = max(self._cursors[consumer], seq)
                 self._tail.release(min(self._cursors.values()))
 
-    def set_aside(self, refused: Sequence[tuple[Reading, str]]) -> None:
-        """Keep readings the database refused (4xx), with the reason, instead of retrying them forever."""
+    def set_aside(
+        self, refused: Sequence[tuple[Reading, str]], *, retries: int = 0, first_retry_s: float = 1.0
+    ) -> None:
+        """Keep readings the database refused (4xx), with the reason, instead of retrying them forever.
+
+        `retries` automatic re-sends are left to them (a proxy's 400 passes; a bad point does not), the first
+        after `first_retry_s`; after that only `riverwatch store redrive` sends them again.
+        """
         now = time.time_ns()
+        due = now + int(first_retry_s * 1e9)
         with self._guarded() as db:
             db.executemany(
-                "INSERT INTO set_aside(at_ns, error, station, parameter, ts_ns, value, flag)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?)",
-                [(now, error[:2000], *r) for r, error in refused],
+                "INSERT INTO set_aside(at_ns, error, station, parameter, ts_ns, value, flag, retries, next_ns)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [(now, error[:2000], *r, retries, due) for r, error in refused],
             )
+
+    def set_aside_lines(
+        self, refused: Sequence[tuple[str, str]], *, retries: int = 0, first_retry_s: float = 1.0
+    ) -> None:
+        """Alert and screening points the database refused, kept as their lines (see `set_aside`)."""
+        now = time.time_ns()
+        due = now + int(first_retry_s * 1e9)
+        with self._guarded() as db:
+            db.executemany(
+                "INSERT INTO set_aside(at_ns, error, line, retries, next_ns) VALUES (?, ?, ?, ?, ?)",
+                [(now, error[:2000], line, retries, due) for line, error in refused],
+            )
+
+    def claim_set_aside(
+        self,
+        claim: str,
+        limit: int,
+        *,
+        due_ns: int | None = None,
+        since_ns: int = 0,
+        after_id: int = 0,
+        stale: Sequence[str] = (),
+    ) -> list[SetAside]:
+        """Take up to `limit` set-aside points for re-sending, oldest first, so no other process sends them too.
+
+        `due_ns`: only those with automatic re-sends left whose time has come (the store's own retries);
+        None: every one set aside at or after `since_ns` (a redrive). `stale` claims (of processes that died
+        while re-sending) count as free.
+        """
+        free = "(claim IS NULL" + "".join(" OR claim = ?" for _ in stale) + ")"
+        where = f"{free} AND at_ns >= ? AND id > ?"
+        if due_ns is not None:
+            where += " AND retries > 0 AND next_ns <= ?"
+        args: list[object] = [*stale, since_ns, after_id] + ([due_ns] if due_ns is not None else [])
+        with self._guarded() as db:
+            db.execute("BEGIN IMMEDIATE")
+            db.execute(
+                f"UPDATE set_aside SET claim = ? WHERE id IN (SELECT id FROM set_aside WHERE {where}"
+                " ORDER BY id LIMIT ?)",
+                (claim, *args, limit),
+            )
+            rows = db.execute(
+                "SELECT id, station, parameter, ts_ns, value, flag, line, attempts, retries, at_ns FROM set_aside"
+                " WHERE claim = ? ORDER BY id",
+                (claim,),
+            ).fetchall()
+            db.execute("COMMIT")
+        return [
+            SetAside(row[0], None if row[6] is not None else Reading(*row[1:6]), row[6], row[7], row[8], row[9])
+            for row in rows
+        ]
+
+    def settle_set_aside(
+        self, claim: str, written: Sequence[int], refused: Sequence[tuple[int, str, int, int]]
+    ) -> None:
+        """After a re-send: drop what the database took; the rest, with (id, error, retries left, next try ns),
+        stays set aside and free for the next claim."""
+        with self._guarded() as db:
+            db.execute("BEGIN IMMEDIATE")
+            db.executemany("DELETE FROM set_aside WHERE id = ?", [(i,) for i in written])
+            db.executemany(
+                "UPDATE set_aside SET error = ?, retries = ?, next_ns = ?, attempts = attempts + 1, claim = NULL"
+                " WHERE id = ?",
+                [(error[:2000], retries, next_ns, i) for i, error, retries, next_ns in refused],
+            )
+            db.execute("UPDATE set_aside SET claim = NULL WHERE claim = ?", (claim,))
+            db.execute("COMMIT")
+
+    def set_aside_claims(self) -> list[str]:
+        with self._guarded() as db:
+            return [c for (c,) in db.execute("SELECT DISTINCT claim FROM set_aside WHERE claim IS NOT NULL")]
+
+    def release_claims(self, claims: Sequence[str]) -> None:
+        """Free the points of processes that died while re-sending them."""
+        with self._guarded() as db:
+            db.executemany("UPDATE set_aside SET claim = NULL WHERE claim = ?", [(c,) for c in claims])
+
+    def set_aside_state(self) -> tuple[int, int, int | None, str]:
+        """(points set aside, of which with automatic re-sends left, the earliest due ns, the newest error)."""
+        with self._guarded() as db:
+            n, auto, due = db.execute(
+                "SELECT count(*), coalesce(sum(retries > 0), 0), min(CASE WHEN retries > 0 THEN next_ns END)"
+                " FROM set_aside"
+            ).fetchone()
+            last = db.execute("SELECT error FROM set_aside ORDER BY id DESC LIMIT 1").fetchone()
+            return int(n), int(auto), due, last[0] if last else ""
+
+    def shapes(self) -> set[str]:
+        """Point shapes (measurement, tag and field keys) the database has accepted."""
+        with self._guarded() as db:
+            return {s for (s,) in db.execute("SELECT shape FROM store_shapes")}
+
+    def add_shapes(self, shapes: Sequence[str]) -> None:
+        with self._guarded() as db:
+            db.executemany("INSERT OR IGNORE INTO store_shapes VALUES (?)", [(s,) for s in shapes])
 
     def append_alert_lines(self, lines: Sequence[str]) -> None:
         """Alert points for the database ride in the journal too, so a database outage loses none."""

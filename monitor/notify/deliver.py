@@ -1,5 +1,12 @@
 """Delivery: one worker per target sends its outbox rows in order with capped exponential backoff, so a dead
-target delays only itself and nothing here ever blocks ingest."""
+target delays only itself and nothing here ever blocks ingest.
+
+Timeouts are the target's own: apprise reads `rto` (read) and `cto` (connect) from the URL, 4 s each by
+default, and a target that answers 200 after its read timeout has the message but counts as failed, so the
+retry sends it a copy (measured: a receiver answering after 5 s got 2 copies per message with apprise's 4 s).
+A URL without them gets `[notify].timeout_s` / `connect_timeout_s`; apprise's whole-call limit sits above
+both, so it never abandons a send that its plugin is still waiting on.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +14,7 @@ import asyncio
 import logging
 import sqlite3
 import time
+from urllib.parse import parse_qsl, urlsplit
 
 import apprise
 
@@ -25,14 +33,16 @@ async def deliver(
     wake: asyncio.Event,
     stop: asyncio.Event,
     *,
-    timeout_s: float = 15.0,
+    timeout_s: float = 60.0,
+    connect_timeout_s: float = 10.0,
     retry_cap_s: float = 300.0,
 ) -> None:
     """Send one target's messages in order until `stop`; then one last try of what is due, and return."""
     target = target_id(url)
     shown = private_url(url)
     ap = apprise.Apprise()
-    if not ap.add(url):
+    timed, call_limit = with_timeouts(url, timeout_s, connect_timeout_s)
+    if not ap.add(timed):
         log.error("notify: %s is not a URL apprise understands; its messages stay in the outbox", shown)
         metrics.health.degrade(f"notify:{shown}", "invalid apprise URL")
         return
@@ -53,7 +63,7 @@ async def deliver(
             await nap(wake, stop, 5.0 if item is None else min(5.0, (item[3] - now) / 1e9))
             continue
         row_id, msg, _attempts, _ = item
-        result = await ap.async_notify(body=msg.body, title=msg.title, notify_type=msg.notify_type, timeout=timeout_s)
+        result = await ap.async_notify(body=msg.body, title=msg.title, notify_type=msg.notify_type, timeout=call_limit)
         try:
             if result:
                 await asyncio.to_thread(outbox.delivered, row_id)
@@ -68,11 +78,33 @@ async def deliver(
             delay = 1.0
             continue
         metrics.notifications_failed.inc()
+        if _status(result) == "TIMEOUT" or _timed_out(result):
+            metrics.notifications_timed_out.inc()
         metrics.health.degrade(f"notify:{shown}", "delivery failing; retrying")
         log.warning("notify: %s failed (%s); retrying in %.0f s", shown, _status(result), delay)
         if stop.is_set():
             return
         delay = min(delay * 2, retry_cap_s)
+
+
+def with_timeouts(url: str, read_s: float, connect_s: float) -> tuple[str, float]:
+    """The URL with `rto` / `cto` added where it sets none, and a whole-call limit above both (s)."""
+    query = dict(parse_qsl(urlsplit(url).query))
+    read = float(query.get("rto") or read_s)
+    connect = float(query.get("cto") or connect_s)
+    add = [f"{k}={v:g}" for k, v in (("rto", read_s), ("cto", connect_s)) if k not in query]
+    if add:
+        base, _, fragment = url.partition("#")
+        url = base + ("&" if "?" in base else "?") + "&".join(add) + (f"#{fragment}" if fragment else "")
+    return url, connect + read + 5.0
+
+
+def _timed_out(result: object) -> bool:
+    """apprise reports a plugin's read timeout as a plain failure; its log says why."""
+    try:
+        return any("timed out" in str(entry).lower() for entry in getattr(result, "call_logs", lambda: [])())
+    except Exception:  # the logs are a diagnostic, never a reason to stop delivering
+        return False
 
 
 def _status(result: object) -> str:

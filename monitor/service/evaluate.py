@@ -21,7 +21,7 @@ from monitor.journal import Journal, JournalError
 from monitor.metrics import Metrics
 from monitor.notify.pipeline import Pipeline, due_repeats
 from monitor.service.reload import Reloader
-from monitor.store.lineprotocol import alert_line
+from monitor.store.lineprotocol import alert_line, screening_line
 
 log = logging.getLogger("riverwatch.service")
 
@@ -134,6 +134,7 @@ class Evaluation:
             return 0
         self.stations_seen.update(r.station for r in readings)
         events = self.evaluator.process(readings)
+        self._points += [screening_line(*s) for s in self.evaluator.rules.suspects]
         self.stream_ns = max(self.stream_ns, max(r.ts_ns for r in readings))
         self.pipeline.feed(events, self.stream_ns)
         self.metrics.readings_evaluated.inc(len(readings))

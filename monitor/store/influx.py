@@ -4,8 +4,9 @@ Three writers share one small interface (`write(lines)` raising Retryable or Bad
 through influxdb-client's async API, InfluxDB 1.x through its `/write`, and the embedded SQLite store used
 when `[influxdb]` is absent; the lines themselves come from monitor.store.lineprotocol. `Drain` is the
 journal consumer that batches by size and time, retries what can succeed later with capped backoff, and
-sets aside what never will (4xx), so one bad batch cannot wedge the pipeline and a database outage loses
-nothing.
+sets aside what the database refuses (4xx; monitor.store.setaside re-sends it while the refusal looks
+passing, and on `riverwatch store redrive`), so one bad batch cannot wedge the pipeline and neither a
+database outage nor a proxy's burst of 400s loses anything.
 """
 
 from __future__ import annotations
@@ -18,7 +19,6 @@ import sqlite3
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Protocol
 
 import aiohttp
 from influxdb_client.client.influxdb_client_async import InfluxDBClientAsync
@@ -29,25 +29,20 @@ from monitor.domain.pacing import Backoff, nap
 from monitor.domain.reading import Reading
 from monitor.journal import Journal, JournalError
 from monitor.metrics import Metrics
-from monitor.store.lineprotocol import MEASUREMENT, LineProtocolError, reading_line, split_line
+from monitor.store.batches import BadBatchError, RetryableError, Writer, isolate
+from monitor.store.lineprotocol import (
+    MEASUREMENT,
+    LineProtocolError,
+    line_shape,
+    reading_line,
+    reading_shape,
+    split_line,
+)
+from monitor.store.setaside import SetAsideKeeper
+
+__all__ = ["BadBatchError", "Drain", "EmbeddedStore", "InfluxV1Writer", "InfluxV2Writer", "RetryableError", "Writer"]
 
 log = logging.getLogger("riverwatch.store")
-
-
-class RetryableError(Exception):
-    """The database may take this batch later: outage, timeout, 5xx, 429."""
-
-
-class BadBatchError(Exception):
-    """The database refused this batch for good (4xx): retrying cannot help."""
-
-
-class Writer(Protocol):
-    name: str
-
-    async def write(self, lines: Sequence[str]) -> None: ...
-
-    async def close(self) -> None: ...
 
 
 def _classify(status: int, text: str) -> Exception:
@@ -180,32 +175,51 @@ def _split_line(line: str) -> tuple[str, str, str]:
 
 
 async def write_isolating(writer: Writer, readings: Sequence[Reading]) -> list[tuple[Reading, str]]:
-    """Write a batch; when the database refuses it (4xx), bisect to find the readings it refuses.
+    """Write a batch; the readings the database refuses, with the reason (see monitor.store.batches.isolate).
 
-    The good readings of a refused batch are still written (writes are idempotent, so resending those a
-    partial write already took is harmless). Costs about log2(batch) extra requests per bad reading.
-    Returns the refused readings with the reason; RetryableError propagates.
+    RetryableError propagates.
     """
-    try:
-        await writer.write([reading_line(r) for r in readings])
-        return []
-    except BadBatchError as e:
-        if len(readings) == 1:
-            return [(readings[0], str(e))]
-    mid = len(readings) // 2
-    return await write_isolating(writer, readings[:mid]) + await write_isolating(writer, readings[mid:])
+    refused = await isolate(writer, [reading_line(r) for r in readings])
+    return [(readings[i], error) for i, error in refused]
 
 
-async def _write_alert_lines(journal: Journal, writer: Writer) -> None:
-    """Alert points are few: written whole each round, set aside (logged) only if the database refuses them."""
-    rows = await asyncio.to_thread(journal.alert_lines, 500)
-    if not rows:
-        return
-    try:
-        await writer.write([line for _, line in rows])
-    except BadBatchError as e:
-        log.error("store: %s refused %d alert points: %s", writer.name, len(rows), e)
-    await asyncio.to_thread(journal.release_alert_lines, rows[-1][0])
+def _accepted_shapes(readings: Sequence[Reading], refused: Sequence[tuple[Reading, str]]) -> set[str]:
+    """The shapes of the readings a write took (what later tells a passing 400 from a bad point)."""
+    if refused:
+        bad = {id(r) for r, _ in refused}
+        return {reading_shape(r) for r in readings if id(r) not in bad}
+    shapes = set()
+    if any(not r.flag for r in readings):
+        shapes.add(reading_shape(Reading("", "", 0, 0.0, None)))
+    if any(r.flag for r in readings):
+        shapes.add(reading_shape(Reading("", "", 0, 0.0, "flag")))
+    return shapes
+
+
+async def _write_alert_lines(journal: Journal, writer: Writer, keeper: SetAsideKeeper, limit: int) -> None:
+    """Alert and screening points, in rounds of `limit` until none wait; what the database refuses is set
+    aside like a reading (and re-sent like one)."""
+    for _ in range(20):  # a bound per batch, so readings keep moving behind a flood of screening points
+        rows = await asyncio.to_thread(journal.alert_lines, limit)
+        if not rows:
+            return
+        lines = [line for _, line in rows]
+        refused = await isolate(writer, lines)
+        if refused:
+            log.error(
+                "store: %s refused %d of %d alert/screening points: %s",
+                writer.name,
+                len(refused),
+                len(rows),
+                refused[0][1],
+            )
+            await keeper.hold_lines([(lines[i], error) for i, error in refused])
+        bad = {i for i, _ in refused}
+        firsts = {line.split(",", 1)[0]: line for i, line in enumerate(lines) if i not in bad}
+        await keeper.accepted({line_shape(line) for line in firsts.values()})
+        await asyncio.to_thread(journal.release_alert_lines, rows[-1][0])
+        if len(rows) < limit:
+            return
 
 
 class Drain:
@@ -227,10 +241,15 @@ class Drain:
         batch_size: int = 5000,
         flush_interval_s: float = 0.5,
         retry_cap_s: float = 30.0,
+        bad_request_retries: int = 8,
     ) -> None:
         self.journal, self.writer, self.metrics, self.wake = journal, writer, metrics, wake
         self.batch_size, self.flush_interval_s = batch_size, flush_interval_s
         self.backoff = Backoff(cap=retry_cap_s)
+        self.keeper = SetAsideKeeper(
+            journal, writer, metrics, retries=bad_request_retries, retry_cap_s=retry_cap_s, batch=batch_size
+        )
+        self._started = False
         self.confirmed = 0  # highest seq the database confirmed, whether or not the cursor records it yet
         self._pruned_at = 0.0
 
@@ -264,11 +283,15 @@ class Drain:
 
     async def _batch(self, stop: asyncio.Event) -> bool:
         """One batch; True when stopped and the journal is empty."""
+        if not self._started:
+            await self.keeper.start()
+            self._started = True
         await self._release()
         try:
-            await _write_alert_lines(self.journal, self.writer)
+            await _write_alert_lines(self.journal, self.writer, self.keeper, self.batch_size)
         except RetryableError as e:
             log.warning("store: alert points: %s; retrying with the next batch", e)
+        await self.keeper.retry_due()
         readings, last = await self._read()
         if not readings:
             if stop.is_set():
@@ -294,8 +317,8 @@ class Drain:
                 first.ts_ns,
                 error,
             )
-            self.metrics.readings_set_aside.inc(len(refused))
-            await asyncio.to_thread(self.journal.set_aside, refused)
+            await self.keeper.hold_readings(refused)
+        await self.keeper.accepted(_accepted_shapes(readings, refused) if len(refused) < len(readings) else set())
         self.confirmed = last
         self.metrics.readings_written.inc(len(readings) - len(refused))
         self.metrics.health.ok("store")

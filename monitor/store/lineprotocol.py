@@ -19,6 +19,7 @@ from monitor.domain.reading import Reading
 
 MEASUREMENT = "water_quality"
 ALERT_MEASUREMENT = "alert"
+SCREENING_MEASUREMENT = "screening"  # a reading the screens set aside, with why: tags station, parameter, reason
 
 
 class LineProtocolError(ValueError):
@@ -63,6 +64,27 @@ def alert_line(e: AlertEvent, message: str) -> str:
         f'message="{escape_string_field(message)}"'
     )
     return f"{ALERT_MEASUREMENT},{tags} {fields} {e.ts_ns}"
+
+
+def screening_line(station: str, parameter: str, ts_ns: int, value: float, reason: str) -> str:
+    """The `screening` measurement: the reason is a tag (a handful of values), so VictoriaMetrics keeps it
+    too (it drops string fields); the point sits at the reading's own time beside its `water_quality` point."""
+    tags = f"parameter={escape_tag(parameter)},reason={escape_tag(reason)},station={escape_tag(station)}"
+    return f"{SCREENING_MEASUREMENT},{tags} value={float(value)!r} {ts_ns}"
+
+
+def reading_shape(r: Reading) -> str:
+    """What a database checks a point's form against (measurement, tag keys, field keys), as `line_shape`."""
+    return f"{MEASUREMENT},parameter,station flag,value" if r.flag else f"{MEASUREMENT},parameter,station value"
+
+
+def line_shape(line: str) -> str:
+    """`measurement,tagkey,... fieldkey,...`: two points of one shape differ only in their values."""
+    key, fields, _ = split_line(line)
+    measurement = _TAG_SPLIT.split(key)[0]
+    tags = ",".join(sorted(series_tags(key)))
+    names = ",".join(sorted(k for k, _ in _FIELD.findall(fields)))
+    return f"{measurement}{',' + tags if tags else ''} {names}"
 
 
 # --------------------------------------------------------------------------- reading
