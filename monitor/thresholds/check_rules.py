@@ -6,9 +6,8 @@ import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from monitor.domain.params import PARAMETERS, resolve, unit_factor
 from monitor.thresholds.checking import Checker, SourceFile, dotted, is_number, suggest
-from monitor.thresholds.model import LIMIT_RULES, RULE_KINDS, Problem, RuleSpec
+from monitor.thresholds.model import EVENT_DEFAULTS, LIMIT_RULES, RULE_KINDS, Problem, RuleSpec
 
 _RULE_COMMON_KEYS = (
     "kind",
@@ -29,6 +28,7 @@ _RULE_KIND_KEYS: dict[str, tuple[str, ...]] = {
     "mean": ("window", "min_readings"),
     "rate": ("window", "rise_per_hour", "unit", "above", "min_readings"),
     "no_data": ("interval", "factor", "scope"),
+    "event": tuple(EVENT_DEFAULTS),
 }
 
 
@@ -87,9 +87,9 @@ class RuleChecker(Checker):
         params = self._names(raw, "parameter", "parameters", here)
         for j, p in enumerate(params):
             at = (*here, "parameters", str(j)) if "parameters" in raw else (*here, "parameter")
-            if p not in PARAMETERS:
-                alias = resolve(p)
-                hint = f" ('{p}' is an alias: use the id '{alias}')" if alias else suggest(p, PARAMETERS)
+            if p not in self.catalogue:
+                alias = self.catalogue.resolve(p)
+                hint = f" ('{p}' is an alias: use the id '{alias}')" if alias else suggest(p, self.catalogue)
                 self._add(self._at(*at), f"{name}: unknown parameter id '{p}'{hint}")
         stations = self._names(raw, "station", "stations", here)
         if station_ids:
@@ -140,7 +140,7 @@ class RuleChecker(Checker):
                     self._add(self._at(*here, "unit"), f"{name}.unit needs 'parameters' (a unit belongs to them)")
                 else:
                     for p in params:
-                        if p in PARAMETERS and unit_factor(p, unit) is None:
+                        if p in self.catalogue and self.catalogue.unit_factor(p, unit) is None:
                             self._add(self._at(*here, "unit"), f"{name}.unit: unknown unit '{unit}' for {p}")
                     kw["unit"] = unit
             above = raw.get("above")
@@ -162,6 +162,8 @@ class RuleChecker(Checker):
             if scope == "station" and "interval" not in raw:
                 self._add(self._at(*here), f"{name}: a station-wide no_data rule needs 'interval'")
             kw.update(interval_ns=interval or 0, factor=float(factor) if is_number(factor) else 3.0, scope=scope)
+        if kind == "event":
+            kw.update(self._event(raw, here, params))
         if len(self.problems) != before:
             return None
         return RuleSpec(
@@ -177,6 +179,63 @@ class RuleChecker(Checker):
             note=str(raw.get("note", "")),
             **kw,
         )
+
+    def _event(self, raw: Mapping[str, Any], here: tuple[str, ...], params: Sequence[str]) -> dict[str, Any]:
+        """The event rule's settings (EVENT_DEFAULTS where the file says nothing), checked one by one and then
+        together: a rule that could never fire, or that fires on one signal while it names many, is a problem."""
+        name = dotted(here)
+        d = EVENT_DEFAULTS
+        if len(params) < 2:
+            self._add(
+                self._at(*here),
+                f'{name}: an event rule needs \'parameters\' with at least two signals (e.g. ["cond", "turb", '
+                '"ph"]): it fires when several leave their normal behaviour together',
+            )
+        window = raw.get("window", d["window"])
+        if isinstance(window, str):
+            self._add(
+                self._at(*here, "window"),
+                f"{name}.window: for an event rule, the number of steps of normal behaviour learnt (e.g. 72), "
+                f"not {window!r}",
+            )
+            window = None
+        else:
+            window = self._positive_int(raw, "window", here, least=12) if "window" in raw else int(d["window"])
+        steps = self._positive_int(raw, "steps", here, least=2) if "steps" in raw else int(d["steps"])
+        least = self._positive_int(raw, "min_signals", here) if "min_signals" in raw else int(d["min_signals"])
+        timeout = self._positive_int(raw, "timeout", here, least=0) if "timeout" in raw else int(d["timeout"])
+        probability = "must be a probability above 0 and below 1"
+        sigma = self._fraction(raw, "threshold", here, 0.0, 100.0, "must be a number of standard deviations above 0")
+        p_out = self._fraction(raw, "outlier_probability", here, 0.0, 0.999, probability)
+        conf = self._fraction(raw, "confidence", here, 0.0, 0.999999, probability)
+        sigma = sigma if "threshold" in raw else d["threshold"]
+        p_out = p_out if "outlier_probability" in raw else d["outlier_probability"]
+        conf = conf if "confidence" in raw else d["confidence"]
+        if window is not None and steps is not None and steps > window:
+            self._add(self._at(*here, "steps"), f"{name}.steps ({steps}) must not be more than window ({window})")
+        if least is not None and len(params) >= 2 and least > len(params):
+            self._add(
+                self._at(*here, "min_signals"),
+                f"{name}.min_signals ({least}) is more than the {len(params)} signals in 'parameters'",
+            )
+        if steps is not None and p_out is not None and conf is not None and p_out**steps >= 1.0 - conf:
+            self._add(
+                self._at(*here),
+                f"{name}: this event rule can never fire: even {steps} outliers in {steps} steps are that likely "
+                f"(probability {p_out**steps:.3g}) when outlier_probability is {p_out:g}; lower outlier_probability "
+                "or confidence, or raise steps",
+            )
+        if None in (window, steps, least, timeout, sigma, p_out, conf):
+            return {}
+        return {
+            "history": window,
+            "steps": steps,
+            "min_signals": least,
+            "timeout": timeout,
+            "sigma": float(sigma or 0.0),
+            "outlier_probability": float(p_out or 0.0),
+            "confidence": float(conf or 0.0),
+        }
 
     def _names(self, raw: Mapping[str, Any], single: str, plural: str, here: tuple[str, ...]) -> list[str]:
         if single in raw and plural in raw:

@@ -8,7 +8,6 @@ import math
 from collections.abc import Mapping
 from typing import Any
 
-from monitor.domain.params import PARAMETERS, resolve
 from monitor.thresholds.checking import Checker, SourceFile, dotted, is_number, scaled, suggest
 from monitor.thresholds.model import KINDS, Item, Standard
 from monitor.thresholds.notation import fmt_number
@@ -109,9 +108,9 @@ class StandardChecker(Checker):
         before = len(self.problems)
         here = ("items", pid)
         name = f"items.{pid}"
-        if pid not in PARAMETERS:
-            alias = resolve(pid)
-            hint = f" ('{pid}' is an alias: use the id '{alias}')" if alias else suggest(pid, PARAMETERS)
+        if pid not in self.catalogue:
+            alias = self.catalogue.resolve(pid)
+            hint = f" ('{pid}' is an alias: use the id '{alias}')" if alias else suggest(pid, self.catalogue)
             self._add(self._at(*here), f"{name}: unknown parameter id '{pid}'{hint}")
         if not isinstance(raw, dict):
             self._add(self._at(*here), f"{name} must be a table")
@@ -180,7 +179,7 @@ class StandardChecker(Checker):
         return Item(
             pid,
             kind,
-            PARAMETERS[pid].unit,
+            self.catalogue[pid].unit,
             limits,
             lows,
             lake,
@@ -274,11 +273,11 @@ class StandardChecker(Checker):
         name = dotted(here)
         dep = raw["depends_on"]
         out: dict[str, Any] = {}
-        if not isinstance(dep, str) or dep not in PARAMETERS:
+        if not isinstance(dep, str) or dep not in self.catalogue:
             shown = dep if isinstance(dep, str) else repr(dep)
             self._add(
                 self._at(*here, "depends_on"),
-                f"{name}.depends_on: unknown parameter id '{shown}'{suggest(str(dep), PARAMETERS)}",
+                f"{name}.depends_on: unknown parameter id '{shown}'{suggest(str(dep), self.catalogue)}",
             )
             return out
         if dep == pid:

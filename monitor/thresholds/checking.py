@@ -13,12 +13,12 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from monitor.domain.params import PARAMETERS, resolve, unit_factor
+from monitor.domain.params import SHIPPED, Catalogue
 from monitor.thresholds.model import Problem, Standard, Station
 from monitor.thresholds.notation import fmt_number, parse_duration
 from monitor.thresholds.positions import Locator
 
-TOP_KEYS = ("standard", "items", "stations", "classes", "rules", "screen", "instruments", "alerts")
+TOP_KEYS = ("standard", "items", "stations", "classes", "rules", "screen", "instruments", "alerts", "parameters")
 
 
 def suggest(word: str, choices: Iterable[str]) -> str:
@@ -64,10 +64,14 @@ class SourceFile:
 
 
 class Checker:
-    """Collects problems for the file being checked; the table checkers build on its value checks."""
+    """Collects problems for the file being checked; the table checkers build on its value checks.
 
-    def __init__(self, problems: list[Problem]) -> None:
+    `catalogue` is the parameters the files may name: the shipped ones plus every `[parameters.<id>]` of the
+    files loaded together (load sets it once the parameter tables are checked)."""
+
+    def __init__(self, problems: list[Problem], catalogue: Catalogue = SHIPPED) -> None:
         self.problems = problems
+        self.catalogue = catalogue
         self._f: SourceFile | None = None
 
     def _add(self, line: int, message: str) -> None:
@@ -141,11 +145,12 @@ class Checker:
         if unit is not None and not isinstance(unit, str):
             self._add(self._at(*here, "unit"), f"{name} must be a string")
             return 1.0
-        if pid not in PARAMETERS:
+        known = self.catalogue.get(pid)
+        if known is None:
             return 1.0
-        factor = unit_factor(pid, unit)
+        factor = self.catalogue.unit_factor(pid, unit)
         if factor is None:
-            std_unit = f"'{PARAMETERS[pid].unit}'" if PARAMETERS[pid].unit else "no unit ('')"
+            std_unit = f"'{known.unit}'" if known.unit else "no unit ('')"
             self._add(
                 self._at(*here, "unit"),
                 f"{name}: unknown unit '{unit}' for {pid} (use {std_unit} or a unit convertible to it)",
@@ -169,10 +174,10 @@ class Checker:
         return num
 
     def _parameter_key(self, pid: str, path: tuple[str, ...]) -> bool:
-        if pid in PARAMETERS:
+        if pid in self.catalogue:
             return True
-        alias = resolve(pid)
-        hint = f" ('{pid}' is an alias: use the id '{alias}')" if alias else suggest(pid, PARAMETERS)
+        alias = self.catalogue.resolve(pid)
+        hint = f" ('{pid}' is an alias: use the id '{alias}')" if alias else suggest(pid, self.catalogue)
         self._add(self._at(*path), f"{dotted(path)}: unknown parameter id '{pid}'{hint}")
         return False
 
@@ -185,5 +190,5 @@ class Checker:
             self._add(
                 1,
                 "nothing to load: no [standard], [items.*], [stations.*], [classes], [[rules]], [screen], "
-                "[instruments.*] or [alerts] tables",
+                "[instruments.*], [alerts] or [parameters.*] tables",
             )
