@@ -17,10 +17,13 @@ from pathlib import Path
 from monitor import __version__
 from monitor.alerts.ledger import Ledger, LedgerError
 from monitor.config import ConfigError, load_config
+from monitor.journal import Journal, JournalError
 from monitor.offline.commands import add_commands, parse_time
 from monitor.offline.errors import UsageError
-from monitor.service.app import Service
+from monitor.service.app import Service, make_writer
 from monitor.service.demo import DEFAULT_SPEED, run_demo
+from monitor.store.batches import RetryableError
+from monitor.store.setaside import redrive
 from monitor.thresholds import ThresholdError, check, load_or_shipped, show
 from simulators.commands import replay, simulate
 
@@ -43,7 +46,8 @@ def _parser() -> argparse.ArgumentParser:
     sim.add_argument("--scenario", required=True)
     sim.add_argument("--mqtt", help="broker URL, e.g. mqtt://127.0.0.1:1883")
     sim.add_argument("--speed", type=float, default=0.0, help="simulated seconds per real second (0: max)")
-    sim.add_argument("--seed", type=int, default=2012)
+    sim.add_argument("--seed", type=int, default=None, help="same seed, same readings (default: the scenario's own)")
+    sim.add_argument("--days", type=float, default=None, help="how many days to simulate (default: the scenario's)")
     sim.add_argument("--start", help="start time (ISO 8601; a bare date means midnight +08:00)")
     sim.add_argument("--out", type=Path, help="also write the readings as replay CSV")
     sim.add_argument(
@@ -88,6 +92,14 @@ def _parser() -> argparse.ArgumentParser:
 
     add_commands(sub)  # backtest and report
 
+    st = sub.add_parser("store", help="the database side: readings the database refused")
+    st_sub = st.add_subparsers(dest="store_command", required=True, metavar="SUBCOMMAND")
+    rd = st_sub.add_parser(
+        "redrive", help="send the set-aside readings (and alert points) to the database again, once the cause is fixed"
+    )
+    rd.add_argument("--config", type=Path)
+    rd.add_argument("--since", help="only those set aside since this time (ISO 8601 with offset)")
+
     th = sub.add_parser("thresholds", help="threshold file tools")
     th_sub = th.add_subparsers(dest="thresholds_command", required=True, metavar="SUBCOMMAND")
     chk = th_sub.add_parser("check", help="validate threshold files; one path:line: message per problem")
@@ -123,6 +135,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 return _thresholds_check(args.paths)
             case "thresholds":
                 return _thresholds_show(args)
+            case "store":
+                return _store_redrive(args)
             case "alerts" | "silence" | "ack":
                 return _ledger_command(args)
             case "backtest" | "report":
@@ -204,12 +218,12 @@ def _ledger_command(args: argparse.Namespace) -> int:
             since = _parse_time(args.since, "--since") if args.since else None
             rows = ledger.alerts(active_only=args.active, since_ns=since)
             print(
-                f"{'ALERT':<34} {'STATE':<9} {'SEVERITY':<9} {'STARTED (UTC)':<17} {'UPDATED (UTC)':<17} "
+                f"{'ALERT':<34} {'STATE':<11} {'CATEGORY':<8} {'SEVERITY':<9} {'STARTED (UTC)':<17} {'UPDATED (UTC)':<17} "
                 f"{'PEAK':>10} {'RATIO':>7}  ACK"
             )
             for a in rows:
                 print(
-                    f"{a.alert_id:<34} {a.state:<9} {a.severity:<9} {_utc(a.started_ns):<17} "
+                    f"{a.alert_id:<34} {a.state:<11} {a.category:<8} {a.severity:<9} {_utc(a.started_ns):<17} "
                     f"{_utc(a.updated_ns):<17} {a.peak_value:>10.4g} {a.peak_ratio:>7.3g}  "
                     f"{a.acked_by or ''}{' (flapping)' if a.flapping else ''}"
                 )
@@ -240,6 +254,46 @@ def _ledger_command(args: argparse.Namespace) -> int:
     finally:
         ledger.close()
     return 0
+
+
+def _store_redrive(args: argparse.Namespace) -> int:
+    """Also while the service runs: a row is claimed before it is sent, so the two never send one twice."""
+    try:
+        cfg = load_config(args.config)
+        since = _parse_time(args.since, "--since") if args.since else 0
+        journal = Journal(cfg.service.data_dir / "journal.sqlite")
+    except (ConfigError, UsageError, JournalError) as e:
+        print(f"riverwatch: {e}", file=sys.stderr)
+        return 2
+    writer = make_writer(cfg)
+
+    async def go() -> int:
+        try:
+            before = journal.set_aside_state()[0]
+            done = await redrive(
+                journal, writer, since_ns=since, batch=cfg.influxdb.batch_size if cfg.influxdb else 5000
+            )
+        except RetryableError as e:
+            print(f"riverwatch: {writer.name}: {e}; nothing more was sent, try again later", file=sys.stderr)
+            return 1
+        finally:
+            await writer.close()
+        left = journal.set_aside_state()[0]
+        print(
+            f"{done.written} set-aside points written to {writer.name} ({done.readings} readings); "
+            f"{done.refused} refused again; {left} stay set aside (of {before})"
+        )
+        if done.refused:
+            print(f"refused: {done.error}", file=sys.stderr)
+        return 1 if done.refused else 0
+
+    try:
+        return asyncio.run(go())
+    except JournalError as e:
+        print(f"riverwatch: {e}", file=sys.stderr)
+        return 1
+    finally:
+        journal.close()
 
 
 def _utc(ts_ns: int) -> str:
@@ -274,7 +328,15 @@ def _thresholds_check(paths: Sequence[Path]) -> int:
 def _simulate(args: argparse.Namespace) -> int:
 
     return simulate(
-        args.scenario, args.mqtt, args.speed, args.seed, args.start, args.out, args.ground_truth, root=args.root
+        args.scenario,
+        args.mqtt,
+        args.speed,
+        args.seed,
+        args.start,
+        args.out,
+        args.ground_truth,
+        root=args.root,
+        days=args.days,
     )
 
 

@@ -17,10 +17,12 @@ import pytest
 from bench.receiver import HttpReceiver
 from bench.servers import Mosquitto
 from simulators.publish import publish
+from tests.one_step import one_step
 from tests.service_proc import ServiceProcess
 
 T0 = 1326585600  # 2012-01-15T08:00:00+08:00
 DAY = 86400
+REPO = Path(__file__).resolve().parent.parent
 
 
 def single(station: str, ts: float, value: float) -> tuple[int, str, bytes]:
@@ -51,7 +53,8 @@ url = "{mosquitto.url}"
 client_id = "alerting-{request.node.name[:40]}"
 
 [thresholds]
-files = ["{repo}/thresholds/gb3838-2002.toml", "{repo}/thresholds/longjiang-stations.toml"]
+files = ["{repo}/thresholds/gb3838-2002.toml", "{repo}/thresholds/longjiang-stations.toml",
+    "{one_step(tmp_path)}"]
 
 [notify]
 urls = []
@@ -167,6 +170,8 @@ def test_kill_9_between_alert_and_delivery_sends_exactly_one_notification(
 [mqtt]
 url = "{mosquitto.url}"
 client_id = "alerting-kill9"
+[thresholds]
+files = ["{REPO}/thresholds/gb3838-2002.toml", "{one_step(tmp_path)}"]
 [notify]
 urls = ["{http_receiver.json_url()}"]
 retry_cap_s = 1
@@ -210,7 +215,8 @@ def test_longjiang_incident_arrival_estimates_match_the_ground_truth(
 url = "{mosquitto.url}"
 client_id = "alerting-longjiang"
 [thresholds]
-files = ["{repo}/thresholds/gb3838-2002.toml", "{repo}/thresholds/longjiang-stations.toml"]
+files = ["{repo}/thresholds/gb3838-2002.toml", "{repo}/thresholds/longjiang-stations.toml",
+    "{one_step(tmp_path)}"]
 [notify]
 urls = ["{http_receiver.json_url()}"]
 """,
@@ -248,6 +254,8 @@ def test_a_restart_neither_repeats_nor_forgets_an_open_alert(
 [mqtt]
 url = "{mosquitto.url}"
 client_id = "alerting-restart"
+[thresholds]
+files = ["{REPO}/thresholds/gb3838-2002.toml", "{one_step(tmp_path)}"]
 [notify]
 urls = ["{http_receiver.json_url()}"]
 """,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 
 import pytest
@@ -17,7 +18,14 @@ HOUR = 3600 * 10**9
 
 @pytest.fixture
 def rules(thresholds: ThresholdSet) -> Rules:
-    return Rules(thresholds, "III")
+    """The one-step lifecycle of `[alerts] confirm = 1, clear_readings = 1, clear_hold = "0s"` (the two-step
+    defaults have their own tests in test_alert_lifecycle.py)."""
+    one_step = dataclasses.replace(thresholds.alerts, confirm=1, clear_readings=1, clear_hold_ns=0)
+    return Rules(dataclasses.replace(thresholds, alerts=one_step), "III")
+
+
+def classic() -> AlertBook:
+    return AlertBook(confirm=1, clear_readings=1, clear_hold_ns=0)
 
 
 def series(values: Sequence[float], station: str = "lalang", parameter: str = "cd", start: int = T0) -> list[Reading]:
@@ -41,7 +49,7 @@ def states(events: Sequence[AlertEvent]) -> list[str]:
 
 
 def test_a_run_of_exceedances_opens_one_firing_alert(rules: Rules) -> None:
-    book = AlertBook()
+    book = classic()
     events = run(rules, book, series([0.001, 0.03, 0.04, 0.041, 0.035]))
     assert states(events) == ["firing"]
     e = events[0]
@@ -52,7 +60,7 @@ def test_a_run_of_exceedances_opens_one_firing_alert(rules: Rules) -> None:
 
 
 def test_a_reading_back_under_the_limit_resolves_it_once(rules: Rules) -> None:
-    book = AlertBook()
+    book = classic()
     events = run(rules, book, series([0.03, 0.04, 0.004, 0.003, 0.002]))
     assert states(events) == ["firing", "resolved"]
     fired, resolved = events
@@ -65,13 +73,13 @@ def test_a_reading_back_under_the_limit_resolves_it_once(rules: Rules) -> None:
 
 
 def test_a_reading_at_exactly_the_limit_resolves(rules: Rules) -> None:
-    events = run(rules, AlertBook(), series([0.041, 0.005]))
+    events = run(rules, classic(), series([0.041, 0.005]))
     assert states(events) == ["firing", "resolved"]
 
 
 def test_a_rise_into_a_higher_tier_escalates_once(rules: Rules) -> None:
     # ratio 8 (serious), 30 (critical), 24 (still critical), 35 (still critical)
-    events = run(rules, AlertBook(), series([0.04, 0.15, 0.12, 0.175]))
+    events = run(rules, classic(), series([0.04, 0.15, 0.12, 0.175]))
     assert states(events) == ["firing", "escalated"]
     fired, escalated = events
     assert fired.severity == "serious"
@@ -82,14 +90,14 @@ def test_a_rise_into_a_higher_tier_escalates_once(rules: Rules) -> None:
 
 
 def test_staying_in_the_same_tier_or_falling_within_the_alert_gives_nothing(rules: Rules) -> None:
-    book = AlertBook()
+    book = classic()
     assert states(run(rules, book, series([0.15]))) == ["firing"]
     # Down to serious, up to critical again, down to warning: still the same alert, no new notification.
     assert run(rules, book, series([0.04, 0.16, 0.006, 0.2], start=T0 + HOUR)) == []
 
 
 def test_a_series_that_never_exceeds_gives_nothing(rules: Rules) -> None:
-    assert run(rules, AlertBook(), series([0.001, 0.002, 0.005, 0.0049])) == []
+    assert run(rules, classic(), series([0.001, 0.002, 0.005, 0.0049])) == []
 
 
 VALUES = [0.001, 0.006, 0.03, 0.041, 0.15, 0.2, 0.12, 0.004, 0.003, 0.04, 0.04, 0.001, 0.002, 0.1, 0.001]
@@ -103,54 +111,54 @@ def summary(events: Sequence[AlertEvent]) -> list[tuple[object, ...]]:
 
 def test_state_carries_over_between_batches(rules: Rules) -> None:
     readings = series(VALUES)
-    whole = run(rules, AlertBook(), readings)
+    whole = run(rules, classic(), readings)
     assert states(whole) == ["firing", "escalated", "escalated", "resolved", "firing", "resolved", "firing", "resolved"]
 
-    one_by_one = AlertBook()
+    one_by_one = classic()
     split: list[AlertEvent] = []
     for r in readings:
         split += run(rules, one_by_one, [r])
     assert summary(split) == summary(whole)
 
     for cut in range(1, len(readings)):
-        book = AlertBook()
+        book = classic()
         events = run(rules, book, readings[:cut]) + run(rules, book, readings[cut:])
         assert summary(events) == summary(whole), cut
 
 
 def test_the_peak_is_carried_to_the_resolved_event(rules: Rules) -> None:
     readings = series([0.03, 0.041, 0.035, 0.002])
-    events = run(rules, AlertBook(), readings)
+    events = run(rules, classic(), readings)
     assert states(events) == ["firing", "resolved"]
     resolved = events[1]
     assert resolved.peak_value == 0.041
     assert resolved.peak_ratio == pytest.approx(8.2)
 
-    book = AlertBook()
+    book = classic()
     split = [e for r in readings for e in run(rules, book, [r])]
     assert split[-1].state == "resolved"
     assert (split[-1].peak_value, split[-1].peak_ratio) == (resolved.peak_value, resolved.peak_ratio)
 
 
 def test_the_peak_includes_the_escalating_reading(rules: Rules) -> None:
-    events = run(rules, AlertBook(), series([0.04, 0.15, 0.05, 0.001]))
+    events = run(rules, classic(), series([0.04, 0.15, 0.05, 0.001]))
     assert states(events) == ["firing", "escalated", "resolved"]
     assert events[-1].peak_value == 0.15
     assert events[-1].peak_ratio == pytest.approx(30.0)
 
 
 def test_the_alert_id_is_readable_and_stable(rules: Rules) -> None:
-    first = run(rules, AlertBook(), series([0.041, 0.002]))
-    again = run(rules, AlertBook(), series([0.041, 0.002]))
+    first = run(rules, classic(), series([0.041, 0.002]))
+    again = run(rules, classic(), series([0.041, 0.002]))
     assert first[0].alert_id == "lalang/cd/20120115T0000Z"
     assert [e.alert_id for e in first] == [e.alert_id for e in again] == ["lalang/cd/20120115T0000Z"] * 2
-    later = run(rules, AlertBook(), series([0.041], start=T0 + 90 * 60 * 10**9))
+    later = run(rules, classic(), series([0.041], start=T0 + 90 * 60 * 10**9))
     assert later[0].alert_id == "lalang/cd/20120115T0130Z"
 
 
 def test_alternating_readings_give_alternating_events_in_time_order(rules: Rules) -> None:
     values = [0.04, 0.001, 0.04, 0.001, 0.04, 0.001]
-    events = run(rules, AlertBook(), series(values))
+    events = run(rules, classic(), series(values))
     assert states(events) == ["firing", "resolved"] * 3
     assert [e.ts_ns for e in events] == [T0 + i * HOUR for i in range(6)]
     ids = [e.alert_id for e in events]
@@ -159,13 +167,13 @@ def test_alternating_readings_give_alternating_events_in_time_order(rules: Rules
 
 def test_alternating_readings_sent_out_of_order_are_handled_in_time_order(rules: Rules) -> None:
     readings = series([0.04, 0.001, 0.04, 0.001])
-    events = run(rules, AlertBook(), list(reversed(readings)))
+    events = run(rules, classic(), list(reversed(readings)))
     assert states(events) == ["firing", "resolved", "firing", "resolved"]
     assert [e.ts_ns for e in events] == [T0, T0 + HOUR, T0 + 2 * HOUR, T0 + 3 * HOUR]
 
 
 def test_a_maintenance_reading_does_not_resolve_an_alert(rules: Rules) -> None:
-    book = AlertBook()
+    book = classic()
     readings = series([0.04, 0.001, 0.04])
     readings[1] = readings[1]._replace(flag="maintenance")
     assert states(run(rules, book, readings)) == ["firing"]
@@ -173,7 +181,7 @@ def test_a_maintenance_reading_does_not_resolve_an_alert(rules: Rules) -> None:
 
 
 def test_series_are_independent(rules: Rules) -> None:
-    book = AlertBook()
+    book = classic()
     events = run(rules, book, series([0.04, 0.04, 0.001]) + series([0.001, 0.04, 0.04], station="yemao"))
     by_station = {(e.station, e.state): e for e in events}
     assert sorted(by_station) == [("lalang", "firing"), ("lalang", "resolved"), ("yemao", "firing")]
@@ -182,7 +190,7 @@ def test_series_are_independent(rules: Rules) -> None:
 
 def test_dissolved_oxygen_alerts_on_a_shortfall(rules: Rules) -> None:
     # Class III minimum 5 mg/L: 4 is 1.25x short (warning), 0.2 is 25x (critical).
-    events = run(rules, AlertBook(), series([6.0, 4.0, 0.2, 7.0], parameter="do"))
+    events = run(rules, classic(), series([6.0, 4.0, 0.2, 7.0], parameter="do"))
     assert states(events) == ["firing", "escalated", "resolved"]
     assert [e.severity for e in events] == ["warning", "critical", "critical"]
 
@@ -221,12 +229,12 @@ def check_of(
 
 
 def test_a_clear_needs_calm_readings_held_across_batches() -> None:
-    book = AlertBook()
+    book = classic()
     values = [0.006, 0.003, 0.003, 0.0045, 0.003, 0.003, 0.003]
     calm = [v <= 0.004 for v in values]
     whole = book.update(check_of(values, calm, hold=2 * HOUR))
     assert states(whole) == ["firing", "resolved"] and whole[1].ts_ns == T0 + 6 * HOUR
-    split = AlertBook()
+    split = classic()
     events = [
         e
         for i in range(len(values))
@@ -236,7 +244,7 @@ def test_a_clear_needs_calm_readings_held_across_batches() -> None:
 
 
 def test_alerts_of_different_rules_on_one_series_are_independent() -> None:
-    book = AlertBook()
+    book = classic()
     a = book.update(check_of([0.006, 0.001]))
     b = book.update(check_of([0.006], key="rate", severity="serious"))
     assert [e.alert_id for e in a] == ["lalang/cd/20120115T0000Z"] * 2

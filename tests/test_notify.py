@@ -21,12 +21,45 @@ HOUR = 3600 * 10**9
 CST = parse_offset("+08:00")
 
 
-def events_for(thresholds: ThresholdSet, readings: Sequence[Reading]) -> list[AlertEvent]:
-    book = AlertBook()
+def events_for(thresholds: ThresholdSet, readings: Sequence[Reading], one_step: bool = True) -> list[AlertEvent]:
+    """The transitions of the readings; `one_step`: with `[alerts] confirm = 1` and clearing at the first
+    compliant reading, so each test shows the message it is about (the two steps have tests of their own)."""
+    if one_step:
+        policy = dataclasses.replace(thresholds.alerts, confirm=1, clear_readings=1, clear_hold_ns=0)
+        thresholds = dataclasses.replace(thresholds, alerts=policy)
+    a = thresholds.alerts
+    book = AlertBook(a.tiers, clear_hold_ns=a.clear_hold_ns, confirm=a.confirm, clear_readings=a.clear_readings)
     out: list[AlertEvent] = []
     for check in Rules(thresholds, "III").evaluate(readings):
         out += book.update(check)
     return out
+
+
+def test_the_unconfirmed_notice_and_its_withdrawal_are_short_and_say_when(thresholds: ThresholdSet) -> None:
+    readings = [Reading("luodong", "cd", T0 + i * 2 * HOUR, v) for i, v in enumerate([0.001, 0.012, 0.001])]
+    first, withdrawn = events_for(thresholds, readings, one_step=False)
+    en = render(first, "en", thresholds.stations, CST)
+    assert en.title == "unconfirmed: cadmium at Luodong hydropower station 0.012 mg/L (2.4x); re-check at 12:00"
+    assert en.notify_type == "info" and "0.005 mg/L (GB 3838-2002 Class III)" in en.body
+    zh = render(first, "zh", thresholds.stations, CST)
+    assert zh.title.startswith("待确认：") and "12:00 复测" in zh.title
+    en = render(withdrawn, "en", thresholds.stations, CST)
+    assert en.title == "withdrawn: cadmium at Luodong hydropower station 10:00 not confirmed by the 12:00 reading"
+    assert render(withdrawn, "zh", thresholds.stations, CST).title.startswith("已撤销：")
+    assert en.key != render(first, "en", thresholds.stations, CST).key  # each state is queued once
+
+
+def test_a_sensor_alert_says_what_it_means(thresholds: ThresholdSet) -> None:
+    (e,) = events_for(thresholds, [Reading("luodong", "cd", T0, 0.041)])
+    detail = "cadmium at Luodong unobserved since 04:00: a plume would not be seen"
+    sensor = dataclasses.replace(e, category="sensor", rule="gap", detail=detail, severity="warning")
+    en = render(sensor, "en", thresholds.stations, CST)
+    assert en.title == f"[WARNING] SENSOR: {detail}"
+    assert "not the water" in en.body and "Ratio" not in en.body
+    zh = render(sensor, "zh", thresholds.stations, CST)
+    assert zh.title.startswith("[一般] 仪器告警：") and detail in zh.title
+    ok = render(dataclasses.replace(sensor, state="resolved", detail=""), "en", thresholds.stations, CST)
+    assert ok.title.endswith("the instrument sees again") and ok.notify_type == "success"
 
 
 @pytest.fixture(scope="module")

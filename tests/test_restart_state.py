@@ -13,6 +13,7 @@ from bench.receiver import HttpReceiver
 from bench.servers import Mosquitto
 from monitor.alerts.ledger import SCHEMA_VERSION, Ledger
 from simulators.publish import publish
+from tests.one_step import one_step
 from tests.service_proc import ServiceProcess
 
 REPO = Path(__file__).resolve().parent.parent
@@ -41,7 +42,8 @@ def test_a_restart_in_the_middle_of_a_plume_keeps_its_incident_and_velocity(
 url = "{mosquitto.url}"
 client_id = "restart-plume"
 [thresholds]
-files = ["{REPO}/thresholds/gb3838-2002.toml", "{REPO}/thresholds/longjiang-stations.toml"]
+files = ["{REPO}/thresholds/gb3838-2002.toml", "{REPO}/thresholds/longjiang-stations.toml",
+    "{one_step(tmp_path)}"]
 [notify]
 urls = ["{http_receiver.json_url()}"]
 utc_offset = "+08:00"
@@ -79,6 +81,8 @@ def test_a_restart_does_not_release_a_flapping_series(
 [mqtt]
 url = "{mosquitto.url}"
 client_id = "restart-flapping"
+[thresholds]
+files = ["{REPO}/thresholds/gb3838-2002.toml", "{one_step(tmp_path)}"]
 [notify]
 urls = ["{http_receiver.json_url()}"]
 flap_max_transitions = 3
@@ -86,8 +90,9 @@ flap_window_s = 3600
 """,
     )
 
+    # 0.02, not 0.01: 0.01 mg/L is the shipped cadmium check standard (a calibration check, not river water)
     def toggle(first: int, n: int) -> list[tuple[int, str, bytes]]:
-        return [single("flappy", T0 + 300 * i, 0.01 if i % 2 == 0 else 0.001) for i in range(first, first + n)]
+        return [single("flappy", T0 + 300 * i, 0.02 if i % 2 == 0 else 0.001) for i in range(first, first + n)]
 
     try:
         svc.start()
@@ -99,7 +104,8 @@ flap_window_s = 3600
         svc.kill9()
 
         svc.start()
-        publish(toggle(6, 2) + [single("flappy", T0 + 300 * i, 0.001) for i in range(8, 22)], mosquitto.url)
+        calm = [single("flappy", T0 + 300 * i, 0.001 + 0.0002 * (i % 2)) for i in range(8, 22)]  # not stuck
+        publish(toggle(6, 2) + calm, mosquitto.url)
         svc.wait(lambda: svc.metric("riverwatch_readings_evaluated_total") >= 16, 20, "the readings after")
         posts = http_receiver.wait_for(5, timeout=20)
         time.sleep(1)

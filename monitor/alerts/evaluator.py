@@ -1,12 +1,16 @@
-"""Alerts: turn per-reading verdicts into a lifecycle per (station, parameter, rule): firing, escalated, resolved.
+"""Alerts: turn per-reading verdicts into a lifecycle per (station, parameter, rule), in two steps as stations
+work: unconfirmed (the first exceedance: "re-check at 10:00"), then firing (confirmed by the next reading) or
+withdrawn (the next reading is not over); a confirmed alert can escalate and resolve.
 
-An alert notifies on transitions only, never once per reading. Transitions are found with numpy (the
-places where the verdict, the severity tier or the right to clear changes), so a long exceedance costs
-O(readings) array work and O(transitions) Python. State is one small record per alert that is open.
+An alert notifies on transitions only, never once per reading. A confirmed alert's escalations and its
+resolve are found with numpy (the first reading whose tier rises or that may clear), so a long exceedance
+costs O(readings) array work and O(transitions) Python. State is one small record per alert that is open.
 
-Hysteresis: an open alert clears only at a reading that is "calm" (below limit × clear_ratio) when the calm
-readings have lasted `clear_hold` without a break; with the defaults (1.0, 0 s) the first compliant reading
-clears it, as before.
+Clearing that holds: a confirmed alert resolves only after `clear_readings` calm readings in a row (below
+limit × clear_ratio) that have also lasted `clear_hold` (default: one analyser cycle of the series, learnt
+from its readings, see monitor.alerts.cadence), so a single 0.0 inside a plume does not resolve it. No
+transition ever comes from a reading at or before the newest one evaluated for that alert; that time is
+kept in the ledger, so a late reading after a restart neither resolves nor re-opens.
 
 `Evaluator` puts rules and alerts together for the service: `process` per journal batch, `tick` for the
 no-data rule, `reload` for a new ThresholdSet. It tells the rules which alerts are open, so that compliant
@@ -26,17 +30,22 @@ from pathlib import Path
 
 import numpy as np
 
+from monitor.alerts.cadence import Cadence
 from monitor.domain.reading import Reading
 from monitor.rules import AlertKey, QuietChecks, Rules, SeriesCheck
 from monitor.thresholds import DEFAULT_TIERS, Limit, Problem, ThresholdError, ThresholdSet, load
+from monitor.thresholds.model import CLEAR_HOLD_CYCLE
 
 log = logging.getLogger("riverwatch.alerts")
+
+STATES = ("unconfirmed", "firing", "escalated", "withdrawn", "resolved")
+CYCLE_SLACK = 0.9  # "one cycle of calm" allows analysers' jitter: 90 % of the median interval
 
 
 @dataclass(frozen=True, slots=True)
 class AlertEvent:
     alert_id: str
-    state: str  # "firing" | "escalated" | "resolved"
+    state: str  # "unconfirmed" | "firing" | "escalated" | "withdrawn" | "resolved"
     station: str
     parameter: str  # "*" for a station-wide no-data alert
     ts_ns: int  # the time of the reading that caused the transition (no data: when the series became overdue)
@@ -47,8 +56,15 @@ class AlertEvent:
     started_ns: int
     peak_value: float
     peak_ratio: float
-    rule: str = "instantaneous"  # instantaneous | persistence | mean | rate | no_data
+    rule: str = "instantaneous"  # instantaneous | persistence | mean | rate | no_data | event | sensor kinds
     detail: str = ""  # the human reason: "rising 0.004 mg/L per hour over the last 6 h", "rolling 24 h mean ..."
+    category: str = "water"  # "water" (about the river) or "sensor" (about the instrument), from the check
+    cycle_ns: int = 0  # the series' analyser cycle when the event was made; 0 = unknown ("re-check at" = ts + it)
+
+    @property
+    def confirmed(self) -> bool:
+        """The alert a bureau acts on (firing, escalated, resolved), not a first notice or its withdrawal."""
+        return self.state not in ("unconfirmed", "withdrawn")
 
 
 @dataclass(slots=True)
@@ -59,8 +75,12 @@ class _Open:
     peak_value: float
     peak_ratio: float
     rule: str = "instantaneous"
+    category: str = "water"
+    confirmed: bool = True
+    run: int = 1  # unconfirmed: readings over the limit in a row so far
     calm_since: int | None = None  # start of the current run of calm readings (hysteresis hold)
-    last_ts: int = 0
+    calm_n: int = 0  # calm readings in that run
+    last_ts: int = 0  # the newest reading evaluated for this alert: no transition from one at or before it
     last_value: float = math.nan
     limit: Limit | None = None
 
@@ -69,11 +89,26 @@ class _Open:
             self.peak_value, self.peak_ratio = value, ratio
 
 
+@dataclass(slots=True)
+class _Clearing:
+    """Where each reading from `base` on stands towards clearing the alert open at `base`."""
+
+    base: int
+    clearable: np.ndarray
+    since: np.ndarray  # start time of each calm reading's calm run
+    length: np.ndarray  # calm readings in that run so far
+    calm: np.ndarray
+
+
 @dataclass
 class AlertBook:
     tiers: tuple[tuple[float, str], ...] = DEFAULT_TIERS
     open: dict[AlertKey, _Open] = field(default_factory=dict)
-    clear_hold_ns: int = 0  # for checks that do not carry their own
+    clear_hold_ns: int = CLEAR_HOLD_CYCLE  # for checks that do not carry their own; CLEAR_HOLD_CYCLE = one cycle
+    confirm: int = 2  # readings over the limit in a row that confirm an alert, for checks without their own
+    clear_readings: int = 2  # calm readings in a row that clear a confirmed water alert
+    cadence: Cadence = field(default_factory=Cadence)
+    moved: set[AlertKey] = field(default_factory=set)  # open alerts whose newest evaluated reading moved
 
     def __post_init__(self) -> None:
         self._bounds = np.array([t for t, _ in self.tiers], dtype=np.float64)
@@ -91,13 +126,13 @@ class AlertBook:
     def update(self, check: SeriesCheck | QuietChecks) -> list[AlertEvent]:
         """Advance one series-rule through a batch; returns its transitions in time order.
 
-        A QuietChecks (compliant series of the rules' fast path) can only resolve open limit alerts: only the
-        series with one are expanded, found by a scan of the open alerts, O(open alerts).
+        A QuietChecks (compliant series of the rules' fast path) can only resolve or withdraw open limit alerts:
+        only the series with one are expanded, found by a scan of the open alerts, O(open alerts).
 
         Severity tiers: the tier of a violating reading is how many tier bounds its ratio reaches (C/S, S/C for
-        a minimum), at least the first; a rule with a fixed severity uses that tier. Hysteresis: see the module.
-        Time O(readings) numpy + O(transitions) Python; memory: one small record per open alert (the calm run's
-        start for the hold), nothing for a series in compliance.
+        a minimum), at least the first; a rule with a fixed severity uses that tier. An unconfirmed alert takes
+        the highest tier of its run when it is confirmed. Time O(readings) numpy + O(transitions + confirm)
+        Python; memory: one small record per open alert, nothing for a series in compliance.
         """
         if isinstance(check, QuietChecks):
             wanted = [(s, p) for s, p, k in self.open if not k and (s, p) in check]
@@ -106,56 +141,111 @@ class AlertBook:
         n = len(check.ts_ns)
         if n == 0:
             return []
+        ts = check.ts_ns
+        series = (check.station, check.parameter)
+        if check.category == "water" and check.rule != "no_data":  # no-data and gap times are not readings
+            self.cadence.observe(series, ts)
         violated = check.violated
-        if key not in self.open and not violated.any():
+        current = self.open.get(key)
+        i = 0
+        if current is not None and int(ts[0]) <= current.last_ts:
+            i = int(np.searchsorted(ts, current.last_ts, side="right"))  # late or repeated for this alert
+            if i >= n:
+                return []
+        if current is None and not violated.any():
             return []  # the common case: a compliant series without an alert
         if check.severity:
-            fixed = next((i + 1 for i, (_, name) in enumerate(self.tiers) if name == check.severity), 1)
+            fixed = next((k + 1 for k, (_, name) in enumerate(self.tiers) if name == check.severity), 1)
             tier = np.where(violated, fixed, 0)
         else:
             tier = np.where(violated, np.searchsorted(self._bounds, check.ratio, side="right"), 0)
             tier = np.maximum(tier, violated.astype(np.int64))  # a violation is at least the first tier
-        calm = check.calm if check.calm is not None else ~violated & (check.ratio <= 1.0)
-        hold = check.clear_hold_ns if check.clear_hold_ns is not None else self.clear_hold_ns
-        current = self.open.get(key)
-        since = _run_start(calm, check.ts_ns, current.calm_since if current is not None else None)
-        clearable = calm & (check.ts_ns - since >= hold)
-        code = tier * 2 + clearable
-        # Candidate indices: the first reading and every change of tier or of the right to clear.
-        marks = np.concatenate(([0], np.flatnonzero(np.diff(code)) + 1, [n]))
+        confirm = check.confirm if check.confirm is not None else 1 if check.rule == "no_data" else self.confirm
+        cycle = self.cadence.cycle(series)
+        clearing = self._clearing(check, i, current, cycle)
         events: list[AlertEvent] = []
-        for start, end in itertools.pairwise(marks):
-            t = int(tier[start])
+        while i < n:
             current = self.open.get(key)
-            if t > 0:
-                if current is None:
-                    current = _Open(
-                        _alert_id(check.station, check.parameter, int(check.ts_ns[start]), check.key),
-                        int(check.ts_ns[start]),
-                        t,
-                        float(check.values[start]),
-                        float(check.ratio[start]),
-                        check.rule,
-                    )
-                    self.open[key] = current
-                    events.append(self._event(current, "firing", check, start))
-                elif t > current.tier:
-                    current.tier = t
-                    current.note_peak(float(check.values[start]), float(check.ratio[start]))
-                    events.append(self._event(current, "escalated", check, start))
-                peak_i = start + int(np.argmax(np.where(violated[start:end], check.ratio[start:end], -np.inf)))
-                current.note_peak(float(check.values[peak_i]), float(check.ratio[peak_i]))
-            elif clearable[start] and current is not None:
-                del self.open[key]
-                events.append(self._event(current, "resolved", check, start))
+            if current is None:
+                later = np.flatnonzero(violated[i:])
+                if not len(later):
+                    break
+                j = i + int(later[0])
+                current = _Open(
+                    _alert_id(check.station, check.parameter, int(ts[j]), check.key),
+                    int(ts[j]),
+                    int(tier[j]),
+                    float(check.values[j]),
+                    float(check.ratio[j]),
+                    check.rule,
+                    check.category,
+                    confirmed=confirm <= 1,
+                )
+                self.open[key] = current
+                events.append(self._event(current, "firing" if current.confirmed else "unconfirmed", check, j, cycle))
+                i = j + 1
+                clearing = self._clearing(check, i, None, cycle)
+            elif not current.confirmed:
+                if violated[i]:
+                    current.run += 1
+                    current.tier = max(current.tier, int(tier[i]))
+                    current.note_peak(float(check.values[i]), float(check.ratio[i]))
+                    if current.run >= confirm:
+                        current.confirmed = True
+                        events.append(self._event(current, "firing", check, i, cycle))
+                else:
+                    del self.open[key]
+                    events.append(self._event(current, "withdrawn", check, i, cycle))
+                i += 1
+            else:
+                rel = clearing.base
+                stop = (tier[i:] > current.tier) | clearing.clearable[i - rel :]
+                hits = np.flatnonzero(stop)
+                k = n if not len(hits) else i + int(hits[0])
+                if k > i and violated[i:k].any():
+                    peak_i = i + int(np.argmax(np.where(violated[i:k], check.ratio[i:k], -np.inf)))
+                    current.note_peak(float(check.values[peak_i]), float(check.ratio[peak_i]))
+                if k >= n:
+                    break
+                if tier[k] > current.tier:
+                    current.tier = int(tier[k])
+                    current.note_peak(float(check.values[k]), float(check.ratio[k]))
+                    events.append(self._event(current, "escalated", check, k, cycle))
+                else:
+                    del self.open[key]
+                    events.append(self._event(current, "resolved", check, k, cycle))
+                i = k + 1
         current = self.open.get(key)
         if current is not None:
-            current.calm_since = int(since[-1]) if calm[-1] else None
-            current.last_ts, current.last_value = int(check.ts_ns[-1]), float(check.values[-1])
+            last = n - 1 - clearing.base
+            if last >= 0 and clearing.calm[last]:
+                current.calm_since, current.calm_n = int(clearing.since[last]), int(clearing.length[last])
+            elif last >= 0:
+                current.calm_since, current.calm_n = None, 0
+            current.last_ts, current.last_value = int(ts[-1]), float(check.values[-1])
             current.limit = check.limit
+            self.moved.add(key)
         return events
 
-    def _event(self, a: _Open, state: str, check: SeriesCheck, i: int) -> AlertEvent:
+    def _clearing(self, check: SeriesCheck, base: int, current: _Open | None, cycle: int) -> _Clearing:
+        """Which readings from `base` on may clear: calm for `clear_readings` in a row (water alerts; one for
+        no-data and sensor alerts, whose next good reading shows the instrument sees again) and for the hold."""
+        ts = check.ts_ns[base:]
+        calm = check.calm[base:] if check.calm is not None else ~check.violated[base:] & (check.ratio[base:] <= 1.0)
+        carry_since = current.calm_since if current is not None else None
+        carry_n = current.calm_n if current is not None and current.calm_since is not None else 0
+        since = _run_start(calm, ts, carry_since)
+        idx = np.arange(len(calm))
+        breaks = np.maximum.accumulate(np.where(~calm, idx, -1))
+        length = np.where(calm, np.where(breaks >= 0, idx - breaks, carry_n + idx + 1), 0)
+        hold = check.clear_hold_ns if check.clear_hold_ns is not None else self.clear_hold_ns
+        if hold < 0:  # CLEAR_HOLD_CYCLE: one analyser cycle, less the analysers' jitter
+            hold = int(cycle * CYCLE_SLACK)
+        need = self.clear_readings if check.category == "water" and check.rule != "no_data" else 1
+        clearable = calm & (length >= need) & (ts - since >= hold)
+        return _Clearing(base, clearable, since, length, calm)
+
+    def _event(self, a: _Open, state: str, check: SeriesCheck, i: int, cycle: int) -> AlertEvent:
         return AlertEvent(
             a.alert_id,
             state,
@@ -171,6 +261,8 @@ class AlertBook:
             a.peak_ratio,
             check.rule,
             check.detail_at(i),
+            check.category,
+            cycle,
         )
 
     def restore(
@@ -185,24 +277,47 @@ class AlertBook:
         peak_ratio: float,
         last_ts: int,
         last_value: float,
+        *,
+        state: str = "firing",
+        category: str = "water",
     ) -> None:
-        """An alert still open at the last stop (from the ledger) continues instead of firing again."""
+        """An alert still open at the last stop (from the ledger) continues instead of opening again.
+
+        `last_ts` is the newest reading evaluated for it (the ledger's `evaluated_ns`): nothing at or before it
+        moves the alert. An unconfirmed one continues as unconfirmed, with a run of one reading."""
         parts = alert_id.split("/")
         key = parts[2] if len(parts) == 4 else ""  # see _alert_id: station/parameter[/rule key]/time
         tier = next((i + 1 for i, (_, name) in enumerate(self.tiers) if name == severity), 1)
         self.open[(station, parameter, key)] = _Open(
-            alert_id, started_ns, tier, peak_value, peak_ratio, rule, last_ts=last_ts, last_value=last_value
+            alert_id,
+            started_ns,
+            tier,
+            peak_value,
+            peak_ratio,
+            rule,
+            category,
+            confirmed=state != "unconfirmed",
+            last_ts=last_ts,
+            last_value=last_value,
         )
 
+    def evaluated(self) -> dict[str, int]:
+        """alert id -> newest reading evaluated, for the open alerts whose time moved since the last call (what
+        the ledger keeps so that a restart does not let a late reading move them)."""
+        out = {a.alert_id: a.last_ts for k in self.moved if (a := self.open.get(k)) is not None}
+        self.moved.clear()
+        return out
+
     def close(self, key: AlertKey, detail: str) -> AlertEvent | None:
-        """Resolve an open alert whose rule no longer exists (after a reload), so that none is left hanging."""
+        """End an open alert whose rule no longer exists (after a reload), so that none is left hanging: a
+        confirmed one resolves, an unconfirmed one is withdrawn."""
         a = self.open.pop(key, None)
         if a is None:
             return None
         limit = a.limit or Limit(key[1], "max", math.nan, None, "", "", "", "")
         return AlertEvent(
             a.alert_id,
-            "resolved",
+            "resolved" if a.confirmed else "withdrawn",
             key[0],
             key[1],
             a.last_ts or a.started_ns,
@@ -215,6 +330,8 @@ class AlertBook:
             a.peak_ratio,
             a.rule,
             detail,
+            a.category,
+            self.cadence.cycle((key[0], key[1])),
         )
 
 
@@ -239,13 +356,32 @@ class Evaluator:
     - `process(readings)` per journal batch: every rule, every transition, in time order;
     - `tick(now_ns)` every few seconds: no-data alerts fire without any reading arriving;
     - `reload(thresholds)` swaps in a validated ThresholdSet at once: rolling windows and open alerts of the
-      series and rules that still exist are kept; alerts whose rule is gone are resolved (and returned).
+      series and rules that still exist are kept; alerts whose rule is gone are resolved or withdrawn (and
+      returned).
     Call all three from one thread (the service's event loop): they are not meant to run concurrently.
     """
 
     def __init__(self, thresholds: ThresholdSet, default_class: str = "III", fast: bool = True) -> None:
         self.rules = Rules(thresholds, default_class, fast)
-        self.book = AlertBook(thresholds.alerts.tiers, clear_hold_ns=thresholds.alerts.clear_hold_ns)
+        self.book = AlertBook(thresholds.alerts.tiers)
+        self._policy(thresholds)
+
+    def _policy(self, thresholds: ThresholdSet) -> None:
+        """The `[alerts]` settings and the expected intervals of the station files, into the book."""
+        a = thresholds.alerts
+        self.book.set_tiers(a.tiers)
+        self.book.clear_hold_ns, self.book.confirm, self.book.clear_readings = (
+            a.clear_hold_ns,
+            a.confirm,
+            a.clear_readings,
+        )
+        self.book.cadence.fallback = {
+            (sid, pid): every for sid, st in thresholds.stations.items() for pid, every in st.expect.items()
+        }
+
+    def evaluated(self) -> dict[str, int]:
+        """See AlertBook.evaluated: what the ledger keeps after each batch (`Ledger.evaluated`)."""
+        return self.book.evaluated()
 
     @property
     def thresholds(self) -> ThresholdSet:
@@ -273,10 +409,10 @@ class Evaluator:
         return events
 
     def reload(self, thresholds: ThresholdSet, default_class: str | None = None) -> list[AlertEvent]:
-        """Swap in new thresholds. Returns the "resolved" events of alerts whose rule no longer applies."""
+        """Swap in new thresholds. Returns the "resolved" (or "withdrawn") events of alerts whose rule no longer
+        applies."""
         self.rules.reload(thresholds, default_class)
-        self.book.set_tiers(thresholds.alerts.tiers)
-        self.book.clear_hold_ns = thresholds.alerts.clear_hold_ns
+        self._policy(thresholds)
         events: list[AlertEvent] = []
         for key in list(self.book.open):
             if key[2] not in self.rules.alert_keys(key[0], key[1]):

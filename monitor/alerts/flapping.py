@@ -19,6 +19,7 @@ from enum import Enum
 from monitor.alerts.evaluator import AlertEvent
 
 SeriesKey = tuple[str, str, str]  # station, parameter, rule
+_ENDS = ("resolved", "withdrawn")  # the transitions that end an alert: held while flapping, sent once calm
 
 
 class Verdict(Enum):
@@ -44,6 +45,7 @@ class _Series:
     flapping: bool = False
     held: AlertEvent | None = None  # the latest resolve while flapping, sent when the series calms down
     last_ns: int = 0
+    unconfirmed: str = ""  # the alert id of an unconfirmed alert: its confirmation is not a new transition
 
 
 class FlapGuard:
@@ -60,22 +62,25 @@ class FlapGuard:
         return e.station, e.parameter, e.rule
 
     def observe(self, e: AlertEvent) -> Verdict:
-        if e.state == "escalated":
-            s = self._series.get(self.key(e))
-            return Verdict.HOLD if s is not None and s.flapping else Verdict.SEND
+        """An opening (unconfirmed, or firing at once) and an ending (withdrawn, resolved) are transitions; an
+        escalation and the confirmation of an unconfirmed alert are not (sent unless the series is flapping)."""
         key = self.key(e)
+        known = self._series.get(key)
+        if e.state == "escalated" or (e.state == "firing" and known is not None and known.unconfirmed == e.alert_id):
+            return Verdict.HOLD if known is not None and known.flapping else Verdict.SEND
         s = self._series.setdefault(key, _Series())
+        s.unconfirmed = e.alert_id if e.state == "unconfirmed" else ""
         s.last_ns = e.ts_ns
         heapq.heappush(self._calm_order, (e.ts_ns, key))
         s.flips.append(e.ts_ns)
         while s.flips and (s.flips[0] < e.ts_ns - self.window_ns or len(s.flips) > self.max_transitions + 1):
             s.flips.popleft()
         if s.flapping:
-            s.held = e if e.state == "resolved" else None
+            s.held = e if e.state in _ENDS else None
             return Verdict.HOLD
         if len(s.flips) > self.max_transitions:
             s.flapping = True
-            s.held = e if e.state == "resolved" else None
+            s.held = e if e.state in _ENDS else None
             return Verdict.START
         return Verdict.SEND
 

@@ -99,12 +99,18 @@ class Incidents:
             self.open[(inc.river, inc.parameter)] = inc
 
     def on_event(self, e: AlertEvent) -> Incident | None:
-        """The incident this event belongs to (after updating it), or None for a station off any river."""
+        """The incident this event belongs to (after updating it), or None for a station off any river.
+
+        Only confirmed water alerts move an incident (its hits, hence the front velocity and the ETAs): an
+        unconfirmed notice, its withdrawal and a sensor alert are told the incident open on their river, if
+        any (for routing to an intake ahead of the front), and leave it as it is."""
         st = self.stations.get(e.station)
         if st is None or not st.river or st.river_km is None:
             return None
         key = (st.river, e.parameter)
         inc = self.open.get(key)
+        if not e.confirmed or e.category != "water":
+            return inc
         if e.state == "resolved":
             if inc is None:
                 return None

@@ -9,12 +9,15 @@ It also keeps what the alert path holds in memory and a restart must not lose: t
 hits, hence the observed front velocity) and the flap state of the series that toggled recently. Both are
 written with the alert record of the transition that changed them, in one transaction, after the outbox.
 Schema versions (`PRAGMA user_version`): 1 alerts, silences, audit; 2 adds incidents, incident_hits and
-flaps. A version 1 file is upgraded in place when the service or a command opens it.
+flaps; 3 adds each alert's category and `evaluated_ns`, the newest reading evaluated for an open alert (so a
+late reading after a restart cannot move it). An older file is upgraded in place when the service or a
+command opens it.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import sqlite3
 import threading
 import time
@@ -29,7 +32,8 @@ from monitor.alerts.flapping import FlapState, SeriesKey
 from monitor.alerts.incidents import Hit, Incident
 from monitor.thresholds import Limit
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
+ENDED = ("resolved", "withdrawn")  # states after which an alert is no longer open
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS alerts(
@@ -37,7 +41,7 @@ CREATE TABLE IF NOT EXISTS alerts(
     state TEXT NOT NULL, severity TEXT NOT NULL, started_ns INTEGER NOT NULL, updated_ns INTEGER NOT NULL,
     resolved_ns INTEGER, value REAL NOT NULL, limit_value REAL NOT NULL, peak_value REAL NOT NULL,
     peak_ratio REAL NOT NULL, incident_id TEXT, last_sent_ns INTEGER, acked_by TEXT, acked_ns INTEGER,
-    flapping INTEGER NOT NULL DEFAULT 0);
+    flapping INTEGER NOT NULL DEFAULT 0, evaluated_ns INTEGER, category TEXT NOT NULL DEFAULT 'water');
 CREATE INDEX IF NOT EXISTS alerts_active ON alerts(state, updated_ns);
 CREATE TABLE IF NOT EXISTS silences(
     id INTEGER PRIMARY KEY AUTOINCREMENT, station TEXT NOT NULL, parameter TEXT, starts_ns INTEGER NOT NULL,
@@ -78,6 +82,13 @@ class AlertRecord:
     acked_by: str | None
     acked_ns: int | None
     flapping: bool
+    evaluated_ns: int | None = None  # the newest reading evaluated while open (None: only its transitions)
+    category: str = "water"
+
+    @property
+    def last_evaluated_ns(self) -> int:
+        """The newest reading that moved or was judged for this alert: what `AlertBook.restore` takes."""
+        return max(self.updated_ns, self.evaluated_ns or 0)
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,6 +136,9 @@ class Ledger:
             columns = {r[1] for r in self._db.execute("PRAGMA table_info(alerts)")}
             if "flapping" not in columns:  # written before flap control
                 self._db.execute("ALTER TABLE alerts ADD COLUMN flapping INTEGER NOT NULL DEFAULT 0")
+            if "evaluated_ns" not in columns:  # written before version 3
+                self._db.execute("ALTER TABLE alerts ADD COLUMN evaluated_ns INTEGER")
+                self._db.execute("ALTER TABLE alerts ADD COLUMN category TEXT NOT NULL DEFAULT 'water'")
             self._db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
 
     @contextmanager
@@ -152,7 +166,7 @@ class Ledger:
         """Upsert an alert from one of its transitions, with the incident and the flap state as they are after it
         (`flap_key` with `flap` None: the guard forgot the series)."""
         rule = getattr(e, "rule", "instantaneous")
-        resolved = e.ts_ns if e.state == "resolved" else None
+        resolved = e.ts_ns if e.state in ENDED else None
         if incident is not None:
             incident_id = incident_id or incident.id
         with self._tx() as db:
@@ -162,8 +176,8 @@ class Ledger:
                 _write_flap(db, flap_key, flap)
             db.execute(
                 "INSERT INTO alerts(alert_id, station, parameter, rule, state, severity, started_ns, updated_ns,"
-                " resolved_ns, value, limit_value, peak_value, peak_ratio, incident_id, flapping)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+                " resolved_ns, value, limit_value, peak_value, peak_ratio, incident_id, flapping, category)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
                 " ON CONFLICT(alert_id) DO UPDATE SET state = excluded.state, severity = excluded.severity,"
                 " updated_ns = excluded.updated_ns, resolved_ns = excluded.resolved_ns, value = excluded.value,"
                 " peak_value = excluded.peak_value, peak_ratio = excluded.peak_ratio,"
@@ -178,13 +192,24 @@ class Ledger:
                     e.started_ns,
                     e.ts_ns,
                     resolved,
-                    e.value,
-                    e.limit.value,
-                    e.peak_value,
-                    e.peak_ratio,
+                    _real(e.value),
+                    _real(e.limit.value),
+                    _real(e.peak_value),
+                    _real(e.peak_ratio),
                     incident_id,
                     int(flapping),
+                    e.category,
                 ),
+            )
+
+    def evaluated(self, marks: dict[str, int]) -> None:
+        """The newest reading evaluated per open alert (`Evaluator.evaluated`), after its batch's transitions."""
+        if not marks:
+            return
+        with self._tx() as db:
+            db.executemany(
+                "UPDATE alerts SET evaluated_ns = max(coalesce(evaluated_ns, 0), ?) WHERE alert_id = ?",
+                [(ts, aid) for aid, ts in marks.items()],
             )
 
     def mark_sent(self, alert_id: str, at_ns: int) -> None:
@@ -218,7 +243,8 @@ class Ledger:
                 alerts = {
                     a
                     for (a,) in self._db.execute(
-                        "SELECT alert_id FROM alerts WHERE incident_id = ? AND state != 'resolved'", (iid,)
+                        "SELECT alert_id FROM alerts WHERE incident_id = ? AND state NOT IN ('resolved', 'withdrawn')",
+                        (iid,),
                     )
                 }
                 if alerts:
@@ -278,12 +304,13 @@ class Ledger:
     def ack(self, alert_id: str, by: str) -> AlertRecord:
         with self._tx() as db:
             cur = db.execute(
-                "UPDATE alerts SET acked_by = ?, acked_ns = ? WHERE alert_id = ? AND state != 'resolved'",
+                "UPDATE alerts SET acked_by = ?, acked_ns = ?"
+                " WHERE alert_id = ? AND state NOT IN ('resolved', 'withdrawn')",
                 (by, time.time_ns(), alert_id),
             )
             if cur.rowcount == 0:
                 known = db.execute("SELECT state FROM alerts WHERE alert_id = ?", (alert_id,)).fetchone()
-                raise LedgerError(f"alert {alert_id} is already resolved" if known else f"no alert {alert_id}")
+                raise LedgerError(f"alert {alert_id} is already {known[0]}" if known else f"no alert {alert_id}")
             self._audit(db, by, "ack", f"alert {alert_id}", "")
         return self.get(alert_id)
 
@@ -297,7 +324,7 @@ class Ledger:
     def alerts(self, active_only: bool = False, since_ns: int | None = None) -> list[AlertRecord]:
         q, args = "SELECT * FROM alerts WHERE 1 = 1", []
         if active_only:
-            q += " AND state != 'resolved'"
+            q += " AND state NOT IN ('resolved', 'withdrawn')"
         if since_ns is not None:
             q += " AND updated_ns >= ?"
             args.append(since_ns)
@@ -325,6 +352,12 @@ class Ledger:
     def close(self) -> None:
         with self._lock:
             self._db.close()
+
+
+def _real(x: float) -> float:
+    """SQLite keeps NaN as NULL, which a NOT NULL column refuses (and the rules loop would retry forever): a
+    sensor or no-data alert has no meaningful value, so it is kept as 0."""
+    return x if math.isfinite(x) else 0.0
 
 
 def _alert_record(row: Any) -> AlertRecord:

@@ -16,8 +16,8 @@ from dataclasses import dataclass
 
 from monitor.alerts.evaluator import AlertEvent
 from monitor.alerts.flapping import FlapGuard
-from monitor.alerts.ledger import AlertRecord
-from monitor.notify.stages import Notice, Stage
+from monitor.alerts.ledger import AlertRecord, Ledger
+from monitor.notify.stages import AlertPath, Notice, Stage
 from monitor.thresholds import Limit
 
 
@@ -26,27 +26,39 @@ class _Calm:
     stream_ns: int  # release the held resolves of series calm at this reading time
 
 
+@dataclass(frozen=True, slots=True)
+class _Evaluated:
+    marks: dict[str, int]  # alert id -> newest reading evaluated: into the ledger after the batch's transitions
+
+
 class Pipeline:
     """Notices waiting for the alert path, in order; `drain` runs them and can be called again after an error.
 
     Call `feed`, `feed_repeats` and `drain` from one thread at a time (the service's rules loop does).
     """
 
-    def __init__(self, path: Stage, flaps: FlapGuard) -> None:
+    def __init__(self, path: Stage, flaps: FlapGuard, ledger: Ledger | None = None) -> None:
         self.path = path
         self.flaps = flaps
-        self._queue: deque[Notice | _Calm] = deque()
+        # where `evaluated` marks go: the alert path's own ledger unless given (None: not kept, as in the backtest)
+        self.ledger = ledger if ledger is not None else path.ledger if isinstance(path, AlertPath) else None
+        self._queue: deque[Notice | _Calm | _Evaluated] = deque()
         self._finished: list[Notice] = []
 
-    def feed(self, events: Iterable[AlertEvent], stream_ns: int | None = None) -> None:
+    def feed(
+        self, events: Iterable[AlertEvent], stream_ns: int | None = None, evaluated: dict[str, int] | None = None
+    ) -> None:
         """Transitions in time order. With `stream_ns` (readings' transitions, and the newest reading time of
-        their batch), the calm clock moves with them; without (no data, reload), it stays where it is."""
+        their batch), the calm clock moves with them; without (no data, reload), it stays where it is.
+        `evaluated` (Evaluator.evaluated) goes to the ledger after the transitions, whose records it updates."""
         for e in events:
             if stream_ns is not None:
                 self._queue.append(_Calm(e.ts_ns))
             self._queue.append(Notice(e))
         if stream_ns is not None:
             self._queue.append(_Calm(stream_ns))
+        if evaluated and self.ledger is not None:
+            self._queue.append(_Evaluated(evaluated))
 
     def feed_repeats(self, events: Iterable[AlertEvent]) -> None:
         self._queue.extend(Notice(e, repeat=True) for e in events)
@@ -59,6 +71,11 @@ class Pipeline:
         """
         while self._queue:
             item = self._queue[0]
+            if isinstance(item, _Evaluated):
+                assert self.ledger is not None
+                self.ledger.evaluated(item.marks)
+                self._queue.popleft()
+                continue
             if isinstance(item, _Calm):
                 self._queue.popleft()
                 released = self.flaps.calmed(item.stream_ns)
@@ -77,10 +94,16 @@ class Pipeline:
 def due_repeats(
     active: Sequence[AlertRecord], now_ns: int, interval_s: float, limit_of: Callable[[str, str], Limit | None]
 ) -> list[AlertEvent]:
-    """Firing alerts nobody acknowledged, last sent at least `interval_s` ago, as events to send again."""
+    """Confirmed alerts nobody acknowledged, last sent at least `interval_s` ago, as events to send again (an
+    unconfirmed notice is not repeated: the next reading confirms or withdraws it)."""
     out = []
     for a in active:
-        if a.acked_by is not None or a.last_sent_ns is None or now_ns - a.last_sent_ns < interval_s * 1e9:
+        if (
+            a.state == "unconfirmed"
+            or a.acked_by is not None
+            or a.last_sent_ns is None
+            or now_ns - a.last_sent_ns < interval_s * 1e9
+        ):
             continue
         limit = limit_of(a.station, a.parameter)
         if limit is None:
@@ -100,6 +123,7 @@ def due_repeats(
                 a.peak_value,
                 a.peak_ratio,
                 a.rule,
+                category=a.category,
             )
         )
     return out

@@ -1,66 +1,32 @@
 """Messages a bureau can act on: the title and body of an alert transition (English or Chinese) with the numbers
-that matter (interface.md), the incident and the arrival estimates ahead of the front."""
+that matter (interface.md), the incident and the arrival estimates ahead of the front.
+
+Two shorter kinds (monitor.notify.render_short): the unconfirmed first notice ("re-check at 10:00") and its
+withdrawal, and sensor alerts, which say what the fault means instead of a ratio to a limit."""
 
 from __future__ import annotations
 
-import time
 from collections.abc import Mapping
-from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone, tzinfo
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from datetime import tzinfo
 
 from monitor.alerts.evaluator import AlertEvent
 from monitor.alerts.incidents import Incident
 from monitor.domain.params import PARAMETERS
+from monitor.notify.message import Message, message_key
+from monitor.notify.render_short import sensor_message, unconfirmed_message
+from monitor.notify.timefmt import num, parse_offset, station_tz, when
 from monitor.thresholds import Station
-
-
-@dataclass(frozen=True, slots=True)
-class Message:
-    key: str  # alert id + state: the same transition is queued once, however often it is evaluated
-    title: str
-    body: str
-    notify_type: str  # apprise's info / success / warning / failure
-
 
 _SEVERITY_ZH = {"warning": "一般", "serious": "严重", "critical": "特别严重"}
 _STATE_ZH = {"firing": "告警", "escalated": "升级", "resolved": "解除"}
 _NOTIFY_TYPE = {"firing": "warning", "escalated": "failure", "resolved": "success"}
-
-
-def _num(x: float) -> str:
-    return f"{x:.4g}" if abs(x) < 1e6 else f"{x:.3e}"
+_num, _when = num, when
+__all__ = ["Message", "parse_offset", "render", "station_tz"]
 
 
 def _unit(parameter: str) -> str:
     unit = PARAMETERS[parameter].unit if parameter in PARAMETERS else ""
     return f" {unit}" if unit else ""
-
-
-def _when(ts_ns: int, tz: tzinfo, timespec: str = "seconds") -> str:
-    return datetime.fromtimestamp(ts_ns / 1e9, tz).isoformat(sep=" ", timespec=timespec)
-
-
-def station_tz(st: Station | None, default: tzinfo) -> tzinfo:
-    """Times are shown in the station's own time zone when its file names one (IANA or +08:00)."""
-    if st is None or not st.timezone:
-        return default
-    if st.timezone[0] in "+-":
-        return parse_offset(st.timezone)
-    try:
-        return ZoneInfo(st.timezone)
-    except (ZoneInfoNotFoundError, ValueError):
-        return default
-
-
-def parse_offset(text: str | None) -> timezone:
-    """`+08:00` style offsets; None means the machine's local offset."""
-    if not text:
-        local = datetime.now().astimezone().utcoffset() or timedelta(0)
-        return timezone(local)
-    sign = -1 if text.startswith("-") else 1
-    hours, _, minutes = text.lstrip("+-").partition(":")
-    return timezone(sign * timedelta(hours=int(hours), minutes=int(minutes or 0)))
 
 
 def render(
@@ -73,6 +39,19 @@ def render(
     repeat: bool = False,
     flapping: bool = False,
 ) -> Message:
+    if not e.confirmed:
+        m = unconfirmed_message(e, language, stations, tz)
+        if not flapping:
+            return m
+        zh = language == "zh"
+        line = (
+            "该指标反复超标又撤销，后续通知暂停，平稳后再发送最后一条。"
+            if zh
+            else "This series keeps toggling: its notices are held, and the last one is sent once it has calmed."
+        )
+        return Message(m.key, ("[频繁波动] " if zh else "[FLAPPING] ") + m.title, f"{m.body}\n{line}", m.notify_type)
+    if e.category == "sensor":
+        return sensor_message(e, language, stations, tz, repeat=repeat)
     p = PARAMETERS.get(e.parameter)
     st = stations.get(e.station)
     tz = station_tz(st, tz)
@@ -137,8 +116,7 @@ def render(
             if language == "zh"
             else "This alert keeps toggling: it is held as firing, and its resolve is sent once it has calmed."
         )
-    key = f"{e.alert_id}#{e.state}#{e.ts_ns}" + (f"#repeat{time.time_ns()}" if repeat else "")
-    return Message(key, title, "\n".join(lines), _NOTIFY_TYPE[e.state])
+    return Message(message_key(e, repeat), title, "\n".join(lines), _NOTIFY_TYPE[e.state])
 
 
 def _incident_lines(

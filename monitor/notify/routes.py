@@ -1,5 +1,12 @@
 """Routes: which target wants which alert, from `[[notify.route]]` filters or an apprise config file's tags.
 
+Unconfirmed first notices and their withdrawals go to a route only when it says `unconfirmed = true`, and to an
+apprise target only when it carries the tag `unconfirmed` (the station operator, who can check the analyser
+before the next cycle); a bureau's route gets the confirmed alert it acts on. A target given as a plain
+`[notify].urls` entry has no filter at all and gets everything, unconfirmed notices included, so a simple setup
+hears of a first exceedance as early as before. Routes filter on `categories` (water, sensor); tags carry
+`category:water` or `category:sensor`.
+
 Targets are known by a hash of their URL (`target_id`), so the outbox and the logs never hold credentials.
 """
 
@@ -20,6 +27,7 @@ from monitor.config import SEVERITIES, NotifyConfig, RouteConfig
 from monitor.thresholds import Station
 
 log = logging.getLogger("riverwatch.notify")
+UNCONFIRMED = "unconfirmed"  # the apprise tag of a target that gets unconfirmed notices
 # apprise logs DingTalk tokens and WeCom keys in full at DEBUG.
 if logging.getLogger("apprise").getEffectiveLevel() < logging.INFO:
     logging.getLogger("apprise").setLevel(logging.INFO)
@@ -45,14 +53,21 @@ class Target:
         return target_id(self.url)
 
     def wants(self, e: AlertEvent, stations: Mapping[str, Station], incident: Incident | None) -> bool:
-        if self.tags:  # apprise semantics: any of the target's tags
+        if self.tags:  # apprise semantics: any of the target's tags; unconfirmed notices need their own tag
+            if not e.confirmed:
+                if UNCONFIRMED not in self.tags:
+                    return False
+                others = self.tags - {UNCONFIRMED}
+                return not others or bool(others & event_tags(e, stations, incident))
             return bool(self.tags & event_tags(e, stations, incident))
         r = self.route
         if r is None:
             return True
         st = stations.get(e.station)
         return (
-            (not r.rivers or (st is not None and st.river in r.rivers))
+            (r.unconfirmed or e.confirmed)
+            and e.category in r.categories
+            and (not r.rivers or (st is not None and st.river in r.rivers))
             and (not r.stations or e.station in r.stations)
             and (not r.parameters or e.parameter in r.parameters)
             and (r.min_severity is None or _rank(e.severity) >= _rank(r.min_severity))
@@ -80,9 +95,13 @@ def concerns_intake(e: AlertEvent, stations: Mapping[str, Station], incident: In
 
 def event_tags(e: AlertEvent, stations: Mapping[str, Station], incident: Incident | None) -> set[str]:
     """Tags an apprise config file can route on: all, river:NAME, station:ID, parameter:ID, severity:S,
-    min:S (for S at or below the alert's severity: `min:serious` gets serious and critical), intake."""
+    min:S (for S at or below the alert's severity: `min:serious` gets serious and critical), intake,
+    category:water or category:sensor, and unconfirmed (a first notice or its withdrawal)."""
     st = stations.get(e.station)
     tags = {"all", f"station:{e.station}", f"parameter:{e.parameter}", f"severity:{e.severity}"}
+    tags.add(f"category:{e.category}")
+    if not e.confirmed:
+        tags.add(UNCONFIRMED)
     tags |= {f"min:{s}" for s in SEVERITIES[: _rank(e.severity) + 1]}
     if st is not None and st.river:
         tags.add(f"river:{st.river.lower()}")

@@ -161,11 +161,13 @@ class OutboxStage:
 
 class LedgerStage:
     """The alert record with the incident and flap state after it (what a restart restores), then when it was
-    last sent (what repeats count from). A repeat changes no record, only the time it was sent."""
+    last sent (what repeats count from). A repeat changes no record, only the time it was sent. Each transition
+    is counted here, once, by category and state (`riverwatch_alert_transitions_total`)."""
 
-    def __init__(self, ledger: Ledger, flaps: FlapGuard) -> None:
+    def __init__(self, ledger: Ledger, flaps: FlapGuard, metrics: Metrics | None = None) -> None:
         self.ledger = ledger
         self.flaps = flaps
+        self.metrics = metrics
 
     def exec(self, n: Notice) -> None:
         e = n.event
@@ -180,6 +182,16 @@ class LedgerStage:
             )
         if n.repeat or n.muted is None:
             self.ledger.mark_sent(e.alert_id, time.time_ns())
+        if not n.repeat and self.metrics is not None:
+            self.metrics.alert_transitions.labels(e.category, e.state).inc()
+
+
+class AlertPath(MultiStage):
+    """The alert path's stages, and the ledger they write (the pipeline keeps each batch's evaluated marks there)."""
+
+    def __init__(self, ledger: Ledger, *stages: Stage) -> None:
+        super().__init__(*stages)
+        self.ledger = ledger
 
 
 def alert_path(
@@ -195,13 +207,14 @@ def alert_path(
     default_km_per_day: float,
     metrics: Metrics | None = None,
     queued: Callable[[], None] = lambda: None,
-) -> MultiStage:
+) -> AlertPath:
     """The alert path, in its order."""
-    return MultiStage(
+    return AlertPath(
+        ledger,
         IncidentStage(incidents),
         MuteStage(flaps, ledger, metrics),
         RenderStage(stations, language, tz, default_km_per_day),
         RouteStage(targets, stations),
         OutboxStage(outbox, queued),
-        LedgerStage(ledger, flaps),
+        LedgerStage(ledger, flaps, metrics),
     )

@@ -159,6 +159,10 @@ class Service:
             self._journaled,
             batch=self.cfg.service.ingest_batch,
             dead_letter=make_dead_letter(self.cfg),
+            # The thresholds in force: a reload's new stations and parameters pass from its next batch on.
+            stations=lambda: self.thresholds.stations,
+            catalogue=lambda: self.thresholds.catalogue,
+            admission=self.cfg.admission,
         )
         return True
 
@@ -175,8 +179,10 @@ class Service:
                 a.started_ns,
                 a.peak_value,
                 a.peak_ratio,
-                a.updated_ns,
+                a.last_evaluated_ns,
                 a.value,
+                state=a.state,
+                category=a.category,
             )
         self.incidents.restore(self.ledger.open_incidents())
         self.flaps.restore(self.ledger.flap_states())
@@ -242,6 +248,7 @@ class Service:
                 batch_size=influx.batch_size if influx else 5000,
                 flush_interval_s=influx.flush_interval_s if influx else 0.2,
                 retry_cap_s=influx.retry_cap_s if influx else 5.0,
+                bad_request_retries=influx.bad_request_retries if influx else 8,
             ).run(tail_stop)
         )
         rules_task = asyncio.create_task(self.evaluation.run(tail_stop))
@@ -256,6 +263,7 @@ class Service:
                     self._notify_wake,
                     notify_stop,
                     timeout_s=self.cfg.notify.timeout_s,
+                    connect_timeout_s=self.cfg.notify.connect_timeout_s,
                     retry_cap_s=self.cfg.notify.retry_cap_s,
                 )
             )

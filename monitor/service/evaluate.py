@@ -136,6 +136,6 @@ class Evaluation:
         events = self.evaluator.process(readings)
         self._points += [screening_line(*s) for s in self.evaluator.rules.suspects]
         self.stream_ns = max(self.stream_ns, max(r.ts_ns for r in readings))
-        self.pipeline.feed(events, self.stream_ns)
+        self.pipeline.feed(events, self.stream_ns, evaluated=self.evaluator.evaluated())
         self.metrics.readings_evaluated.inc(len(readings))
         return last

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from monitor.domain.params import PARAMETERS
 from monitor.thresholds.load import load
-from monitor.thresholds.model import LIMIT_RULES, RuleSpec, Station, merged_settings
+from monitor.thresholds.model import CLEAR_HOLD_CYCLE, LIMIT_RULES, RuleSpec, Station, merged_settings
 from monitor.thresholds.notation import fmt_number, format_duration
 from monitor.thresholds.thresholdset import ThresholdSet
 
@@ -174,9 +174,15 @@ def explain(ts: ThresholdSet, station: str, default_class: str = "III") -> str:
         + ", ".join(f"{n} ≥ {fmt_number(t)}" for t, n in al.tiers)
         + f"    {al.origins.get('severity', '(built in)')}"
     )
+    confirm = "at the first reading over the limit" if al.confirm == 1 else f"after {al.confirm} readings in a row"
+    out.append(f"  confirmed {confirm} (before that: unconfirmed)    {al.origins.get('confirm', '(built in)')}")
+    if al.clear_hold_ns == CLEAR_HOLD_CYCLE:
+        hold = " held for one analyser cycle"
+    else:
+        hold = f" held for {format_duration(al.clear_hold_ns)}" if al.clear_hold_ns else ""
+    calm = "1 reading" if al.clear_readings == 1 else f"{al.clear_readings} readings in a row"
     out.append(
-        f"  clears below {fmt_number(al.clear_ratio)} × limit"
-        + (f" held for {format_duration(al.clear_hold_ns)}" if al.clear_hold_ns else " at the first reading")
+        f"  clears after {calm} below {fmt_number(al.clear_ratio)} × limit{hold}"
         + f"    {al.origins.get('clear_ratio', al.origins.get('clear_hold', '(built in)'))}"
     )
     return "\n".join(out) + "\n"
