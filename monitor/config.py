@@ -44,6 +44,17 @@ class MqttConfig:
     cert_file: Path | None = None
     key_file: Path | None = None
     embedded: bool = False  # no [mqtt] section: run the embedded broker
+    # A reading dated further ahead of the receiving clock is refused as future_timestamp (and raises a clock
+    # alert). 5 minutes: an unsynchronised logger's crystal drifts about 2 s a day, so months of drift fit,
+    # while a time zone or DST mistake (30 min or more) and a reset RTC never do; delays only make readings late.
+    max_clock_skew_s: float = 300.0
+    # "ignore": a retained message (a broker's last-known value, re-sent at every subscribe) is acknowledged and
+    # dropped; "accept": it is taken, with a stable identity so a reconnect or restart never stores it twice.
+    retained: str = "ignore"
+    # Memory bound: ingest stops reading the socket (TCP holds the broker back) once this many payload bytes
+    # wait in its inbox, and decodes at most batch_max_bytes of payload at a time (docs/architecture.md).
+    inbox_max_bytes: int = 8 * 1024 * 1024
+    batch_max_bytes: int = 2 * 1024 * 1024
 
     @property
     def host(self) -> str:
@@ -57,6 +68,22 @@ class MqttConfig:
     @property
     def tls(self) -> bool:
         return urlsplit(self.url).scheme == "mqtts"
+
+
+@dataclass(frozen=True)
+class AdmissionConfig:
+    """Which series ingest lets in: a made-up station id must not create a series (a cardinality bomb).
+
+    "reject": readings for a station no station file declares are refused as unknown_station. "accept": they
+    are taken, but at most new_series_per_hour new (station, parameter) series an hour (the rest: admission).
+    With no station file at all, undeclared stations are accepted within the same budget (a start without
+    configuration must keep working), and the service logs that it does.
+    """
+
+    unknown_stations: str = "reject"
+    # 500: 50 stations of 10 parameters coming up at once on a first start without station files, while a
+    # bomb of 100,000 ids takes 200 hours to reach InfluxDB's default max-values-per-tag.
+    new_series_per_hour: int = 500
 
 
 @dataclass(frozen=True)
@@ -74,6 +101,10 @@ class InfluxConfig:
     flush_interval_s: float = 0.5  # p99 publish-to-queryable stays under 1 s at low rates
     timeout_s: float = 10.0
     retry_cap_s: float = 30.0
+    # Automatic re-sends of a point refused with a 400 whose shape the database accepted before (a proxy's
+    # fault, a limit an operator raises); with the backoff doubling from 1 s up to retry_cap_s, 8 cover
+    # about 2 minutes. Then only `riverwatch store redrive` sends it again.
+    bad_request_retries: int = 8
 
 
 @dataclass(frozen=True)
@@ -92,6 +123,13 @@ class RouteConfig:
     parameters: tuple[str, ...] = ()
     min_severity: str | None = None
     intakes: bool = False  # only alerts at a water intake or whose incident is heading for one
+    categories: tuple[str, ...] = ("water", "sensor")  # water alerts (about the river), sensor alerts (the instrument)
+    # Unconfirmed first notices and their withdrawals: for the station operator who can check the analyser
+    # before the next cycle, not for a bureau that acts on confirmed alerts; a route opts in.
+    unconfirmed: bool = False
+
+
+ALERT_CATEGORIES = ("water", "sensor")
 
 
 SEVERITIES = ("warning", "serious", "critical")
@@ -104,7 +142,11 @@ class NotifyConfig:
     apprise_config: Path | None = None  # apprise's own YAML/TEXT file; its tags route (see notify.event_tags)
     language: str = "en"
     utc_offset: str | None = None  # "+08:00": how reading times are shown; None: the machine's local offset
-    timeout_s: float = 15.0
+    # Per target, unless its URL sets apprise's own `rto` / `cto`: how long an answer may take (read) and a
+    # connection (connect). A target that answers after the read timeout gets a copy on the retry, and
+    # DingTalk / WeCom robots under load answer in tens of seconds; a long wait delays only that target.
+    timeout_s: float = 60.0
+    connect_timeout_s: float = 10.0
     retry_cap_s: float = 300.0
     repeat_interval_s: float = 4 * 3600.0  # re-send a firing, unacknowledged alert this often (wall clock)
     front_velocity_km_per_day: float = 12.0  # for arrival estimates until two stations have been hit
@@ -135,6 +177,7 @@ class Config:
     notify: NotifyConfig = NotifyConfig()
     service: ServiceConfig = ServiceConfig()
     dead_letter: DeadLetterConfig | None = None
+    admission: AdmissionConfig = AdmissionConfig()
     source: str = "(defaults)"
 
 
@@ -240,7 +283,7 @@ def load_config(path: str | Path | None) -> Config:
         raise ConfigError(f"{p}: not UTF-8 text") from None
     base = p.resolve().parent
     file = str(p)
-    known = {"mqtt", "influxdb", "thresholds", "notify", "service", "dead_letter"}
+    known = {"mqtt", "influxdb", "thresholds", "notify", "service", "dead_letter", "admission"}
     for key in data:
         if key not in known:
             raise ConfigError(f"{file}: [{key}]: unknown section (expected one of {', '.join(sorted(known))})")
@@ -254,6 +297,7 @@ def load_config(path: str | Path | None) -> Config:
         dead_letter=_dead_letter(_Section(file, "dead_letter", data["dead_letter"]), base, mqtt)
         if "dead_letter" in data
         else None,
+        admission=_admission(_Section(file, "admission", data.get("admission", {}))),
         source=file,
     )
 
@@ -271,6 +315,9 @@ def _mqtt(s: _Section, base: Path) -> MqttConfig:
     protocol = s.get("protocol", str, "3.1.1")
     if protocol not in ("5", "3.1.1"):
         raise s.err("protocol", 'must be "5" or "3.1.1"')
+    retained = s.get("retained", str, "ignore")
+    if retained not in ("ignore", "accept"):
+        raise s.err("retained", 'must be "ignore" or "accept"')
     client_id = s.get("client_id", str, "riverwatch")
     if not client_id:
         raise s.err("client_id", "must not be empty: it names the persistent session")
@@ -291,6 +338,22 @@ def _mqtt(s: _Section, base: Path) -> MqttConfig:
         ca_file=ca_file,
         cert_file=cert_file,
         key_file=key_file,
+        max_clock_skew_s=s.number("max_clock_skew_s", 300.0, 1.0),
+        retained=retained,
+        inbox_max_bytes=int(s.number("inbox_max_bytes", MqttConfig.inbox_max_bytes, 512 * 1024)),
+        batch_max_bytes=int(s.number("batch_max_bytes", MqttConfig.batch_max_bytes, 256 * 1024)),
+    )
+    s.done()
+    return cfg
+
+
+def _admission(s: _Section) -> AdmissionConfig:
+    policy = s.get("unknown_stations", str, "reject")
+    if policy not in ("reject", "accept"):
+        raise s.err("unknown_stations", 'must be "reject" or "accept"')
+    cfg = AdmissionConfig(
+        unknown_stations=policy,
+        new_series_per_hour=int(s.number("new_series_per_hour", AdmissionConfig.new_series_per_hour, 0)),
     )
     s.done()
     return cfg
@@ -317,6 +380,7 @@ def _influx(s: _Section, base: Path) -> InfluxConfig:
         flush_interval_s=s.number("flush_interval_s", 0.5, 0.01),
         timeout_s=s.number("timeout_s", 10.0, 0.1),
         retry_cap_s=s.number("retry_cap_s", 30.0, 0.1),
+        bad_request_retries=int(s.number("bad_request_retries", 8, 0)),
     )
     if api == "v2" and not cfg.bucket:
         raise s.err("bucket", 'required with api = "v2"')
@@ -360,7 +424,8 @@ def _notify(s: _Section, base: Path) -> NotifyConfig:
         apprise_config=apprise_path,
         language=language,
         utc_offset=offset,
-        timeout_s=s.number("timeout_s", 15.0, 0.1),
+        timeout_s=s.number("timeout_s", 60.0, 0.1),
+        connect_timeout_s=s.number("connect_timeout_s", 10.0, 0.1),
         retry_cap_s=s.number("retry_cap_s", 300.0, 0.1),
         repeat_interval_s=s.number("repeat_interval_s", 4 * 3600.0, 1.0),
         front_velocity_km_per_day=s.number("front_velocity_km_per_day", 12.0, 0.001),
@@ -385,7 +450,12 @@ def _route(s: _Section, base: Path) -> RouteConfig:
         parameters=s.strings("parameters", ()),
         min_severity=severity,
         intakes=bool(s.get("intakes", bool, False)),
+        categories=s.strings("categories", ALERT_CATEGORIES),
+        unconfirmed=bool(s.get("unconfirmed", bool, False)),
     )
+    unknown = [c for c in cfg.categories if c not in ALERT_CATEGORIES]
+    if unknown or not cfg.categories:
+        raise s.err("categories", f"must be a non-empty list of {', '.join(ALERT_CATEGORIES)}")
     s.done()
     return cfg
 

@@ -58,19 +58,50 @@ class Metrics:
         )
         for reason in REASONS:
             self.readings_rejected.labels(reason)
+        self.retained_ignored = Counter(
+            "riverwatch_retained_ignored",
+            "Retained messages acknowledged and dropped ([mqtt].retained = ignore, or one already taken)",
+            ["why"],
+            registry=r,
+        )
+        self.ingest_inbox_bytes = Gauge(
+            "riverwatch_ingest_inbox_bytes", "Payload bytes received and not yet decoded (bounded)", registry=r
+        )
+        self.ingest_paused = Counter(
+            "riverwatch_ingest_paused", "Times ingest stopped reading the broker to bound its memory", registry=r
+        )
         self.readings_written = Counter("riverwatch_readings_written", "Readings confirmed by the database", registry=r)
         self.readings_set_aside = Counter(
             "riverwatch_readings_set_aside", "Readings the database refused (4xx), kept in the journal", registry=r
         )
         self.store_retries = Counter("riverwatch_store_retries", "Failed writes that will be retried", registry=r)
+        self.set_aside_pending = Gauge(
+            "riverwatch_set_aside_pending",
+            "Points set aside now (refused by the database, not yet re-sent)",
+            registry=r,
+        )
+        self.set_aside_resent = Counter(
+            "riverwatch_set_aside_resent", "Set-aside points the database took on a later re-send", registry=r
+        )
         self.readings_evaluated = Counter("riverwatch_readings_evaluated", "Readings checked by the rules", registry=r)
         self.alerts = Counter("riverwatch_alerts", "Alert transitions", ["state"], registry=r)
+        self.alert_transitions = Counter(
+            "riverwatch_alert_transitions",
+            "Alert transitions by category (water: about the river; sensor: about the instrument) and state",
+            ["category", "state"],
+            registry=r,
+        )
         self.notifications_sent = Counter("riverwatch_notifications_sent", "Notifications delivered", registry=r)
         self.notifications_silenced = Counter(
             "riverwatch_notifications_silenced", "Transitions not notified because a silence covered them", registry=r
         )
         self.notifications_failed = Counter(
             "riverwatch_notifications_failed", "Notification attempts that failed (retried)", registry=r
+        )
+        self.notifications_timed_out = Counter(
+            "riverwatch_notifications_timed_out",
+            "Notification attempts with no answer within the target's timeouts (retried: the target may get a copy)",
+            registry=r,
         )
         self.reloads = Counter("riverwatch_threshold_reloads", "Threshold files reloaded", registry=r)
         self.mqtt_connects = Counter("riverwatch_mqtt_connects", "Successful broker connections", registry=r)

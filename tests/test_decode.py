@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from monitor.domain.params import resolve, unit_factor
+from monitor.domain.params import SHIPPED, Parameter, resolve, unit_factor
 from monitor.domain.reading import Reading
 from monitor.domain.rejection import REASONS
 from monitor.ingest.decode import MAX_PAYLOAD, decode
@@ -88,7 +88,7 @@ def test_flag_is_kept() -> None:
         ("river/s1/cd", {"value": 1, "ts": "2012-01-15T08:00:00"}, "bad_timestamp"),
         ("river/s1/cd", {"value": 1, "ts": "yesterday"}, "bad_timestamp"),
         ("river/s1/cd", {"value": 1, "ts": 1e30}, "bad_timestamp"),
-        ("river/s1/cd", {"value": 1, "ts": 4102444800}, "bad_timestamp"),  # 2100: a broken sensor clock
+        ("river/s1/cd", {"value": 1, "ts": 4102444800}, "future_timestamp"),  # 2100: a broken sensor clock
         ("river/s1/cd", {"value": 1, "flag": 7}, "bad_flag"),
         ("cd", {"value": 1}, "bad_topic"),
         ("river/s1/cd", [], "malformed"),
@@ -192,3 +192,18 @@ def test_the_short_json_path_agrees_with_json_loads() -> None:
         except ValueError as e:
             got = type(e)
         assert repr(got) == repr(expected), payload
+
+
+def test_a_parameter_a_threshold_file_declares_is_decoded_with_that_catalogue() -> None:
+    """A station measuring something new (here the water level against a datum, which may be negative) needs no
+    code change."""
+    level = Parameter("wlevel", "water level", "水位", "m", quantity="state", units=(("cm", 0.01),))
+    catalogue = SHIPPED.extended([level])
+    d = decode("river/s1/water level", b'{"value": -12, "unit": "cm"}', NOW, catalogue=catalogue)
+    assert [(r.parameter, r.value) for r in d.readings] == [("wlevel", -0.12)]
+    assert [r.reason for r in decode("river/s1/wlevel", b'{"value": 1}', NOW).rejections] == ["unknown_parameter"]
+    assert decode("river/s1/orp", b'{"value": -150}', NOW).readings[0].value == -150.0  # redox: signed, shipped
+    # The shipped parameters keep their rules under any catalogue: a negative pH is still a fault.
+    assert [r.reason for r in decode("river/s1/ph", b'{"value": -1}', NOW, catalogue=catalogue).rejections] == [
+        "negative"
+    ]

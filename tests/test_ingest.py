@@ -14,7 +14,8 @@ import pytest
 from bench.servers import Mosquitto
 from monitor.config import MqttConfig
 from monitor.domain.reading import Reading
-from monitor.ingest.mqtt import Inbound, Ingest, PahoControl, parse_publish
+from monitor.ingest.mqtt import Ingest
+from monitor.ingest.paho import Inbound, PahoControl, parse_publish
 from monitor.journal import Journal, JournalError
 from monitor.metrics import Metrics
 from simulators.publish import publish
@@ -48,7 +49,7 @@ async def ingest_until(
     cfg: MqttConfig,
     journal: Journal,
     done: Callable[[Metrics], bool],
-    during: Callable[[], None] | None = None,
+    during: Callable[[], object] | None = None,
     timeout: float = 20.0,
     seen: list[Ingest] | None = None,
     wait_subscribed: bool = True,
@@ -118,7 +119,7 @@ def test_ingest_reconnects_after_a_broker_restart_and_loses_nothing(fresh_mosqui
         )
     )
     assert journal.backlog("store") == 200
-    assert metrics.registry.get_sample_value("riverwatch_mqtt_connects_total") >= 2
+    assert (metrics.registry.get_sample_value("riverwatch_mqtt_connects_total") or 0) >= 2
 
 
 @pytest.mark.parametrize("protocol", ["5", "3.1.1"])
@@ -197,7 +198,9 @@ def test_publish_parser_reads_3_1_1_and_5_and_leaves_the_rest_to_paho() -> None:
     p = b'{"value": 0.004}'
     assert parse_publish(0x32, _publish_packet(b"river/s1/cd", p, 1, 513), False) == Inbound("river/s1/cd", p, 513, 1)
     assert parse_publish(0x30, _publish_packet(b"river/s1/cd", p, 0), False) == Inbound("river/s1/cd", p, 0, 0)
-    assert parse_publish(0x3B, _publish_packet(b"t/s/cd", p, 1, 7), False) == Inbound("t/s/cd", p, 7, 1)  # dup, retain
+    assert parse_publish(0x3B, _publish_packet(b"t/s/cd", p, 1, 7), False) == Inbound(
+        "t/s/cd", p, 7, 1, True
+    )  # dup, retain
     # MQTT 5: a properties block (payload format indicator, content type) is skipped.
     props = b"\x01\x01" + b"\x03" + (16).to_bytes(2, "big") + b"application/json"
     assert parse_publish(0x32, _publish_packet(b"river/s1/cd", p, 1, 9, props), True) == Inbound("river/s1/cd", p, 9, 1)

@@ -3,6 +3,11 @@
 Pure logic with no I/O, so every rejection rule is unit-testable and fuzzable. Station and parameter are
 read from the end of the topic, so any root depth works (`river/lalang/cd`, `bureau/gx/river/lalang/cd`).
 A bad record inside a SenML pack rejects that record only; its siblings are still accepted.
+
+Time at the edge: a reading dated more than `max_skew_ns` ahead of the receiving clock is a logger's wrong
+clock, refused as `future_timestamp` (it would otherwise become the series' "now" and hide every correct
+reading after it). A reading without a time gets the receipt time from `stamp`, which the caller keeps
+strictly increasing per series, so a burst of untimed readings never collides on (station, parameter, ts).
 """
 
 from __future__ import annotations
@@ -10,24 +15,27 @@ from __future__ import annotations
 import json
 import math
 import re
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any, NamedTuple
 
-from monitor.domain.params import PARAMETERS, resolve, unit_factor
+from monitor.domain.params import SHIPPED, Catalogue
 from monitor.domain.reading import Reading
 from monitor.domain.rejection import Rejection
 
 MAX_PAYLOAD = 256 * 1024
 MAX_ID_LEN = 128
 MAX_FLAG_LEN = 64
-# Readings dated more than this ahead of the receiver's clock are a broken sensor clock, not data.
-MAX_FUTURE_NS = 24 * 3600 * 10**9
+# Readings dated more than this ahead of the receiver's clock are a broken sensor clock, not data
+# ([mqtt].max_clock_skew_s; see MqttConfig for why 5 minutes).
+MAX_FUTURE_NS = 300 * 10**9
 # SenML (RFC 8428 section 4.5.3): times below 2**28 are relative to now.
 SENML_RELATIVE_LIMIT = 2**28
 
 
-# Parameters that may legitimately be negative; every other one is a concentration or a positive quantity.
-_SIGNED = frozenset({"temp"})
+# Shipped parameters that may legitimately be negative (a negative pH, turbidity or chlorophyll is a fault, though
+# the catalogue calls them states); every other shipped one is a concentration or a positive quantity.
+_SIGNED = frozenset({"temp", "orp"})
 _AMBIGUOUS_BACKSLASH = re.compile(r"\\[\\ ,=]")
 # SenML value fields other than the numeric `v`: riverwatch takes numbers only.
 _SENML_OTHER_VALUES = ("vs", "vb", "vd", "s")
@@ -51,21 +59,53 @@ def parse_below_dl(text: str) -> float | None:
     return value if math.isfinite(value) and value >= 0 else None
 
 
+# Receipt time for a reading without one: (station, parameter, now_ns) -> its ts_ns.
+Stamp = Callable[[str, str, int], int]
+
+
+def _receipt(_station: str, _parameter: str, now_ns: int) -> int:
+    return now_ns
+
+
+class _Ctx(NamedTuple):
+    names: Catalogue
+    cache: dict[tuple[str, str | None], tuple[str, float]]
+    now_ns: int
+    max_skew_ns: int
+    stamp: Stamp
+
+
 class Decoded(NamedTuple):
     readings: list[Reading]
     rejections: list[Rejection]
 
 
 class _Reject(Exception):
-    def __init__(self, reason: str, detail: str) -> None:
+    def __init__(
+        self, reason: str, detail: str, station: str | None = None, parameter: str | None = None, ts: int | None = None
+    ) -> None:
         super().__init__(detail)
-        self.rejection = Rejection(reason, detail)
+        self.rejection = Rejection(reason, detail, station, parameter, ts)
 
 
-def decode(topic: str, payload: bytes | bytearray, now_ns: int) -> Decoded:
-    """Decode one MQTT message. Never raises: everything wrong becomes a Rejection."""
+def decode(
+    topic: str,
+    payload: bytes | bytearray,
+    now_ns: int,
+    *,
+    catalogue: Catalogue = SHIPPED,
+    max_skew_ns: int = MAX_FUTURE_NS,
+    stamp: Stamp = _receipt,
+) -> Decoded:
+    """Decode one MQTT message. Never raises: everything wrong becomes a Rejection.
+
+    `catalogue` names the parameters and their units (the thresholds' catalogue: shipped plus declared);
+    `stamp` gives a reading without a time its receipt time (ingest's keeps it unique per series)."""
+    ctx = _LAST[0]
+    if ctx.now_ns != now_ns or ctx.names is not catalogue or ctx.stamp != stamp or ctx.max_skew_ns != max_skew_ns:
+        ctx = _LAST[0] = _Ctx(catalogue, _cache(catalogue), now_ns, max_skew_ns, stamp)  # once per batch, in ingest
     try:
-        return _decode(topic, payload, now_ns)
+        return _decode(topic, payload, ctx)
     except _Reject as e:
         return Decoded([], [e.rejection])
     except (RecursionError, MemoryError):
@@ -74,7 +114,10 @@ def decode(topic: str, payload: bytes | bytearray, now_ns: int) -> Decoded:
         return Decoded([], [Rejection("malformed", f"{type(e).__name__}: {str(e)[:100]}")])
 
 
-def _decode(topic: str, payload: bytes | bytearray, now_ns: int) -> Decoded:
+_LAST: list[_Ctx] = [_Ctx(SHIPPED, {}, -1, 0, _receipt)]
+
+
+def _decode(topic: str, payload: bytes | bytearray, ctx: _Ctx) -> Decoded:
     if len(payload) > MAX_PAYLOAD:
         raise _Reject("too_large", f"payload of {len(payload)} bytes is over {MAX_PAYLOAD}")
     try:
@@ -85,7 +128,7 @@ def _decode(topic: str, payload: bytes | bytearray, now_ns: int) -> Decoded:
     if isinstance(doc, list):
         if len(levels) < 2:
             raise _Reject("bad_topic", "a SenML pack needs a topic <root>/<station>")
-        return _senml(_station(levels[-1]), doc, now_ns)
+        return _senml(_station(levels[-1]), doc, ctx)
     if isinstance(doc, dict):
         if len(levels) < 3:
             raise _Reject("bad_topic", "a single reading needs a topic <root>/<station>/<parameter>")
@@ -96,8 +139,8 @@ def _decode(topic: str, payload: bytes | bytearray, now_ns: int) -> Decoded:
             doc.get("value"),
             doc.get("unit"),
             doc.get("flag"),
-            _timestamp(doc.get("ts"), now_ns),
-            now_ns,
+            _timestamp(doc.get("ts")),
+            ctx,
             "value",
         )
         return Decoded([reading], [])
@@ -140,11 +183,12 @@ def _station(level: str) -> str:
 
 
 def _reading(
-    station: str, name: Any, value: Any, unit: Any, flag: Any, ts_ns: int, now_ns: int, value_key: str
+    station: str, name: Any, value: Any, unit: Any, flag: Any, ts_ns: int | None, ctx: _Ctx, value_key: str
 ) -> Reading:
-    known = _KNOWN.get((name, unit)) if isinstance(name, str) and (unit is None or isinstance(unit, str)) else None
+    """`ts_ns` None: the reading carried no time of its own (it gets the receipt time)."""
+    known = ctx.cache.get((name, unit)) if isinstance(name, str) and (unit is None or isinstance(unit, str)) else None
     if known is None:
-        known = _resolve_unit(name, unit)
+        known = _resolve_unit(name, unit, ctx)
     param, factor = known
     if isinstance(value, str) and (dl := parse_below_dl(value)) is not None:
         value, flag = dl, flag or BELOW_DL_FLAG  # "0.00005L": below the detection limit of 0.00005
@@ -156,42 +200,73 @@ def _reading(
         raise _Reject("not_finite", f"{value_key} of {param} is too large") from None
     if not math.isfinite(v):
         raise _Reject("not_finite", f"{value_key} {value!r} of {param} is not finite")
-    if v < 0 and param not in _SIGNED:
+    if v < 0 and not _signed(param, ctx.names):
         raise _Reject("negative", f"{value_key} {value!r} of {param} is negative")
     if flag is not None and (
         not isinstance(flag, str) or not flag or len(flag) > MAX_FLAG_LEN or not flag.isprintable()
     ):
         raise _Reject("bad_flag", f"flag {str(flag)[:32]!r} must be a short printable string")
-    if ts_ns > now_ns + MAX_FUTURE_NS:
-        raise _Reject("bad_timestamp", "timestamp is more than a day in the future")
+    if ts_ns is None:
+        ts_ns = ctx.stamp(station, param, ctx.now_ns)
+    elif ts_ns > ctx.now_ns + ctx.max_skew_ns:
+        ahead = (ts_ns - ctx.now_ns) / 1e9
+        raise _Reject(
+            "future_timestamp",
+            f"{param} at {station} is dated {ahead:.0f} s ahead of the receiving clock "
+            f"(over {ctx.max_skew_ns / 1e9:.0f} s): the logger's clock is wrong",
+            station,
+            param,
+            ts_ns,
+        )
     if ts_ns < 0:
         raise _Reject("bad_timestamp", "timestamp is before 1970")
     return Reading(station, param, ts_ns, v, flag)
 
 
-# (name, unit) -> (parameter id, factor) for pairs seen valid: most messages repeat a few pairs, and resolving
-# one costs more than the rest of a reading's checks. Bounded: cleared when full (names come from the wire).
-_KNOWN: dict[tuple[str, str | None], tuple[str, float]] = {}
+def _signed(param: str, names: Catalogue) -> bool:
+    """A shipped parameter by `_SIGNED`; one a threshold file declares may be negative when it is a state."""
+    if param in SHIPPED:
+        return param in _SIGNED
+    p = names.get(param)
+    return p is not None and p.signed
+
+
+# Per catalogue, (name, unit) -> (parameter id, factor) for pairs seen valid: most messages repeat a few pairs,
+# and resolving one costs more than the rest of a reading's checks. Bounded: cleared when full (names come
+# from the wire); the catalogue itself is held so that its id is not reused while its cache lives.
+_CACHES: dict[int, tuple[Catalogue, dict[tuple[str, str | None], tuple[str, float]]]] = {}
 _KNOWN_MAX = 4096
+_CATALOGUES_MAX = 4  # the one in force and the one a reload just replaced
 
 
-def _resolve_unit(name: Any, unit: Any) -> tuple[str, float]:
+def _cache(catalogue: Catalogue) -> dict[tuple[str, str | None], tuple[str, float]]:
+    entry = _CACHES.get(id(catalogue))
+    if entry is not None and entry[0] is catalogue:
+        return entry[1]
+    if len(_CACHES) >= _CATALOGUES_MAX:
+        _CACHES.clear()
+    cache: dict[tuple[str, str | None], tuple[str, float]] = {}
+    _CACHES[id(catalogue)] = (catalogue, cache)
+    return cache
+
+
+def _resolve_unit(name: Any, unit: Any, ctx: _Ctx) -> tuple[str, float]:
     if not isinstance(name, str):
         raise _Reject("unknown_parameter", f"parameter name {name!r} is not a string")
-    param = resolve(name)
+    names = ctx.names
+    param = names.resolve(name)
     if param is None:
         raise _Reject("unknown_parameter", f"unknown parameter {name[:64]!r}")
     if unit is not None and not isinstance(unit, str):
         raise _Reject("unknown_unit", f"unit {unit!r} is not a string")
-    factor = unit_factor(param, unit)
+    factor = names.unit_factor(param, unit)
     if factor is None:
-        raise _Reject(
-            "unknown_unit",
-            f"unknown unit {str(unit)[:32]!r} for {param} (expected {PARAMETERS[param].unit or 'no unit'})",
-        )
-    if len(_KNOWN) >= _KNOWN_MAX:
-        _KNOWN.clear()
-    _KNOWN[(name, unit)] = (param, factor)
+        known = names.get(param)
+        expected = (known.unit if known is not None else "") or "no unit"
+        raise _Reject("unknown_unit", f"unknown unit {str(unit)[:32]!r} for {param} (expected {expected})")
+    if len(ctx.cache) >= _KNOWN_MAX:
+        ctx.cache.clear()
+    ctx.cache[(name, unit)] = (param, factor)
     return param, factor
 
 
@@ -204,9 +279,9 @@ def _epoch_ns(seconds: Any) -> int:
     return round(seconds * 1_000_000) * 1000  # microsecond resolution: floats carry no more
 
 
-def _timestamp(ts: Any, now_ns: int) -> int:
+def _timestamp(ts: Any) -> int | None:
     if ts is None:
-        return now_ns
+        return None
     if isinstance(ts, str):
         try:
             dt = datetime.fromisoformat(
@@ -226,7 +301,7 @@ def _timestamp(ts: Any, now_ns: int) -> int:
     return _epoch_ns(ts)
 
 
-def _senml(station: str, records: list[Any], now_ns: int) -> Decoded:
+def _senml(station: str, records: list[Any], ctx: _Ctx) -> Decoded:
     if not records:
         raise _Reject("malformed", "empty SenML pack")
     readings: list[Reading] = []
@@ -260,7 +335,7 @@ def _senml(station: str, records: list[Any], now_ns: int) -> Decoded:
                 continue  # a base-only record
             n = rec.get("n", "")
             name = base_name + n
-            if base_name and resolve(name) is None and isinstance(n, str) and resolve(n):
+            if base_name and ctx.names.resolve(name) is None and isinstance(n, str) and ctx.names.resolve(n):
                 name = n  # bn used as a device prefix rather than part of the parameter name
             if "v" not in rec:
                 raise _Reject("not_numeric", f"SenML record {i} ({str(name)[:32]}) has no numeric v")
@@ -268,8 +343,11 @@ def _senml(station: str, records: list[Any], now_ns: int) -> Decoded:
             if isinstance(t, bool) or not isinstance(t, int | float):
                 raise _Reject("bad_timestamp", f"SenML record {i}: t {str(t)[:32]!r} is not a number")
             when = base_time + t
-            if abs(when) < SENML_RELATIVE_LIMIT:
-                ts_ns = now_ns + _signed_ns(when)
+            ts_ns: int | None
+            if when == 0:
+                ts_ns = None  # no time at all: the receipt time
+            elif abs(when) < SENML_RELATIVE_LIMIT:
+                ts_ns = ctx.now_ns + _signed_ns(when)
             elif SENML_RELATIVE_LIMIT <= when < 2**33:  # the common case of what _epoch_ns checks (when is a number)
                 ts_ns = round(when * 1_000_000) * 1000
             else:
@@ -279,7 +357,7 @@ def _senml(station: str, records: list[Any], now_ns: int) -> Decoded:
                 value = base_value + value  # RFC 8428: the value is bv + v
             readings.append(
                 _reading(
-                    station, name, value, rec.get("u", base_unit), rec.get("flag"), ts_ns, now_ns, f"SenML record {i} v"
+                    station, name, value, rec.get("u", base_unit), rec.get("flag"), ts_ns, ctx, f"SenML record {i} v"
                 )
             )
         except _Reject as e:

@@ -6,8 +6,14 @@ message as soon as it enters its queue, which would lose it on a crash; `PahoCon
 paho underneath, takes the messages from paho directly, and acknowledges after the journal commit. The
 broker's in-flight window (ReceiveMaximum on MQTT 5, mosquitto's max_inflight_messages on 3.1.1) should be
 the backpressure, but mosquitto 2.0 does not keep to it once acknowledgements flow, so `PahoControl` also
-pauses reading the socket when more than 4 batches are waiting. The connection loop never gives up; it
-backs off, capped.
+pauses reading the socket when more than 4 batches, or more than `[mqtt].inbox_max_bytes` of payload, are
+waiting, and decodes at most `[mqtt].batch_max_bytes` of payload at a time: that bounds ingest's memory
+under the worst input (maximum-size SenML packs) whatever the broker holds. The connection loop never gives
+up; it backs off, capped.
+
+Before the journal: retained messages are ignored or taken once (`retained`), readings without a time get
+a receipt time unique per series (`clock`), readings dated too far ahead are refused as future_timestamp and
+reported per series to `on_clock_fault`, and undeclared stations pass `admission` or are refused.
 """
 
 from __future__ import annotations
@@ -18,209 +24,27 @@ import logging
 import math
 import ssl
 import time
-from collections.abc import Callable
-from typing import NamedTuple, TypedDict
+from collections.abc import Callable, Collection
+from typing import TypedDict
 
 import aiomqtt
-import paho.mqtt.client as mqtt
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
-from monitor.config import MqttConfig
+from monitor.config import AdmissionConfig, MqttConfig
 from monitor.domain.pacing import Backoff
+from monitor.domain.params import SHIPPED, Catalogue
 from monitor.domain.reading import Reading
+from monitor.ingest.admission import Admission
+from monitor.ingest.clock import ClockFault, ReceiptClock
 from monitor.ingest.deadletter import DeadLetterSink, TopicSink
 from monitor.ingest.decode import Rejection, decode
+from monitor.ingest.paho import Inbound, PahoControl
+from monitor.ingest.retained import Memo, RetainedMemo, digest
 from monitor.journal import Journal, JournalError
 from monitor.metrics import Metrics
 
 log = logging.getLogger("riverwatch.ingest")
-
-
-class Inbound(NamedTuple):
-    topic: str
-    payload: bytes | bytearray  # bytes from `parse_publish`, a bytearray slice from paho's own path
-    mid: int
-    qos: int
-
-
-def parse_publish(command: int, packet: bytes | bytearray, v5: bool) -> Inbound | None:
-    """A PUBLISH at QoS 0 or 1 from its fixed-header byte and the rest of the packet; None for anything else
-    (other packets, QoS 2, a topic alias, a topic that is not UTF-8, a short packet): paho handles those.
-
-    MQTT 3.1.1 §3.3 and 5.0 §3.3: topic (2-byte length + UTF-8), packet id when QoS > 0, in MQTT 5 a
-    properties block (variable-byte length, skipped: riverwatch uses no publish property), then the payload.
-    """
-    qos = (command >> 1) & 3
-    if command & 0xF0 != 0x30 or qos > 1:
-        return None
-    try:
-        n = (packet[0] << 8) | packet[1]
-        if n == 0:
-            return None
-        topic = packet[2 : 2 + n].decode()
-        pos = 2 + n
-        mid = 0
-        if qos:
-            mid = (packet[pos] << 8) | packet[pos + 1]
-            pos += 2
-        if v5:
-            length = shift = 0
-            while True:
-                byte = packet[pos]
-                pos += 1
-                length |= (byte & 0x7F) << shift
-                shift += 7
-                if not byte & 0x80 or shift > 21:
-                    break
-            pos += length
-        if pos > len(packet):
-            return None
-    except (IndexError, UnicodeDecodeError):
-        return None
-    return Inbound(topic, bytes(packet[pos:]), mid, qos)
-
-
-class PahoControl:
-    """The one place that reaches into aiomqtt's private paho client: the per-message path, acks, flow control.
-
-    aiomqtt wraps every message in its own object, queues it, and hands it over with an await; paho builds a
-    message object with a threading.Condition in it, reads a packet with three or more `recv` calls and
-    writes each PUBACK with its own `send`. Measured here, that was 34 CPU-µs per message for aiomqtt and 18
-    for paho alone, while the rest of riverwatch's work on a single reading is about 15. So aiomqtt and paho
-    keep what they do well (connect, TLS, subscribe, keepalive, errors, reconnects, QoS 2) and a QoS 0/1
-    PUBLISH takes a short path: `parse_publish` turns paho's framed packet into an `Inbound` in `inbox`,
-    socket reads are buffered (one `recv` per 64 KiB), and a batch's PUBACKs go out as one write after the
-    journal commit.
-
-    Manual acknowledgement (aiomqtt PR #346 is not merged) must be switched on before the client connects:
-    afterwards the persistent session's backlog would already have been acknowledged on arrival.
-
-    Flow control: mosquitto 2.0 stops honouring the client's Receive Maximum once acknowledgements flow
-    (measured here: window 10, 268 messages queued), so the inbox would grow whenever the input outpaces the
-    journal. Pausing the socket's reader instead makes TCP hold the broker back: the backlog then waits in the
-    broker's queue for our persistent session, not in our memory.
-    """
-
-    READ_SIZE = 65536
-
-    def __init__(self, client: aiomqtt.Client, high: int) -> None:
-        self._aio = client
-        self._paho = client._client
-        self._paho.manual_ack_set(True)
-        self._paho.on_message = self._on_message
-        # Replacing two of paho's methods on this one instance is the point of this class.
-        self._sock_recv = self._paho._sock_recv
-        self._paho._sock_recv = self._buffered_recv  # type: ignore[method-assign]
-        self._handle_packet = self._paho._packet_handle
-        self._paho._packet_handle = self._packet_handle  # type: ignore[method-assign]
-        self._v5 = self._paho._protocol == mqtt.MQTTv5
-        self._buf = b""
-        self._pos = 0
-        self._fd = -1
-        self.high = high
-        self.paused = False
-        self.inbox: list[Inbound] = []
-        self.arrived = asyncio.Event()
-
-    @property
-    def disconnected(self) -> asyncio.Future[None]:
-        return self._aio._disconnected
-
-    def _on_message(self, _client: mqtt.Client, _userdata: object, message: mqtt.MQTTMessage) -> None:
-        """paho's own path: QoS 2, and anything `parse_publish` leaves to paho.
-
-        A topic that is not UTF-8 (a broker that does not check) keeps its bytes as surrogates, which the decoder
-        refuses as a station or parameter: raising here would drop the connection, and the broker would send
-        the same message again, forever."""
-        try:
-            topic = message.topic
-        except UnicodeDecodeError:
-            topic = message._topic.decode("utf-8", "surrogateescape")
-        self._arrive(Inbound(topic, message.payload, message.mid, message.qos))
-
-    def _arrive(self, message: Inbound) -> None:
-        self.inbox.append(message)
-        if not self.arrived.is_set():
-            self.arrived.set()
-
-    def _packet_handle(self) -> mqtt.MQTTErrorCode:
-        """paho's dispatcher for a complete incoming packet, with QoS 0/1 PUBLISH parsed here."""
-        packet = self._paho._in_packet
-        message = parse_publish(packet["command"], packet["packet"], self._v5)
-        if message is None:
-            return self._handle_packet()
-        self._arrive(message)
-        return mqtt.MQTTErrorCode.MQTT_ERR_SUCCESS
-
-    def _buffered_recv(self, bufsize: int) -> bytes:
-        """paho's `_sock_recv`, served from one large read (its errors and b"" at EOF pass through)."""
-        if self._pos >= len(self._buf):
-            self._buf = self._sock_recv(self.READ_SIZE)
-            self._pos = 0
-            if not self._buf:
-                return b""
-        out = self._buf[self._pos : self._pos + bufsize]
-        self._pos += len(out)
-        return out
-
-    def take_over_reading(self) -> None:
-        """Replace aiomqtt's socket reader with ours (same logic, plus the pause), once connected."""
-        sock = self._paho.socket()
-        if sock is None:
-            return
-        self._fd = sock.fileno()
-        loop = asyncio.get_running_loop()
-        loop.remove_reader(self._fd)
-        loop.add_reader(self._fd, self._read)
-
-    def ack(self, messages: list[Inbound]) -> None:
-        """PUBACK every QoS 1 message of a batch in one write (a success PUBACK is the same in 3.1.1 and 5)."""
-        acks = b"".join(b"\x40\x02" + m.mid.to_bytes(2, "big") for m in messages if m.qos == 1)
-        if acks:
-            self._paho._packet_queue(mqtt.PUBACK, acks, 0, 0)
-        for m in messages:
-            if m.qos == 2:
-                self._paho.ack(m.mid, 2)
-
-    def pause_reading(self) -> None:
-        sock = self._paho.socket()
-        if self.paused or sock is None or sock.fileno() != self._fd:
-            return
-        asyncio.get_running_loop().remove_reader(self._fd)
-        self.paused = True
-
-    def resume_reading(self) -> None:
-        if not self.paused:
-            return
-        self.paused = False
-        sock = self._paho.socket()
-        if sock is None or sock.fileno() != self._fd:
-            return  # closed or reconnected meanwhile: aiomqtt registered the new socket itself
-        loop = asyncio.get_running_loop()
-        loop.add_reader(self._fd, self._read)
-        loop.call_soon(self._read)  # buffered bytes (ours, or TLS's) announce no readiness event
-
-    def _read(self) -> None:
-        """aiomqtt's reader callback (read what is there; a failure ends the connection), and the pause."""
-        if self.paused:
-            return
-        try:
-            while True:
-                self._paho.loop_read()
-                if len(self.inbox) > self.high:
-                    self.pause_reading()
-                    break
-                if self._pos < len(self._buf):
-                    continue
-                # TLS keeps decrypted bytes that announce no readiness event; a plain socket has no pending().
-                pending = getattr(self._paho._sock, "pending", None)
-                if pending is None or pending() <= 0:
-                    break
-        except Exception as exc:
-            disconnected = self._aio._disconnected
-            if not disconnected.done():
-                disconnected.set_exception(exc)
 
 
 class RejectionLog:
@@ -312,7 +136,14 @@ class Ingest:
         *,
         batch: int = 500,
         dead_letter: DeadLetterSink | None = None,
+        stations: Callable[[], Collection[str]] = tuple,
+        admission: AdmissionConfig | None = None,
+        catalogue: Callable[[], Catalogue] = lambda: SHIPPED,
+        on_clock_fault: Callable[[ClockFault], None] | None = None,
     ) -> None:
+        """`stations`: the declared station ids now (the thresholds in force, which a reload replaces);
+        `catalogue`: the parameter catalogue now; `on_clock_fault`: called in the event loop, once per series
+        per batch (with its latest future time), for readings refused as future_timestamp."""
         self.cfg, self.journal, self.metrics = cfg, journal, metrics
         self.on_journaled = on_journaled
         self.batch = batch
@@ -320,6 +151,13 @@ class Ingest:
         self.dead_letter = dead_letter
         self.subscribed = asyncio.Event()  # set once the first subscription is acknowledged
         self.queue_peak = 0  # most messages ever waiting in the inbox: bounded by flow control
+        self.inbox_peak_bytes = 0  # most payload bytes ever waiting in the inbox
+        self.admission = Admission(admission or AdmissionConfig(), stations)
+        self.catalogue = catalogue
+        self.on_clock_fault = on_clock_fault
+        self.receipts = ReceiptClock()
+        self.max_skew_ns = int(cfg.max_clock_skew_s * 1e9)
+        self.retained = RetainedMemo(journal.path.with_name("retained.json")) if cfg.retained == "accept" else None
 
     async def run(self, stop: asyncio.Event) -> None:
         """Connect, consume and reconnect until `stop`; returns after the current batch is journaled."""
@@ -327,7 +165,7 @@ class Ingest:
         shown = f"{self.cfg.host}:{self.cfg.port}"
         while not stop.is_set():
             client = _client(self.cfg)
-            acker = PahoControl(client, high=4 * self.batch)
+            acker = PahoControl(client, high=4 * self.batch, max_bytes=self.cfg.inbox_max_bytes)
             try:
                 async with client:
                     self.metrics.mqtt_connects.inc()
@@ -380,7 +218,7 @@ class Ingest:
         committing: asyncio.Task[None] | None = None
         try:
             while True:
-                if acker.paused and len(inbox) <= low:
+                if acker.paused and len(inbox) <= low and acker.inbox_bytes <= acker.max_bytes // 2:
                     acker.resume_reading()
                 if not inbox:
                     if committing is not None:  # nothing to decode meanwhile: finish the commit first
@@ -394,19 +232,23 @@ class Ingest:
                     arrived.cancel()
                     if acker.disconnected.done():
                         # Unacknowledged: the broker sends these again to our persistent session.
-                        inbox.clear()
+                        acker.drop_all()
                         acker.disconnected.result()  # raises the MqttError that says why
                         raise aiomqtt.MqttError("disconnected")
                     if not inbox:
                         return  # stopped
-                batch = inbox[: self.batch]
-                del inbox[: self.batch]
+                waiting = acker.inbox_bytes
+                batch = acker.take(self.batch, self.cfg.batch_max_bytes)
                 self.queue_peak = max(self.queue_peak, len(batch) + len(inbox))
-                readings = await self._decode(batch, client)
+                self.inbox_peak_bytes = max(self.inbox_peak_bytes, waiting)
+                self.metrics.ingest_inbox_bytes.set(waiting)
+                self.metrics.ingest_paused.inc(acker.pauses)
+                acker.pauses = 0
+                readings, retained = await self._decode(batch, client)
                 if committing is not None:
                     await committing  # raises JournalError: neither that batch nor this one is acknowledged
                     backoff.reset()
-                committing = asyncio.create_task(self._commit(batch, readings, acker))
+                committing = asyncio.create_task(self._commit(batch, readings, retained, acker))
                 if stop.is_set():
                     await committing
                     committing = None
@@ -416,29 +258,76 @@ class Ingest:
             if committing is not None and not committing.done():
                 committing.cancel()
 
-    async def _decode(self, batch: list[Inbound], client: aiomqtt.Client) -> list[Reading]:
+    async def _decode(self, batch: list[Inbound], client: aiomqtt.Client) -> tuple[list[Reading], dict[str, Memo]]:
+        """The readings to journal, and the retained payloads among them (to remember around the commit)."""
         now = time.time_ns()
+        catalogue = self.catalogue()
         readings: list[Reading] = []
+        retained: dict[str, Memo] = {}
+        faults: dict[tuple[str, str], ClockFault] = {}
         for i, m in enumerate(batch):
             if i % 64 == 63:
                 await asyncio.sleep(0)  # a batch of packs is tens of ms of decoding: let the store's I/O through
             topic, payload = m.topic, m.payload
-            decoded = decode(topic, payload, now)
-            readings.extend(decoded.readings)
-            if decoded.rejections:
-                for rej in decoded.rejections:
+            if m.retain:
+                when = self._retained_time(topic, payload, now, retained)
+                if when is None:
+                    continue  # acknowledged with the batch, never journaled
+                decoded = decode(topic, payload, when, catalogue=catalogue, max_skew_ns=self.max_skew_ns)
+            else:
+                decoded = decode(
+                    topic, payload, now, catalogue=catalogue, max_skew_ns=self.max_skew_ns, stamp=self.receipts.stamp
+                )
+            kept, refused = self.admission.admit(decoded.readings) if decoded.readings else ([], [])
+            readings.extend(kept)
+            rejections = decoded.rejections + refused if refused else decoded.rejections
+            if rejections:
+                for rej in rejections:
                     self.metrics.readings_rejected.labels(rej.reason).inc()
                     self.log_rejection(topic, rej.reason, rej.detail)
+                    if rej.reason == "future_timestamp" and rej.station and rej.parameter and rej.ts_ns is not None:
+                        faults[(rej.station, rej.parameter)] = ClockFault(rej.station, rej.parameter, rej.ts_ns, now)
                 if self.dead_letter is not None:
-                    await self._keep_dead_letter(client, topic, payload, decoded.rejections)
+                    await self._keep_dead_letter(client, topic, payload, rejections)
         self.metrics.messages_received.inc(len(batch))
-        return readings
+        if self.on_clock_fault is not None:
+            for fault in faults.values():
+                self.on_clock_fault(fault)
+        return readings, retained
 
-    async def _commit(self, batch: list[Inbound], readings: list[Reading], acker: PahoControl) -> None:
+    def _retained_time(self, topic: str, payload: bytes | bytearray, now: int, pending: dict[str, Memo]) -> int | None:
+        """The receipt time for a retained message, or None to drop it: ignored, or taken already."""
+        if self.retained is None:
+            self.metrics.retained_ignored.labels("ignored").inc()
+            return None
+        d = digest(payload)
+        memo = pending.get(topic) or self.retained.get(topic)
+        if memo is not None and memo.digest == d:
+            if memo.taken:
+                self.metrics.retained_ignored.labels("taken").inc()
+                return None
+            when = memo.ts_ns  # remembered, maybe not journaled: the same time, so the journal knows it
+        else:
+            when = now
+        memo = Memo(d, when, False)
+        pending[topic] = memo
+        self.retained.remember(topic, memo)
+        return when
+
+    async def _commit(
+        self, batch: list[Inbound], readings: list[Reading], retained: dict[str, Memo], acker: PahoControl
+    ) -> None:
+        memo = self.retained
+        if retained and memo is not None:
+            # Before the journal: a crash between the two re-uses the same times, which the journal recognises.
+            await asyncio.to_thread(memo.write, memo.snapshot())
         new = await asyncio.to_thread(self.journal.append, readings)  # raises JournalError: no ack
         self.metrics.health.ok("journal")
         self.metrics.readings_accepted.inc(new)
         self.metrics.readings_duplicate.inc(len(readings) - new)
+        if retained and memo is not None:
+            memo.mark_taken(list(retained))
+            await asyncio.to_thread(memo.write, memo.snapshot())
         acker.ack(batch)
         if new:
             self.on_journaled()

@@ -163,6 +163,7 @@ class Service:
             stations=lambda: self.thresholds.stations,
             catalogue=lambda: self.thresholds.catalogue,
             admission=self.cfg.admission,
+            on_clock_fault=self.evaluation.clock_fault,
         )
         return True
 
