@@ -62,28 +62,35 @@ def run_scenario() -> list[AlertEvent]:
 
 def test_the_trend_warning_comes_before_the_limit_at_every_station() -> None:
     events = run_scenario()
-    first: dict[tuple[str, str], int] = {}
+    first: dict[tuple[str, str, str], int] = {}
     for e in events:
-        if e.state == "firing":
-            first.setdefault((e.station, e.rule), e.ts_ns)
+        first.setdefault((e.station, e.rule, e.state), e.ts_ns)
     for station in ("lalang", "yemao", "luodong", "sancha", "nuomitan"):
-        ahead = first[(station, "instantaneous")] - first[(station, "rate")]
-        assert ahead >= 6 * HOUR, (station, ahead / HOUR)
+        # the trend's first notice 6 h before the limit's first notice, and the confirmed warning 6 h before
+        # the confirmed alert
+        for state in ("unconfirmed", "firing"):
+            ahead = first[(station, "instantaneous", state)] - first[(station, "rate", state)]
+            assert ahead >= 6 * HOUR, (station, state, ahead / HOUR)
+        # each confirmed by the next reading, two hours after its first notice
+        for rule in ("rate", "instantaneous"):
+            assert first[(station, rule, "firing")] - first[(station, rule, "unconfirmed")] == 2 * HOUR
     # the intake's peak is 0.0037 mg/L: neither over its Class II limit nor rising fast enough to warn
     assert not [e for e in events if e.station == "liuzhou-hexi"]
-    # one warning per station and incident, not one per noisy slope; each clears once the plume has passed
+    # one warning per station and incident, not one per noisy slope (none withdrawn); each clears once the
+    # plume has passed
     trend = [(e.station, e.state) for e in events if e.rule == "rate"]
     assert sorted(trend) == sorted(
         (s, state)
         for s in PULSES
         if s != "liuzhou-hexi"
-        for state in ("firing", "resolved")
+        for state in ("unconfirmed", "firing", "resolved")
         if (s, state) != ("nuomitan", "resolved")
     )
-    warning = next(e for e in events if e.rule == "rate")
-    assert warning.alert_id == "lalang/cd/cadmium-trend/20120116T0800Z"
-    assert warning.severity == "warning" and warning.detail == "rising 0.0001249 mg/L per hour over the last 12 h"
-    assert warning.ratio < 1
+    notice, warning = [e for e in events if e.rule == "rate"][:2]
+    assert (notice.state, warning.state) == ("unconfirmed", "firing")
+    assert notice.alert_id == warning.alert_id == "lalang/cd/cadmium-trend/20120116T0800Z"
+    assert notice.severity == "warning" and notice.detail == "rising 0.0001249 mg/L per hour over the last 12 h"
+    assert warning.severity == "warning" and warning.ratio < 1
 
 
 def test_calibration_readings_are_ignored() -> None:
@@ -93,7 +100,11 @@ def test_calibration_readings_are_ignored() -> None:
         for i, (v, f) in enumerate([(0.001, None), (0.05, "calibration"), (0.06, "calibration"), (0.001, None)])
     ]
     assert ev.process(readings, now_ns=0) == []
-    fired = ev.process([Reading("liuzhou-hexi", "cd", T0 + 4 * HOUR, 0.006)], now_ns=0)
-    assert [(e.state, e.limit.describe()) for e in fired] == [("firing", "0.005 mg/L (GB 3838-2002 Class II)")]
-    # and a calibration reading cannot clear it either
+    first = ev.process([Reading("liuzhou-hexi", "cd", T0 + 4 * HOUR, 0.006)], now_ns=0)
+    assert [(e.state, e.limit.describe()) for e in first] == [("unconfirmed", "0.005 mg/L (GB 3838-2002 Class II)")]
+    # a calibration reading neither confirms nor withdraws it: the next river reading does
     assert ev.process([Reading("liuzhou-hexi", "cd", T0 + 5 * HOUR, 0.0, "calibration")], now_ns=0) == []
+    fired = ev.process([Reading("liuzhou-hexi", "cd", T0 + 6 * HOUR, 0.007)], now_ns=0)
+    assert [(e.state, e.alert_id) for e in fired] == [("firing", first[0].alert_id)]
+    # and a calibration reading cannot clear it either
+    assert ev.process([Reading("liuzhou-hexi", "cd", T0 + 7 * HOUR, 0.0, "calibration")], now_ns=0) == []

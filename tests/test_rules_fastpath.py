@@ -26,6 +26,9 @@ from monitor.thresholds import ThresholdSet, load
 
 T0 = 1_326_664_800 * 10**9  # 2012-01-15T22:00Z: the cr6 limit steps down at 2012-01-16T00:00Z, 8 steps later
 STEP = 15 * 60 * 10**9
+# The wall clock: a replay of 2012 data in 2025, so stream time follows the data (a reading's time never takes
+# the clock past the wall clock, so a wall clock before the data would stop it).
+WALL = 1_750_000_000 * 10**9
 STATIONS = ("s1", "s2", "s3", "s4")
 # Parameters: cd, pb, cu, do (a minimum), ph (a range), cr6 (a dated step) are simple unless a station or
 # rule says otherwise; zn is screened (range), ni depends on hardness, temp has no limit.
@@ -105,6 +108,14 @@ STANDARD = """
 
     [instruments.zn]
     range = [0.0, 10.0]
+
+    # Only the screens above: the shipped instrument defaults and sensor health make every series stateful,
+    # and a stateful series never takes the fast path this file is about.
+    [screen]
+    instrument_defaults = false
+    gap_factor = 0
+    below_dl_run = 0
+    maintenance_max = "0s"
     """
 BEFORE = (
     STANDARD
@@ -289,15 +300,17 @@ def test_the_fast_path_gives_the_per_series_events(
             new = after if ref.thresholds is before else before
             reloaded = [[event(e) for e in ev.reload(new, "III")] for ev in evaluators]
             assert all(r == reloaded[0] for r in reloaded), k
-        want_checks = ref.rules.evaluate(batch, now_ns=0)
+        want_checks = ref.rules.evaluate(batch, now_ns=WALL)
         want = [e for c in want_checks for e in ref.book.update(c)]
         want.sort(key=lambda e: e.ts_ns)
         want_events = [event(e) for e in want]
 
         # process() puts events of equal times in the order of the readings that caused them.
-        assert [event(e) for e in fast.process(batch, now_ns=0)] == [event(e) for e in in_batch_order(want, batch)], k
+        assert [event(e) for e in fast.process(batch, now_ns=WALL)] == [
+            event(e) for e in in_batch_order(want, batch)
+        ], k
 
-        got_checks = listed.rules.evaluate(batch, now_ns=0)
+        got_checks = listed.rules.evaluate(batch, now_ns=WALL)
         assert all(isinstance(c, SeriesCheck) for c in got_checks)
         assert [check(c) for c in got_checks] == [check(c) for c in want_checks], k  # type: ignore[arg-type]
         got = [e for c in got_checks for e in listed.book.update(c)]
@@ -305,11 +318,11 @@ def test_the_fast_path_gives_the_per_series_events(
         assert [event(e) for e in got] == want_events, k
 
         # One QuietChecks at the end: the same events, each alert's in the same order (time order overall).
-        got_bulk = [event(e) for c in bulk.rules.evaluate(batch, now_ns=0) for e in bulk.book.update(c)]
+        got_bulk = [event(e) for c in bulk.rules.evaluate(batch, now_ns=WALL) for e in bulk.book.update(c)]
         assert sorted(got_bulk, key=repr) == sorted(want_events, key=repr), k
         assert by_alert(got_bulk) == by_alert(want_events), k
 
-        now = (tick + 1) * STEP
+        now = WALL + (tick + 1) * STEP
         want_silent = [check(c) for c in ref.rules.silent(now)]
         want_tick = [event(e) for e in ref.tick(now)]
         for ev in evaluators[1:]:
@@ -323,7 +336,8 @@ def test_the_fast_path_gives_the_per_series_events(
 
 
 def test_one_exceedance_among_100k_quiet_readings_fires_once(sets: tuple[ThresholdSet, ThresholdSet]) -> None:
-    """2000 series × 50 readings, all compliant but the last reading of series k: one firing event, for k."""
+    """2000 series × 50 readings, all compliant but the last reading of series k: one unconfirmed notice, for
+    k; the next reading over confirms it, and two calm readings over clear_hold clear it."""
     before, _ = sets
     stations = [f"q{i}" for i in range(400)]
     params = ("cd", "pb", "cu", "do", "ph")
@@ -337,8 +351,8 @@ def test_one_exceedance_among_100k_quiet_readings_fires_once(sets: tuple[Thresho
     readings[last] = readings[last]._replace(value=2.5)
 
     ev = Evaluator(before, "III")
-    events = ev.process(readings, now_ns=0)
-    assert [(e.state, e.station, e.parameter, e.ts_ns) for e in events] == [("firing", *k, T0 + 49 * STEP)]
+    events = ev.process(readings, now_ns=WALL)
+    assert [(e.state, e.station, e.parameter, e.ts_ns) for e in events] == [("unconfirmed", *k, T0 + 49 * STEP)]
     e = events[0]
     assert (e.value, e.ratio, e.limit.value, e.limit.kind, e.severity) == (
         2.5,
@@ -351,14 +365,25 @@ def test_one_exceedance_among_100k_quiet_readings_fires_once(sets: tuple[Thresho
 
     # Without the open alerts (the benchmark's way): the same one event; then the series recovers.
     rules, book = Rules(before, "III"), AlertBook(before.alerts.tiers, clear_hold_ns=before.alerts.clear_hold_ns)
-    checks = rules.evaluate(readings, now_ns=0)
+    checks = rules.evaluate(readings, now_ns=WALL)
     assert isinstance(checks[-1], QuietChecks) and len(checks[-1]) == 1999 and k not in checks[-1]
     assert [event(x) for c in checks for x in book.update(c)] == [event(e)]
-    # Calm for clear_hold (15 min): two readings.
-    calm = [r._replace(ts_ns=r.ts_ns + j * STEP, value=quiet[r.parameter]) for j in (50, 51) for r in readings[-2000:]]
-    for run in (ev.process(calm, now_ns=0), [x for c in rules.evaluate(calm, now_ns=0) for x in book.update(c)]):
+    # The next reading of k is over too: the alert is confirmed (the other series stay on the fast path).
+    again = [
+        r._replace(ts_ns=r.ts_ns + STEP, value=2.5 if r[:2] == k else quiet[r.parameter]) for r in readings[-2000:]
+    ]
+    for run in (
+        ev.process(again, now_ns=WALL),
+        [x for c in rules.evaluate(again, now_ns=WALL) for x in book.update(c)],
+    ):
         assert [(x.state, x.station, x.parameter, x.ts_ns, x.alert_id) for x in run] == [
-            ("resolved", *k, T0 + 100 * STEP, e.alert_id)
+            ("firing", *k, T0 + 50 * STEP, e.alert_id)
+        ]
+    # Calm: two readings in a row (clear_readings), 15 min apart (clear_hold).
+    calm = [r._replace(ts_ns=T0 + j * STEP, value=quiet[r.parameter]) for j in (51, 52) for r in readings[-2000:]]
+    for run in (ev.process(calm, now_ns=WALL), [x for c in rules.evaluate(calm, now_ns=WALL) for x in book.update(c)]):
+        assert [(x.state, x.station, x.parameter, x.ts_ns, x.alert_id) for x in run] == [
+            ("resolved", *k, T0 + 52 * STEP, e.alert_id)
         ]
 
 
@@ -379,8 +404,8 @@ def test_late_and_repeated_readings_of_quiet_series_are_dropped_as_on_the_per_se
     ]
     ref, fast = Rules(before, "III", fast=False), Rules(before, "III")
     for b in batches:
-        want = [check(c) for c in ref.evaluate(b, now_ns=0) if isinstance(c, SeriesCheck)]
-        assert [check(c) for c in fast.evaluate(b, now_ns=0)] == want  # type: ignore[arg-type]
+        want = [check(c) for c in ref.evaluate(b, now_ns=WALL) if isinstance(c, SeriesCheck)]
+        assert [check(c) for c in fast.evaluate(b, now_ns=WALL)] == want  # type: ignore[arg-type]
     assert fast.late == ref.late == 3
     slot = fast.table.slot_of[("s2", "cd")]
     assert (int(fast.table.last_ts[slot]), float(fast.table.last_value[slot])) == (T0 + 4 * STEP, 0.001)
@@ -388,16 +413,20 @@ def test_late_and_repeated_readings_of_quiet_series_are_dropped_as_on_the_per_se
 
 
 def test_reload_changes_which_series_take_the_fast_path(sets: tuple[ThresholdSet, ThresholdSet]) -> None:
-    """s4/cd is simple before the reload and has a persistence rule after it: two exceedances then fire."""
+    """s4/cd is simple before the reload and has a persistence rule after it: two exceedances then open the
+    alert, a third confirms it."""
     before, after = sets
     ev, ref = Evaluator(before, "III"), Evaluator(before, "III", fast=False)
     first = [Reading("s4", "cd", T0, 0.001)]
-    assert ev.process(first, now_ns=0) == ref.process(first, now_ns=0) == []
+    assert ev.process(first, now_ns=WALL) == ref.process(first, now_ns=WALL) == []
     assert ev.reload(after) == ref.reload(after) == []
-    over = [Reading("s4", "cd", T0 + STEP, 0.02), Reading("s4", "cd", T0 + 2 * STEP, 0.02)]
-    got, want = ev.process(over, now_ns=0), ref.process(over, now_ns=0)
+    over = [Reading("s4", "cd", T0 + i * STEP, v) for i, v in ((1, 0.02), (2, 0.021), (3, 0.022))]
+    got, want = ev.process(over, now_ns=WALL), ref.process(over, now_ns=WALL)
     assert [event(e) for e in got] == [event(e) for e in want]
-    assert [(e.state, e.ts_ns, e.rule) for e in got] == [("firing", T0 + 2 * STEP, "persistence")]
+    assert [(e.state, e.ts_ns, e.rule) for e in got] == [
+        ("unconfirmed", T0 + 2 * STEP, "persistence"),
+        ("firing", T0 + 3 * STEP, "persistence"),
+    ]
 
 
 def both(before: ThresholdSet) -> tuple[Evaluator, Evaluator]:
@@ -411,13 +440,13 @@ def test_a_series_that_loses_its_plan_at_a_reload_starts_afresh_when_it_gets_one
     before, after = sets
     ev, ref = both(before)
     for e in (ev, ref):
-        assert e.process([Reading("s2", "cu", T0 + 5 * STEP, 0.5)], now_ns=0) == []
+        assert e.process([Reading("s2", "cu", T0 + 5 * STEP, 0.5)], now_ns=WALL) == []
         e.reload(after)
         e.reload(before)
     older = [Reading("s2", "cu", T0 + STEP, 3.0)]
-    got, want = ev.process(older, now_ns=0), ref.process(older, now_ns=0)
+    got, want = ev.process(older, now_ns=WALL), ref.process(older, now_ns=WALL)
     assert [event(e) for e in got] == [event(e) for e in want]
-    assert [(e.state, e.ts_ns) for e in got] == [("firing", T0 + STEP)]
+    assert [(e.state, e.ts_ns) for e in got] == [("unconfirmed", T0 + STEP)]
     assert ev.rules.late == ref.rules.late == 0
 
 
@@ -433,10 +462,10 @@ def test_of_repeated_times_the_first_reading_is_the_series_last_one(sets: tuple[
         Reading("s3", "cd", T0, 0.0015),
     ]
     for e in (ev, ref):
-        assert e.process(batch, now_ns=0) == []
+        assert e.process(batch, now_ns=WALL) == []
         e.reload(after)
     silence = 10 * STEP
-    got, want = ev.tick(silence), ref.tick(silence)
+    got, want = ev.tick(WALL + silence), ref.tick(WALL + silence)
     assert [event(e) for e in got] == [event(e) for e in want]
     assert [(e.parameter, e.state, e.value) for e in got] == [("cd", "firing", 0.001), ("do", "firing", 7.0)]
 
@@ -447,10 +476,10 @@ def test_a_dated_step_keeps_a_series_on_the_fast_path_between_steps(sets: tuple[
     rules = Rules(before, "III")
     rules.quiet_expand = 0
     for i in range(3):
-        rules.evaluate([Reading("s2", "cr6", T0 + i * STEP, 0.07)], now_ns=0)
-    checks = rules.evaluate([Reading("s2", "cr6", T0 + 4 * STEP, 0.07)], now_ns=0)
+        rules.evaluate([Reading("s2", "cr6", T0 + i * STEP, 0.07)], now_ns=WALL)
+    checks = rules.evaluate([Reading("s2", "cr6", T0 + 4 * STEP, 0.07)], now_ns=WALL)
     assert len(checks) == 1 and isinstance(checks[0], QuietChecks) and ("s2", "cr6") in checks[0]
-    checks = rules.evaluate([Reading("s2", "cr6", T0 + 8 * STEP, 0.07)], now_ns=0)  # 0.07 > 0.05 from here on
+    checks = rules.evaluate([Reading("s2", "cr6", T0 + 8 * STEP, 0.07)], now_ns=WALL)  # 0.07 > 0.05 from here on
     assert len(checks) == 1
     assert [(c.parameter, c.limit.value, bool(c.violated[0])) for c in checks if isinstance(c, SeriesCheck)] == [
         ("cr6", 0.05, True)

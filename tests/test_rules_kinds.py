@@ -15,7 +15,9 @@ from monitor.domain.reading import Reading
 from monitor.ingest.decode import BELOW_DL_FLAG, parse_below_dl
 from monitor.notify.render import parse_offset, render
 from monitor.rules import Ring, Rules
+from monitor.rules.timeofday import local_time
 from monitor.thresholds import ThresholdSet, load, shipped_path
+from monitor.thresholds.model import CLEAR_HOLD_CYCLE
 
 T0 = 1_326_585_600 * 10**9  # 2012-01-15T00:00:00Z
 HOUR = 3600 * 10**9
@@ -23,10 +25,43 @@ GB = shipped_path()
 LONGJIANG = shipped_path("longjiang-stations.toml")
 
 
-def thresholds(tmp_path: Path, text: str, *more: Path) -> ThresholdSet:
+# What these tests assume unless they say otherwise: one step per transition (an alert fires at the first
+# violating reading and clears at the first calm one), only the screens the test sets and no sensor-health
+# alerts it does not ask for (learnt gaps, below-DL runs, long maintenance), so that each test
+# sees its rule kind alone. The shipped defaults (two-step alerts, instrument screening) have their own tests.
+SINGLE_STEP: dict[str, tuple[str, ...]] = {
+    "alerts": ("confirm = 1", "clear_readings = 1", 'clear_hold = "0s"'),
+    "screen": ("instrument_defaults = false", "gap_factor = 0", "below_dl_run = 0", 'maintenance_max = "0s"'),
+}
+
+
+def single_step(text: str) -> str:
+    """The test's TOML with the SINGLE_STEP keys it does not set itself added to its [alerts] and [screen]
+    (each table may appear only once across the files, so they go into the test's own tables)."""
+    lines = textwrap.dedent(text).splitlines()
+    for table, keys in SINGLE_STEP.items():
+        header = next((i for i, line in enumerate(lines) if line.strip() == f"[{table}]"), None)
+        if header is None:
+            lines += ["", f"[{table}]", *keys]
+            continue
+        end = next((i for i in range(header + 1, len(lines)) if lines[i].lstrip().startswith("[")), len(lines))
+        have = {line.split("=")[0].strip() for line in lines[header + 1 : end] if "=" in line}
+        lines[header + 1 : header + 1] = [k for k in keys if k.split("=")[0].strip() not in have]
+    return "\n".join(lines) + "\n"
+
+
+def thresholds(tmp_path: Path, text: str, *more: Path, shipped_defaults: bool = False) -> ThresholdSet:
+    """GB 3838, the Longjiang stations, `more` and the test's TOML (made SINGLE_STEP unless `shipped_defaults`)."""
     path = tmp_path / "rules.toml"
-    path.write_text(textwrap.dedent(text), encoding="utf-8")
+    path.write_text(textwrap.dedent(text) if shipped_defaults else single_step(text), encoding="utf-8")
     return load([GB, LONGJIANG, *more, path])
+
+
+def single_step_file(tmp_path: Path) -> Path:
+    """A file that says only SINGLE_STEP, for tests that load shipped standards alone."""
+    path = tmp_path / "single-step.toml"
+    path.write_text(single_step(""), encoding="utf-8")
+    return path
 
 
 def series(
@@ -123,9 +158,9 @@ def test_rolling_mean_waits_until_the_window_has_filled_and_says_why(tmp_path: P
     assert [e.rule for e in events] == ["instantaneous", "mean"]  # 0.0058 itself is over the limit too
 
 
-def test_a_mean_limit_of_the_standard_is_checked_on_its_own() -> None:
+def test_a_mean_limit_of_the_standard_is_checked_on_its_own(tmp_path: Path) -> None:
     """The WFD AA-EQS is an annual average: a rolling 365-day mean, silent until a year of data is in."""
-    ts = load([shipped_path("eu-wfd-eqs-cadmium.toml")])
+    ts = load([shipped_path("eu-wfd-eqs-cadmium.toml"), single_step_file(tmp_path)])
     spec = ts.spec("x", "cd", "III")
     assert spec is not None and spec.mean is not None and spec.mean_window_ns == 365 * 24 * HOUR
     assert [lim.value for lim in spec.mean.limits] == [0.00008, 0.00008, 0.00009, 0.00015, 0.00025]
@@ -301,10 +336,12 @@ def test_a_station_wide_no_data_rule(tmp_path: Path) -> None:
         """,
     )
     ev = Evaluator(ts, "III")
-    ev.process(series([0.001, 0.001]) + series([7.0, 7.1], parameter="ph"), now_ns=0)
-    fired = ev.tick(now_ns=0 + 3 * HOUR + 1)
+    # live: the wall clock is at the newest reading (a reading's time never takes the clock past the wall clock)
+    ev.process(series([0.001, 0.001]) + series([7.0, 7.1], parameter="ph"), now_ns=T0 + HOUR)
+    assert ev.tick(now_ns=T0 + 3 * HOUR - 1) == []
+    fired = ev.tick(now_ns=T0 + 3 * HOUR + 1)
     assert [(e.station, e.parameter, e.severity, e.ts_ns) for e in fired] == [("lalang", "*", "serious", T0 + 3 * HOUR)]
-    back = ev.process(series([7.0], parameter="ph", start=T0 + 5 * HOUR), now_ns=0)
+    back = ev.process(series([7.0], parameter="ph", start=T0 + 5 * HOUR), now_ns=T0 + 5 * HOUR)
     assert [e.state for e in back] == ["resolved"]
 
 
@@ -339,9 +376,16 @@ def test_flatline_marks_the_nth_identical_value_suspect(tmp_path: Path) -> None:
     rules.evaluate(series([0.006, 0.006]), now_ns=0)
     rules.evaluate(series([0.006, 0.006, 0.007], start=T0 + 2 * HOUR), now_ns=0)
     assert rules.screened == {"flatline": 2}
-    # the stuck readings are neither alarms nor clearances: the alert fired by the first two stays open
+    # the stuck readings are neither alarms nor clearances: the alert fired by the first two stays open, and
+    # the third equal reading raises a sensor alert (the analyser cannot see) that the next change clears
     events = run(ts, series([0.006, 0.006, 0.006, 0.006, 0.001]))
-    assert brief(events) == [("instantaneous", "firing", 0), ("instantaneous", "resolved", 4)]
+    assert brief(events) == [
+        ("instantaneous", "firing", 0),
+        ("stuck", "firing", 2),
+        ("stuck", "resolved", 4),
+        ("instantaneous", "resolved", 4),
+    ]
+    assert [e.category for e in events] == ["water", "sensor", "sensor", "water"]
 
 
 def test_a_lone_spike_is_suspect_but_a_level_shift_is_real(tmp_path: Path) -> None:
@@ -358,7 +402,10 @@ def test_a_lone_spike_is_suspect_but_a_level_shift_is_real(tmp_path: Path) -> No
     lone = run(ts, series([*base, 0.2, 0.001, 0.0011]))
     assert lone == []  # the lone 0.2 is screened out
     front = run(ts, series([*base, 0.02, 0.03, 0.04]))
-    assert brief(front) == [("instantaneous", "firing", 6)]  # confirmed by the next reading
+    # 0.02 is held until the next reading; 0.03 rises with it, which releases it, judged at its own time
+    # (4 × the limit), and 0.03 (6 ×) escalates
+    assert brief(front) == [("instantaneous", "firing", 5), ("instantaneous", "escalated", 6)]
+    assert [(e.value, e.severity) for e in front] == [(0.02, "warning"), (0.03, "serious")]
     rules = Rules(ts, "III")
     rules.evaluate(series([*base, 0.2, 0.001]), now_ns=0)
     assert [(r[2] - T0) // HOUR for r in rules.suspects] == [5] and rules.suspects[0][4] == "spike"
@@ -376,8 +423,12 @@ def test_outside_the_instrument_range_is_suspect(tmp_path: Path) -> None:
         unit = "ug/L"
         """,
     )
-    assert run(ts, series([15.2], parameter="ph")) == []
-    assert run(ts, series([0.6], station="gauge")) == []  # 600 µg/L is beyond this station's analyser
+    # outside the range: never a water alert, a sensor alert about the instrument instead
+    out = run(ts, series([15.2], parameter="ph"))
+    assert [(e.rule, e.state, e.category) for e in out] == [("range", "firing", "sensor")]
+    assert "outside the instrument range" in out[0].detail
+    gauge = run(ts, series([0.6], station="gauge"))  # 600 µg/L is beyond this station's analyser
+    assert [(e.rule, e.category) for e in gauge] == [("range", "sensor")]
     assert brief(run(ts, series([0.4], station="gauge"))) == [("instantaneous", "firing", 0)]
     assert brief(run(ts, series([0.6]))) == [("instantaneous", "firing", 0)]
 
@@ -459,16 +510,17 @@ def test_a_rule_can_have_its_own_hysteresis(tmp_path: Path) -> None:
     assert brief(run(ts, series([6.0, 7.0], parameter="do"))) == []  # others keep the default
 
 
-def test_the_alert_book_keeps_the_first_version_defaults() -> None:
+def test_the_alert_book_defaults_to_two_steps_and_a_held_clearance() -> None:
     book = AlertBook()
-    assert book.severity(1) == "warning" and book.severity(3) == "critical" and book.clear_hold_ns == 0
+    assert book.severity(1) == "warning" and book.severity(3) == "critical"
+    assert (book.confirm, book.clear_readings, book.clear_hold_ns) == (2, 2, CLEAR_HOLD_CYCLE)
 
 
 # ---------------------------------------------------------------- limits that depend on time or on another parameter
 
 
 def test_a_hardness_band_picks_the_cadmium_eqs(tmp_path: Path) -> None:
-    ts = load([shipped_path("eu-wfd-eqs-cadmium.toml")])
+    ts = load([shipped_path("eu-wfd-eqs-cadmium.toml"), single_step_file(tmp_path)])
     ev = Evaluator(ts, "III")
     # no hardness yet: the most protective band (0.45 µg/L); then 120 mg/L CaCO3 (class 4: 0.9 µg/L)
     first = ev.process(series([0.0006], station="rhine"), now_ns=0)
@@ -496,8 +548,8 @@ def test_a_station_can_assume_a_hardness(tmp_path: Path) -> None:
     assert run(ts, series([0.0012], station="rhine")) == []  # class 5: 1.5 µg/L
 
 
-def test_a_dated_step_applies_by_the_reading_date() -> None:
-    ts = load([shipped_path("eu-dwd-2020-2184.toml")])
+def test_a_dated_step_applies_by_the_reading_date(tmp_path: Path) -> None:
+    ts = load([shipped_path("eu-dwd-2020-2184.toml"), single_step_file(tmp_path)])
     spec = ts.spec("tap", "pb", "III")
     assert spec is not None
     before = 2_000_000_000 * 10**9  # 2033
@@ -575,3 +627,47 @@ def test_every_kind_of_event_renders(tmp_path: Path) -> None:
         for language in ("en", "zh"):
             m = render(e, language, ts.stations, parse_offset("+08:00"))
             assert e.station in m.title + m.body
+
+
+# ---------------------------------------------------------------- what a user gets out of the box
+
+
+def shipped(values: Sequence[float], parameter: str = "cd", flags: dict[int, str] | None = None) -> list[AlertEvent]:
+    """Two-hourly readings at Luodong through the shipped files alone, every default in force."""
+    readings = series(values, station="luodong", parameter=parameter, every=2 * HOUR, flags=flags)
+    return Evaluator(load([GB, LONGJIANG]), "III").process(readings, now_ns=readings[-1].ts_ns)
+
+
+def test_by_default_the_first_reading_over_is_unconfirmed_and_the_second_confirms_it() -> None:
+    events = shipped([0.0007, 0.0009, 0.012, 0.015, 0.001, 0.0011, 0.0012])
+    # one calm reading (08:00) does not clear it; the second, a cycle later, does
+    assert [(e.state, (e.ts_ns - T0) // HOUR, e.category) for e in events] == [
+        ("unconfirmed", 4, "water"),
+        ("firing", 6, "water"),
+        ("resolved", 10, "water"),
+    ]
+    assert len({e.alert_id for e in events}) == 1
+    # a reading back under the limit before the confirmation withdraws it: no alert a bureau acts on
+    withdrawn = shipped([0.0007, 0.0009, 0.012, 0.0009, 0.0011])
+    assert [(e.state, (e.ts_ns - T0) // HOUR) for e in withdrawn] == [("unconfirmed", 4), ("withdrawn", 6)]
+
+
+def test_by_default_a_9999_cadmium_reading_is_a_sensor_fault_not_a_water_alert() -> None:
+    events = shipped([0.0007, 9999.0, 9999.0, 0.0008])
+    assert not [e for e in events if e.category == "water"]
+    assert [(e.rule, e.state, (e.ts_ns - T0) // HOUR, e.category) for e in events] == [
+        ("range", "firing", 2, "sensor"),
+        ("range", "resolved", 6, "sensor"),
+    ]
+    assert "reads 9999 mg/L, outside the instrument range 0–10 mg/L" in events[0].detail
+    since = local_time(T0 + 2 * HOUR, "Asia/Shanghai")  # the first reading out of range, in the station's time
+    assert f"since {since}:" in events[0].detail, events[0].detail
+
+
+def test_by_default_dissolved_oxygen_below_its_detection_limit_is_no_minimum_violation() -> None:
+    # 0.03 mg/L is below the shipped DO detection limit 0.05, as is a "<DL" flagged 0.05: "unknown below
+    # 0.05", a blank (reagent out) more likely than an anoxic river; neither is a water alert
+    assert [e for e in shipped([8.0, 0.03, 0.05, 7.9], parameter="do", flags={2: "<DL"}) if e.category == "water"] == []
+    # a real low reading above the detection limit still violates the 5 mg/L minimum
+    low = shipped([8.0, 4.0, 3.9, 8.1], parameter="do")
+    assert [(e.state, (e.ts_ns - T0) // HOUR) for e in low] == [("unconfirmed", 2), ("firing", 4)]

@@ -87,16 +87,25 @@ def test_a_rule_that_disappears_resolves_its_alerts(tmp_path: Path) -> None:
         """),
         encoding="utf-8",
     )
-    ev = Evaluator(load([GB, LONGJIANG, rules]))
     values = [0.001, 0.0015, 0.0022, 0.003, 0.0035]
-    fired = ev.process([Reading("lalang", "cd", T0 + i * HOUR, v) for i, v in enumerate(values)], now_ns=0)
-    assert [(e.rule, e.state) for e in fired] == [("rate", "firing")]
+    readings = [Reading("lalang", "cd", T0 + i * HOUR, v) for i, v in enumerate(values)]
+    ev = Evaluator(load([GB, LONGJIANG, rules]))
+    fired = ev.process(readings, now_ns=0)
+    assert [(e.rule, e.state) for e in fired] == [("rate", "unconfirmed"), ("rate", "firing")]
     closed = ev.reload(load([GB, LONGJIANG]))
     assert [(e.alert_id, e.state, e.ts_ns, e.value) for e in closed] == [
         (fired[0].alert_id, "resolved", T0 + 4 * HOUR, 0.0035)
     ]
     assert closed[0].detail == "resolved because the reloaded thresholds no longer have this rule"
     assert ev.reload(load([GB, LONGJIANG])) == []
+    # an alert not confirmed yet is withdrawn, not resolved, and the next reading does not bring it back
+    ev = Evaluator(load([GB, LONGJIANG, rules]))
+    opened = ev.process(readings[:3], now_ns=0)
+    assert [(e.rule, e.state) for e in opened] == [("rate", "unconfirmed")]
+    gone = ev.reload(load([GB, LONGJIANG]))
+    assert [(e.alert_id, e.state, e.ts_ns) for e in gone] == [(opened[0].alert_id, "withdrawn", T0 + 2 * HOUR)]
+    assert gone[0].detail == "withdrawn because the reloaded thresholds no longer have this rule"
+    assert ev.process(readings[3:], now_ns=0) == []
 
 
 def test_a_changed_class_keeps_the_alert_and_judges_by_the_new_limit(tmp_path: Path) -> None:
@@ -104,24 +113,31 @@ def test_a_changed_class_keeps_the_alert_and_judges_by_the_new_limit(tmp_path: P
     strict.write_text('[classes]\ndefault = "I"\n', encoding="utf-8")
     ev = Evaluator(load([GB, LONGJIANG]))
     first = ev.process([Reading("lalang", "cd", T0, 0.006)], now_ns=0)
-    assert [(e.state, e.limit.klass) for e in first] == [("firing", "III")]
+    assert [(e.state, e.limit.klass) for e in first] == [("unconfirmed", "III")]
     assert ev.reload(load([GB, LONGJIANG, strict])) == []
-    # 0.004 is compliant in Class III, still 4 × the Class I limit 0.001: the same alert, escalated
+    # 0.004 is compliant in Class III, still 4 × the Class I limit 0.001: it confirms the same alert, by
+    # Class I; two calm readings under Class I clear it
     later = ev.process(
-        [Reading("lalang", "cd", T0 + HOUR, 0.004), Reading("lalang", "cd", T0 + 2 * HOUR, 0.0009)], now_ns=0
+        [Reading("lalang", "cd", T0 + i * HOUR, v) for i, v in [(1, 0.004), (2, 0.0009), (3, 0.0008)]], now_ns=0
     )
-    assert [(e.alert_id, e.state, e.limit.klass) for e in later] == [(first[0].alert_id, "resolved", "I")]
+    assert [(e.alert_id, e.state, e.limit.klass, (e.ts_ns - T0) // HOUR) for e in later] == [
+        (first[0].alert_id, "firing", "I", 1),
+        (first[0].alert_id, "resolved", "I", 3),
+    ]
 
 
 def test_rolling_windows_survive_a_reload(tmp_path: Path) -> None:
     rules = tmp_path / "mean.toml"
     rules.write_text('[[rules]]\nkind = "mean"\nparameter = "cd"\nwindow = "3h"\n', encoding="utf-8")
     ev = Evaluator(load([GB, LONGJIANG, rules]))
-    ev.process([Reading("lalang", "cd", T0 + i * HOUR, 0.0045) for i in range(4)], now_ns=0)
+    # not four equal readings: the fourth would be a stuck analyser (the shipped cadmium flatline)
+    values = [0.0045, 0.0046, 0.0045, 0.0046]
+    ev.process([Reading("lalang", "cd", T0 + i * HOUR, v) for i, v in enumerate(values)], now_ns=0)
     assert ev.pending() == {}
     ev.reload(load([GB, LONGJIANG, rules]))
-    events = ev.process([Reading("lalang", "cd", T0 + 4 * HOUR, 0.0065)], now_ns=0)  # mean 0.00517
-    assert [(e.rule, e.state) for e in events] == [("instantaneous", "firing"), ("mean", "firing")]
+    events = ev.process([Reading("lalang", "cd", T0 + 4 * HOUR, 0.0065)], now_ns=0)  # mean 0.0052
+    assert [(e.rule, e.state) for e in events] == [("instantaneous", "unconfirmed"), ("mean", "unconfirmed")]
+    assert events[1].value == pytest.approx((0.0045 + 0.0046 + 0.0065) / 3)
 
 
 def test_an_invalid_file_keeps_the_rules_in_force(tmp_path: Path) -> None:

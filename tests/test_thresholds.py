@@ -18,7 +18,7 @@ from monitor.thresholds import (
     shipped_path,
     show,
 )
-from monitor.thresholds.model import merged_settings
+from monitor.thresholds.model import CheckStandard, merged_settings
 from tests.thresholds_files import GB, LONGJIANG, STANDARD, write
 
 TABLE1 = [
@@ -499,30 +499,55 @@ def test_screen_and_instrument_tables_layer_into_each_series_screening(tmp_path:
         """,
     )
     ts = load([GB, path])
-    # the station's own table wins over [instruments.cd], which wins over [screen]; µg/L became mg/L
+    # the station's own table wins over [instruments.cd], which wins over [screen], which wins over the shipped
+    # instrument defaults (the cadmium check standard 0.010 mg/L is left from those); µg/L became mg/L
+    shipped_cd_check = CheckStandard(0.010, tolerance=0.1)
     assert ts.screening("s", "cd") == Screening(
-        range=(0.0, 0.05), detection_limit=0.0001, flatline=3, spike_mads=4.0, spike_floor=0.0005
+        range=(0.0, 0.05),
+        detection_limit=0.0001,
+        flatline=3,
+        spike_mads=4.0,
+        spike_floor=0.0005,
+        check=shipped_cd_check,
     )
     assert ts.screening("s", "cd").active
-    assert ts.screening("elsewhere", "ph") == Screening(flatline=6, spike_mads=4.0)
+    # [screen] flatline 6 beats the shipped pH flatline 8; range and check standard stay the shipped ones
+    assert ts.screening("elsewhere", "ph") == Screening(
+        range=(0.0, 14.0), flatline=6, spike_mads=4.0, check=CheckStandard(9.18, tolerance=0.01)
+    )
     assert ts.screening("elsewhere", "ph").spike_window == 0 and ts.screening("elsewhere", "ph").active
     # the settings as the files set them (no defaults), in the order `show` prints them
-    assert list(merged_settings(ts.screen_layers("s", "cd")).items()) == [
+    assert list(merged_settings(ts.screen_layers("s", "cd", shipped=False)).items()) == [
         ("flatline", 3),
         ("spike_mads", 4.0),
         ("spike_floor", 0.0005),
         ("range", (0.0, 0.05)),
         ("detection_limit", 0.0001),
     ]
-    assert merged_settings(ts.screen_layers("elsewhere", "ph")) == {"flatline": 6, "spike_mads": 4.0}
+    assert merged_settings(ts.screen_layers("elsewhere", "ph", shipped=False)) == {"flatline": 6, "spike_mads": 4.0}
+    assert merged_settings(ts.screen_layers("s", "cd"))["check"] == shipped_cd_check
     text = show([GB, path], "s")
-    shown = "  cd: flatline 3, spike_mads 4, spike_floor 0.0005, range (0.0, 0.05), detection_limit 0.0001"
-    assert f"{shown}    {path}:" in text
+    cd = next(line for line in text.splitlines() if line.startswith("  cd: "))
+    assert cd.startswith("  cd: flatline 3, range (0.0, 0.05), ") and "detection_limit 0.0001" in cd
+    assert cd.endswith(f"    {path}:14")
 
 
-def test_without_screen_tables_only_the_flags_screen(gb: ThresholdSet) -> None:
-    assert gb.screening("liuzhou-hexi", "cd") == Screening()
+def test_the_shipped_instrument_defaults_screen_every_series_unless_turned_off(
+    gb: ThresholdSet, tmp_path: Path
+) -> None:
+    # out of the box, at a station no file describes (only the shipped defaults apply): what the instrument
+    # can measure, its detection limit, its check standard, when it is stuck
+    assert gb.screening("a-new-station", "cd") == Screening(
+        range=(0.0, 10.0), flatline=4, check=CheckStandard(0.010, tolerance=0.1)
+    )
+    assert gb.screening("a-new-station", "do") == Screening(range=(0.0, 25.0), detection_limit=0.05, flatline=6)
+    assert gb.screening("a-new-station", "cd").active
+    assert merged_settings(gb.screen_layers("a-new-station", "cd", shipped=False)) == {}
+    # `[screen] instrument_defaults = false`: only the instrument flags screen
+    off = load([GB, LONGJIANG, write(tmp_path, "[screen]\ninstrument_defaults = false\n")])
+    assert off.screening("a-new-station", "cd") == Screening()
+    assert not off.screening("a-new-station", "cd").active and not off.screening("a-new-station", "do").active
+    assert merged_settings(off.screen_layers("a-new-station", "cd")) == {}
     assert not Screening().active
     assert (Screening().spike_mads, Screening().spike_floor) == (6.0, 0.0)
-    assert merged_settings(gb.screen_layers("liuzhou-hexi", "cd")) == {}
     assert gb.screen.ignore_flags == frozenset({"maintenance", "calibration"})

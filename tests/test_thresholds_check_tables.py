@@ -152,7 +152,8 @@ def test_rule_problems_each_on_its_line(tmp_path: Path) -> None:
         f"{path}:3: rules[0]: unknown parameter id 'cadmium' ('cadmium' is an alias: use the id 'cd')",
         f"{path}:4: rules[0].window: bad duration '2 hours' (use e.g. 90s, 15min, 2h, 7d, 1w)",
         f"{path}:5: rules[0].rise_per_hour must be a positive number",
-        f"{path}:8: rules[1].kind: unknown rule kind 'trend' (one of instantaneous, persistence, mean, rate, no_data)",
+        f"{path}:8: rules[1].kind: unknown rule kind 'trend' "
+        "(one of instantaneous, persistence, mean, rate, no_data, event)",
         f"{path}:10: rules[2]: a mean rule needs 'window' (e.g. \"24h\")",
         f"{path}:13: rules[2].windw: unknown key 'windw' for rule kind 'mean' (did you mean 'window'?)",
         f"{path}:15: rules[3]: a persistence rule needs 'readings' (N in a row) and/or 'duration' (e.g. \"2h\")",

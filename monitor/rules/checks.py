@@ -9,6 +9,7 @@ import numpy as np
 
 from monitor.thresholds import Limit
 
+CATEGORIES = ("water", "sensor")
 AlertKey = tuple[str, str, str]  # (station, parameter, rule key): the key of an alert in monitor.alerts.evaluator
 
 
@@ -31,6 +32,8 @@ class SeriesCheck:
     limits: tuple[Limit, ...] = ()  # with limit_index: the limit per reading
     limit_index: np.ndarray | None = None
     detail: Callable[[int], str] | None = None  # the human reason at reading i ("rising 0.004 mg/L per hour")
+    category: str = "water"  # "water": about the river; "sensor": about the instrument (stuck, gap, range, clock)
+    confirm: int | None = None  # readings in a row that confirm an alert; None = [alerts].confirm; 1 = at once
 
     def limit_at(self, i: int) -> Limit:
         if self.limit_index is not None and self.limits:

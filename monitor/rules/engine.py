@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import time
 from collections import Counter
-from collections.abc import Collection, Sequence
+from collections.abc import Callable, Collection, Sequence
 from operator import itemgetter
 
 import numpy as np
@@ -25,13 +25,16 @@ import numpy as np
 from monitor.domain.reading import Reading
 from monitor.rules.checks import AlertKey, SeriesCheck
 from monitor.rules.dependencies import Dependencies
+from monitor.rules.drift import DriftRefs, DriftScreen
 from monitor.rules.fastpath import QuietChecks, merge, off_fast_path, quiet_batch
 from monitor.rules.kinds import Judge
 from monitor.rules.nodata import StationSilence, StreamClock, series_gaps, silent_series, station_match
 from monitor.rules.plan import Plan, Planner, SeriesState
 from monitor.rules.screen import Suspect, screen
+from monitor.rules.sensors import SensorHealth, learnt_gaps, parameter_name, sensor_check, sensor_key
 from monitor.rules.table import DEPENDENCY, NO_TS, SIMPLE, SLOW, SeriesTable
-from monitor.thresholds import Limit, ThresholdSet
+from monitor.rules.timeofday import local_time
+from monitor.thresholds import Limit, ThresholdSet, format_duration
 
 _TS, _VALUE = itemgetter(2), itemgetter(3)
 
@@ -57,6 +60,10 @@ class Rules:
         self.screened: Counter[str] = Counter()
         self.suspects: list[Suspect] = []  # of the last batch: what screening set aside
         self._judge = Judge(Dependencies(), {})
+        self._health = SensorHealth(self._station_name, thresholds.alerts.tiers[0][1])
+        self._clock_open: dict[tuple[str, str], int] = {}  # series with an open clock fault -> when it was seen
+        self._drift_refs = DriftRefs(thresholds)  # readings of the series drift screens compare with
+        self._drift = DriftScreen(self._drift_refs, self._station_name)
         self._listed = self._expected(thresholds)
 
     @property
@@ -83,7 +90,9 @@ class Rules:
         if default_class is not None:
             self._default_class = default_class
         self._listed = self._expected(thresholds)
+        self._health.severity = thresholds.alerts.tiers[0][1]
         self.stations.reload(thresholds)
+        self._drift_refs.reload(thresholds)
         self.pending.clear()
         self.table.replan(Planner(thresholds, self._default_class))
 
@@ -107,6 +116,11 @@ class Rules:
         keys = {r.name for r in plan.extra} | {n.key for n in plan.no_data}
         if plan.spec is not None:
             keys.add("")
+        if plan.sensors:
+            keys |= {sensor_key(k) for k in ("range", "stuck", "below_dl", "maintenance", "gap")}
+        if plan.screen.drift is not None:
+            keys.add(sensor_key("drift"))
+        keys.add(sensor_key("clock"))
         return keys
 
     def stream_time(self, now_ns: int) -> int:
@@ -128,6 +142,9 @@ class Rules:
         self.suspects = []
         if not readings:
             return []
+        self._health.open = open_alerts if open_alerts is not None else ()
+        if self._drift_refs.active:
+            self._drift_refs.record(readings)
         if not self.fast:
             return [*self._evaluate_slow(readings, now_ns)]
         table = self.table
@@ -226,13 +243,95 @@ class Rules:
             return []
         prev_value = float(table.last_value[slot])
         checks = series_gaps(plan, station, prev, prev_value, ts, values, self.clock.started_ns)
+        if st is not None and plan.sensors and plan.screen.gap_factor and not plan.no_data:
+            gap = learnt_gaps(
+                plan, station, st, prev, ts, values, self._sensor_severity, self._station_name, self._health.open
+            )
+            if gap is not None:
+                checks.append(gap)
+            table.gap_ns[slot] = int(plan.screen.gap_factor * st.interval)
         table.last_ts[slot], table.last_value[slot] = int(ts[-1]), float(values[-1])
         if table.kind[slot] == SIMPLE:
             table.set_window(slot)
-        quality, dl = screen(plan, station, st, ts, values, flags, self.suspects, self.screened)
+        ts, values, quality, dl = screen(plan, station, st, ts, values, flags, self.suspects, self.screened)
+        if st is not None and plan.screen.drift is not None:
+            drift = self._drift.screen(
+                plan,
+                station,
+                st,
+                ts,
+                values,
+                quality,
+                self.suspects,
+                self.screened,
+                self._sensor_severity,
+                self._health.open,
+            )
+            if drift is not None:
+                checks.append(drift)
+        if st is not None and plan.sensors:
+            checks += self._health.checks(plan, station, st, ts, values, quality, dl)
         if plan.evaluates:
             checks += self._judge.judge(plan, station, st, ts, values, quality, dl)
+        checks += self._clock_cleared(station, plan.parameter, ts, values, quality)
         return checks
+
+    # ---- sensor health beyond the readings: clocks
+
+    def _station_name(self, station: str) -> str:
+        st = self._thresholds.stations.get(station)
+        return st.name if st is not None and st.name else station
+
+    @property
+    def _sensor_severity(self) -> str:
+        return self._thresholds.alerts.tiers[0][1]
+
+    def clock_fault(self, station: str, parameter: str, ts_ns: int, now_ns: int) -> SeriesCheck:
+        """A reading refused as dated in the future (`future_timestamp`): a sensor alert "clock" at `now_ns`,
+        which clears at the series' next accepted reading. The refused time moves nothing: not the series'
+        last reading, not the no-data clock."""
+        self._clock_open[(station, parameter)] = now_ns
+        ahead = format_duration(max(ts_ns - now_ns, 0))
+        name = self._station_name(station)
+        text = (
+            f"{parameter_name(parameter)} at {name}: the data logger's clock is ahead by {ahead}; "
+            "readings dated in the future are refused"
+        )
+        return sensor_check(
+            station,
+            parameter,
+            "clock",
+            np.array([now_ns], dtype=np.int64),
+            np.array([np.nan]),
+            np.ones(1, dtype=bool),
+            self._sensor_severity,
+            "a data logger clock within the allowed skew of the receiver's",
+            lambda i: text,
+        )
+
+    def _clock_cleared(
+        self, station: str, parameter: str, ts: np.ndarray, values: np.ndarray, quality: np.ndarray
+    ) -> list[SeriesCheck]:
+        """The calm point that clears a clock alert: the series' first reading accepted after it."""
+        if not self._clock_open or (station, parameter) not in self._clock_open or not len(ts):
+            return []
+        # The fault is dated when it was received; a correct reading that arrives later may be dated earlier
+        # (it was measured before): the clear is placed just after the fault, so the alert book takes it.
+        seen = self._clock_open.pop((station, parameter))
+        at = np.array([max(int(ts[0]), seen + 1)], dtype=np.int64)
+        return [
+            sensor_check(
+                station,
+                parameter,
+                "clock",
+                at,
+                values[:1],
+                np.zeros(1, dtype=bool),
+                self._sensor_severity,
+                "a data logger clock within the allowed skew of the receiver's",
+                lambda i: "readings with a plausible time again",
+            )
+        ]
 
     # ---- no data at stream time
 
@@ -243,4 +342,50 @@ class Rules:
         if self.clock.started_ns is None:
             self.clock.started_ns = now
         started = self.clock.started_ns
-        return silent_series(self.table, self._listed, now, started) + self.stations.overdue(now, started)
+        return (
+            silent_series(self.table, self._listed, now, started)
+            + self._learnt_overdue(now)
+            + self.stations.overdue(now, started)
+        )
+
+    def _learnt_overdue(self, now: int) -> list[SeriesCheck]:
+        """Series silent beyond their learnt interval at stream time `now` (sensor alerts "gap"): one numpy
+        pass over the table, Python only for the overdue ones."""
+        t = self.table
+        n = len(t)
+        if not n:
+            return []
+        lim = t.gap_ns[:n]
+        last = t.last_ts[:n]
+        over = np.flatnonzero((lim > 0) & (last != NO_TS) & (now - last > lim))
+        out: list[SeriesCheck] = []
+        for slot in over.tolist():
+            plan = t.plans[slot]
+            st = t.states.get(slot)
+            if plan is None or st is None or plan.no_data:
+                continue
+            station, parameter = t.keys[slot]
+            since, every = int(last[slot]), st.interval
+            text = (
+                f"{parameter_name(parameter)} at {self._station_name(station)} unobserved since "
+                f"{local_time(since, plan.screen.timezone)} (a reading every {format_duration(every)} learnt from "
+                "its cadence): a plume would not be seen"
+            )
+            out.append(
+                sensor_check(
+                    station,
+                    parameter,
+                    "gap",
+                    np.array([since + int(lim[slot])], dtype=np.int64),
+                    np.array([np.nan]),  # no reading: as when a batch finds the gap (sensors.learnt_gaps)
+                    np.ones(1, dtype=bool),
+                    self._sensor_severity,
+                    f"a reading every {format_duration(every)} (learnt), alarm after {format_duration(int(lim[slot]))}",
+                    _fixed(text),
+                )
+            )
+        return out
+
+
+def _fixed(text: str) -> Callable[[int], str]:
+    return lambda i: text

@@ -13,6 +13,7 @@ import numpy as np
 
 from monitor.rules.checks import SeriesCheck
 from monitor.rules.dependencies import Dependencies
+from monitor.rules.event import EventBook
 from monitor.rules.plan import Plan, SeriesState
 from monitor.rules.ring import Ring, window_bounds
 from monitor.rules.runs import run_lengths, run_starts
@@ -36,11 +37,14 @@ class Judge:
     """Applies a series' rules to its screened readings. Holds what the rules read or report beyond the series:
     the dependency readings (hardness) and `pending`, why a mean rule cannot alert yet."""
 
-    __slots__ = ("deps", "pending")
+    __slots__ = ("deps", "events", "pending")
 
-    def __init__(self, deps: Dependencies, pending: dict[tuple[str, str, str], str]) -> None:
+    def __init__(
+        self, deps: Dependencies, pending: dict[tuple[str, str, str], str], events: EventBook | None = None
+    ) -> None:
         self.deps = deps
         self.pending = pending
+        self.events = events if events is not None else EventBook()  # the event rules' stations (rules.event)
 
     def judge(
         self,
@@ -67,13 +71,17 @@ class Judge:
         if spec is not None:
             idx = spec.index(ets, self.deps.as_of(station, spec, ets))
             ratio, viol = verdict(spec.kind, spec.lows[idx], spec.highs[idx], shown)
-            if below.any():  # the true value is somewhere in [0, DL)
-                viol = np.where(below, shown <= spec.lows[idx], viol)
+            if below.any():  # the true value is somewhere in [0, DL): "unknown below DL", never a violation
+                viol = viol & ~below  # (of a minimum such as DO either: a blank reads so; sensor health says it)
             calm = ~viol & (ratio <= clear_ratio(plan, plan.limit_rule))
             if below.any() and spec.kind != "max":
                 calm &= ~below
             checks.append(self._limit_check(plan, station, st, ets, shown, ratio, viol, calm, idx, below))
-        if plan.extra:
+        for rule in plan.extra:  # event rules: station-wide, fed series by series (monitor.rules.event)
+            if rule.kind == "event":
+                stat = np.where(below, edl / 2, ev_v)
+                checks += self.events.feed(rule, station, plan.parameter, ets, stat, plan.lowest)
+        if any(r.kind != "event" for r in plan.extra):
             assert st is not None  # a plan with extra rules is stateful
             stat = np.where(below, edl / 2, ev_v)  # means and slopes use half the detection limit
             ring = st.values

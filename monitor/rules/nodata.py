@@ -22,7 +22,9 @@ from monitor.thresholds import NS_PER_HOUR, Limit, RuleSpec, ThresholdSet, forma
 
 class StreamClock:
     """ "Stream time": the newest reading time seen, advanced by the wall clock since it was seen. Live, that is
-    the wall clock; in a replay of old data, it follows the data, so a replay does not look silent."""
+    the wall clock; in a replay of old data, it follows the data, so a replay does not look silent (at any
+    speed). A reading's time never moves it beyond the wall clock: one logger with its clock ahead must not
+    make every other station look silent."""
 
     __slots__ = ("clock_ns", "clock_wall_ns", "started_ns")
 
@@ -39,6 +41,7 @@ class StreamClock:
 
     def advance(self, first_ts: int, last_ts: int, now_ns: int) -> None:
         """A batch with readings from `first_ts` to `last_ts` arrived at wall time `now_ns`."""
+        first_ts, last_ts = min(first_ts, now_ns), min(last_ts, now_ns)
         if self.started_ns is None:
             self.started_ns = first_ts
         if self.clock_ns is None or last_ts >= self.clock_ns:
@@ -224,6 +227,8 @@ def _gap_check(
         severity=nd.severity,
         clear_hold_ns=0,
         detail=detail,
+        category="sensor",
+        confirm=1,
     )
 
 
@@ -243,4 +248,6 @@ def _overdue(station: str, parameter: str, nd: NoDataRule, last: int, value: flo
         severity=nd.severity,
         clear_hold_ns=0,
         detail=lambda i: f"no reading since {iso_minutes(last)}",
+        category="sensor",
+        confirm=1,
     )

@@ -58,7 +58,7 @@ class Plan:
         sc = self.screen
         screens = sc.active
         persistence = self.limit_rule is not None and self.limit_rule.kind != "instantaneous"
-        self.stateful = persistence or bool(self.extra) or bool(sc.flatline or sc.spike_window)
+        self.stateful = persistence or bool(self.extra) or bool(sc.flatline or sc.spike_window) or self.sensors
         self.simple = (
             self.spec is not None
             and not self.spec.depends_on
@@ -66,15 +66,36 @@ class Plan:
             and not self.extra
             and not self.no_data
             and not screens
+            and not self.sensors
         )
 
     @property
+    def sensors(self) -> bool:
+        """Whether sensor health watches this series (monitor.rules.sensors): every series with a plan, unless
+        every sensor screen is switched off."""
+        sc = self.screen
+        return bool(sc.gap_factor or sc.below_dl_run or sc.maintenance_max_ns or sc.flatline or sc.range or sc.check)
+
+    @property
     def evaluates(self) -> bool:
-        return self.spec is not None or any(r.kind == "rate" for r in self.extra)
+        return self.spec is not None or any(r.kind in ("rate", "event") for r in self.extra)
 
     def rule_names(self) -> set[str]:
         """The rules whose runs a series may carry (what a reload keeps of its persistence state)."""
         return {r.name for r in self.extra} | ({self.limit_rule.name} if self.limit_rule else set())
+
+
+@dataclass(slots=True)
+class DriftState:
+    """Drift screening of one series (monitor.rules.drift): its accepted readings over the window, and per
+    reference the learnt log-ratio. Memory O(window)."""
+
+    own: Ring
+    base: list[float]  # per reference: the learnt log(own / reference), NaN until the first full window
+    learnt_at: list[int]  # per reference: the time the baseline last moved
+    since: int | None = None  # the start of the current drift run
+    step_dir: int = 0  # the direction of the last reading's step against the references (0: none)
+    stepped: bool = False  # a confirmed step (a front, not a drift): no drift verdict until it agrees again
 
 
 @dataclass(slots=True)
@@ -86,8 +107,24 @@ class SeriesState:
     screen: Ring | None = None  # the last spike_window screened values
     flat_value: float = math.nan
     flat_run: int = 0
-    spike_dir: int = 0
+    spike_dir_before: int = 0  # the direction of the last screened value's spike (0: none)
+    held_dir: int = 0  # the direction of the held reading, when it is a spike
     persist: dict[str, tuple[int, int]] | None = None  # rule name -> (run start ts, run length)
+    # held back until the next reading: (ts, value, why: CHECK or SPIKE, the reading before it)
+    held: tuple[int, float, int, float] | None = None
+    last_ok: float = math.nan  # the last reading that passed screening (a check standard stands out from it)
+    # sensor health (monitor.rules.sensors): the start of each run, run lengths, the learnt interval
+    range_since: int | None = None
+    stuck_since: int | None = None
+    maint_since: int | None = None
+    dl_since: int | None = None
+    dl_run: int = 0
+    above_run: int = 0
+    dl_armed: bool = False
+    interval: int = 0
+    last_gap: int = 0
+    sensor_active: int = 0  # bits of monitor.rules.sensors.KINDS active at the end of the last batch
+    drift: DriftState | None = None  # only for series with `drift` configured
 
 
 def spec_key(spec: LimitSpec | None) -> object:
@@ -127,7 +164,7 @@ class Planner:
         rules = t.rules_for(station, parameter)
         limit_rules = [r for r in rules if r.kind in LIMIT_RULES]
         limit_rule = max(limit_rules, key=specificity) if limit_rules else None
-        extra = [r for r in rules if r.kind == "rate" or (r.kind == "mean" and spec is not None)]
+        extra = [r for r in rules if r.kind in ("rate", "event") or (r.kind == "mean" and spec is not None)]
         if spec is not None and spec.mean is not None and not any(r.name == "mean" for r in extra):
             extra.append(
                 RuleSpec(
@@ -151,7 +188,8 @@ class Planner:
         if expect and not any(n.key == "no_data" for n in no_data):
             origin = st.lines.get(f"expect.{parameter}", st.origin) if st is not None else ""
             no_data.append(NoDataRule("no_data", expect, 3.0, lowest, origin))
-        if spec is None and not extra and not no_data:
+        instrumented = len(t.screen_layers(station, parameter)) > 1  # an instrument table besides [screen]
+        if spec is None and not extra and not no_data and not instrumented:
             return None
         screen = t.screening(station, parameter)
         # The rest of a plan is the same for every series under one ThresholdSet: share equal plans.

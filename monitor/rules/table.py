@@ -50,6 +50,7 @@ class SeriesTable:
 
     __slots__ = (
         "dependencies",
+        "gap_ns",
         "grid",
         "high",
         "keys",
@@ -93,6 +94,7 @@ class SeriesTable:
         self.high: NDArray[np.float64] = np.full(0, math.nan, dtype=np.float64)
         self.wfrom: NDArray[np.int64] = np.full(0, END_TS, dtype=np.int64)
         self.wuntil: NDArray[np.int64] = np.full(0, NO_TS, dtype=np.int64)
+        self.gap_ns: NDArray[np.int64] = np.zeros(0, dtype=np.int64)  # learnt silence limit (sensor health); 0 none
         self.seq_next = 0
         self.late = 0  # readings left out as late or repeated, over all series
 
@@ -109,6 +111,7 @@ class SeriesTable:
         self.high = _grown(self.high, capacity, math.nan)
         self.wfrom = _grown(self.wfrom, capacity, END_TS)
         self.wuntil = _grown(self.wuntil, capacity, NO_TS)
+        self.gap_ns = _grown(self.gap_ns, capacity, 0)
 
     # ---- slots
 

@@ -10,12 +10,19 @@ from typing import Any
 
 from monitor.thresholds.check_screens import ScreenChecker
 from monitor.thresholds.checking import SourceFile, is_number
-from monitor.thresholds.model import DEFAULT_TIERS, AlertPolicy, ClassPolicy, InstrumentSettings, ScreenSpec
+from monitor.thresholds.model import (
+    CLEAR_HOLD_CYCLE,
+    DEFAULT_TIERS,
+    AlertPolicy,
+    ClassPolicy,
+    InstrumentSettings,
+    ScreenSpec,
+)
 from monitor.thresholds.notation import fmt_number
 
 _SINGLE_TABLES = ("classes", "screen", "alerts")  # at most one of each across all files
 _CLASS_KEYS = ("intake", "default", "note")
-_ALERT_KEYS = ("severity", "clear_ratio", "clear_hold", "note")
+_ALERT_KEYS = ("severity", "clear_ratio", "clear_hold", "clear_readings", "confirm", "note")
 
 
 @dataclass
@@ -112,9 +119,18 @@ class PolicyChecker(ScreenChecker):
                 if built:
                     tiers = tuple(built)
         ratio = self._fraction(raw, "clear_ratio", ("alerts",), 0.0, 1.0, "must be above 0 and at most 1")
-        hold = self._duration(raw, "clear_hold", ("alerts",), zero_ok=True)
+        hold: int | None = CLEAR_HOLD_CYCLE  # "cycle" (the default): one analyser cycle of the series
+        if raw.get("clear_hold") != "cycle":
+            hold = self._duration(raw, "clear_hold", ("alerts",), zero_ok=True)
+        confirm = self._positive_int(raw, "confirm", ("alerts",))
+        clear_readings = self._positive_int(raw, "clear_readings", ("alerts",))
         if len(self.problems) != before:
             return None
         return AlertPolicy(
-            tiers, ratio if ratio is not None else 1.0, hold or 0, {k: f.where("alerts", k) for k in raw}
+            tiers,
+            ratio if ratio is not None else 1.0,
+            hold if hold is not None else CLEAR_HOLD_CYCLE,
+            {k: f.where("alerts", k) for k in raw},
+            confirm=confirm or 2,
+            clear_readings=clear_readings or 2,
         )

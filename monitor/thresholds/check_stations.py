@@ -62,6 +62,26 @@ class StationChecker(ScreenChecker):
             return
         for sid, raw in stations.items():
             self._station(f, sid, raw, known_classes, seen, standard_ids)
+        self._drift_references(f, seen)
+
+    def _drift_references(self, f: SourceFile, seen: Mapping[str, str]) -> None:
+        """A drift reference that is not a parameter names a station: one of this file or an earlier one."""
+        for sid, st in f.stations.items():
+            for pid, inst in st.instruments.items():
+                if inst.drift is None:
+                    continue
+                for i, ref in enumerate(inst.drift.against):
+                    at = ("stations", sid, "instruments", pid, "drift", "against")
+                    listed = isinstance(f.data["stations"][sid]["instruments"][pid]["drift"]["against"], list)
+                    line = self._at(*at, str(i)) if listed else self._at(*at)
+                    if ref == sid:
+                        self._add(line, f"{dotted(at)}: '{ref}' is this station (name a neighbour)")
+                    elif ref not in self.catalogue and ref not in seen:
+                        self._add(
+                            line,
+                            f"{dotted(at)}: unknown station or parameter '{ref}'"
+                            f"{suggest(ref, [*seen, *self.catalogue])}",
+                        )
 
     def _station(
         self,

@@ -163,7 +163,11 @@ def explain(ts: ThresholdSet, station: str, default_class: str = "III") -> str:
         if settings:
             shown = ", ".join(f"{k} {v if not isinstance(v, float) else fmt_number(v)}" for k, v in settings.items())
             origin = (st.lines.get(f"instruments.{pid}") if st else None) or (
-                "[instruments] " if pid in ts.instruments else "[screen]"
+                "[instruments] "
+                if pid in ts.instruments
+                else "[screen]"
+                if ts.screen.origins
+                else "thresholds/instruments.toml (shipped)"
             )
             out.append(f"  {pid}: {shown}    {origin}")
     out.append("")

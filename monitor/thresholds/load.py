@@ -3,15 +3,11 @@
 
 from __future__ import annotations
 
-import contextlib
-import importlib.resources
-import site
-import sys
-import sysconfig
 import tomllib
 from collections.abc import Sequence
 from pathlib import Path
 
+from monitor.thresholds.check_parameters import ParameterChecker
 from monitor.thresholds.check_policy import PolicyChecker
 from monitor.thresholds.check_rules import RuleChecker
 from monitor.thresholds.check_standards import StandardChecker
@@ -19,6 +15,7 @@ from monitor.thresholds.check_stations import StationChecker
 from monitor.thresholds.checking import SourceFile
 from monitor.thresholds.model import DEFAULT_CLASSES, Problem, ThresholdError
 from monitor.thresholds.positions import Locator, syntax_problem
+from monitor.thresholds.shipped import shipped_path
 from monitor.thresholds.thresholdset import ThresholdSet
 
 
@@ -43,22 +40,29 @@ def _parse(path: str | Path) -> tuple[SourceFile | None, list[Problem]]:
 def _run(paths: Sequence[str | Path]) -> tuple[list[Problem], ThresholdSet]:
     """Check and build in one pass; the set is only meaningful when there are no problems.
 
-    Order matters: standards first (their classes and ids are what stations refer to), then stations,
-    then the policies, then the rules (which refer to stations and severity names).
+    Order matters: the declared parameters first (every other table may name them), then standards (their
+    classes and ids are what stations refer to), then stations, then the policies, then the rules (which
+    refer to stations and severity names).
     """
     problems: list[Problem] = []
     files: list[SourceFile] = []
-    standards = StandardChecker(problems)
     for p in paths:
         f, unreadable = _parse(p)
         problems.extend(unreadable)
         if f is not None:
             files.append(f)
-            standards.check_top_level(f)
-            standards.check(f)
+    parameters = ParameterChecker(problems)
+    declared: dict[str, str] = {}
+    for f in files:
+        parameters.check(f, declared)
+    catalogue = parameters.catalogue
+    standards = StandardChecker(problems, catalogue)
+    for f in files:
+        standards.check_top_level(f)
+        standards.check(f)
     known = [c for f in files for c in f.classes]
     known_classes = list(dict.fromkeys(known)) or list(DEFAULT_CLASSES)
-    result = ThresholdSet(paths=[str(p) for p in paths])
+    result = ThresholdSet(paths=[str(p) for p in paths], catalogue=catalogue)
     seen_standards: dict[str, str] = {}
     for f in files:
         if f.standard is not None:
@@ -76,12 +80,12 @@ def _run(paths: Sequence[str | Path]) -> tuple[list[Problem], ThresholdSet]:
                 result.standards.append(f.standard)
     standard_ids = list(seen_standards)
     seen_stations: dict[str, str] = {}
-    stations = StationChecker(problems)
+    stations = StationChecker(problems, catalogue)
     for f in files:
         stations.check(f, known_classes, seen_stations, standard_ids)
         result.stations.update(f.stations)
     owners: dict[str, str] = {}
-    policies = PolicyChecker(problems)
+    policies = PolicyChecker(problems, catalogue)
     for f in files:
         built = policies.check(f, known_classes, owners)
         if built.classes is not None:
@@ -92,7 +96,7 @@ def _run(paths: Sequence[str | Path]) -> tuple[list[Problem], ThresholdSet]:
             result.alerts = built.alerts
         result.instruments.update(built.instruments)
     tier_names = [n for _, n in result.alerts.tiers]
-    rules = RuleChecker(problems)
+    rules = RuleChecker(problems, catalogue)
     for f in files:
         result.rules.extend(rules.check(f, list(seen_stations), tier_names))
     rules.check_rule_names(result.rules)
@@ -114,32 +118,12 @@ def load(paths: Sequence[str | Path]) -> ThresholdSet:
     return result
 
 
-def shipped_path(name: str = "gb3838-2002.toml") -> Path:
-    """A shipped threshold file, wherever this install keeps the thresholds folder.
-
-    Looked for as package data (monitor/_thresholds), next to the package (a checkout), then where pip puts
-    the wheel's data-files (share/riverwatch/thresholds under sys.prefix, the install scheme's data path, or
-    the user base for --user installs). When none has it, the checkout location is returned so that the
-    "cannot read" problem names a sensible path.
-    """
-    candidates: list[Path] = []
-    with contextlib.suppress(ModuleNotFoundError, TypeError):
-        packaged = importlib.resources.files("monitor") / "_thresholds" / name
-        if isinstance(packaged, Path):
-            candidates.append(packaged)
-    repo = Path(__file__).resolve().parents[2] / "thresholds" / name  # monitor/thresholds/ -> the checkout
-    candidates.append(repo)
-    data = Path("share") / "riverwatch" / "thresholds" / name
-    prefixes = [sys.prefix, sysconfig.get_path("data"), site.USER_BASE]
-    candidates += [Path(prefix) / data for prefix in dict.fromkeys(p for p in prefixes if p)]
-    for c in candidates:
-        if c.is_file():
-            return c
-    return repo
+__all__ = ["check", "load", "load_or_shipped", "shipped_path"]
 
 
 def load_or_shipped(configured: Sequence[Path]) -> tuple[list[Path], ThresholdSet]:
     """The configured files, loaded; plus the shipped GB 3838-2002 when none is given or they hold no standard.
+    (The shipped instrument defaults need no file here: every ThresholdSet has them beneath its own tables.)
 
     The paths come back too: a reload reads the same files again.
     """

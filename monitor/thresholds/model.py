@@ -8,10 +8,11 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from monitor.domain.params import Parameter
 from monitor.thresholds.notation import fmt_number
 
 KINDS = ("max", "min", "range", "change")
-RULE_KINDS = ("instantaneous", "persistence", "mean", "rate", "no_data")
+RULE_KINDS = ("instantaneous", "persistence", "mean", "rate", "no_data", "event")
 LIMIT_RULES = ("instantaneous", "persistence")  # these decide the alert on the limit itself
 DEFAULT_CLASSES = ("I", "II", "III", "IV", "V")  # for station-only files: the classes of GB 3838-2002
 WATER_BODIES = ("river", "lake")
@@ -176,6 +177,15 @@ class RuleSpec:
     factor: float = 3.0  # no_data: silent for factor × interval
     scope: str = "series"  # no_data: "series" or "station"
     note: str = ""
+    # event (monitor.rules.event): CANARY-like detection over `parameters` at each station; the defaults are
+    # EVENT_DEFAULTS, filled in by the check
+    history: int = 0  # `window`: steps of normal behaviour learnt (outliers are never learnt)
+    sigma: float = 0.0  # `threshold`: a signal is an outlier further than this many σ from its prediction
+    outlier_probability: float = 0.0  # the share of outlier steps in normal water (the binomial's p)
+    confidence: float = 0.0  # an event when P(k or more outliers in `steps` | p) < 1 - confidence
+    steps: int = 0  # the binomial event discriminator's window, in steps
+    min_signals: int = 0  # signals that must be outliers together for an outlier step
+    timeout: int = 0  # steps after which an open event's level is learnt as the new normal; 0 = never
 
     def matches(self, station_id: str, station: Station | None, parameter: str) -> bool:
         """Whether this rule applies to the series (station_id, parameter)."""
@@ -184,6 +194,26 @@ class RuleSpec:
         if self.stations and station_id not in self.stations:
             return False
         return self.intake is None or (station is not None and station.intake) == self.intake
+
+
+# `[[rules]] kind = "event"` keys and their defaults (see monitor.rules.event for where each comes from).
+EVENT_DEFAULTS: dict[str, float] = {
+    "window": 72,
+    "threshold": 2.5,
+    "outlier_probability": 0.05,
+    "confidence": 0.99,
+    "steps": 6,
+    "min_signals": 2,
+    "timeout": 72,
+}
+
+
+@dataclass(frozen=True, slots=True)
+class ParameterSpec:
+    """A `[parameters.<id>]` table as loaded: the parameter it adds to the catalogue and where it is."""
+
+    parameter: Parameter
+    origin: str  # path:line
 
 
 @dataclass(frozen=True, slots=True)
@@ -197,14 +227,63 @@ class ClassPolicy:
 
 @dataclass(frozen=True, slots=True)
 class ScreenSettings:
-    """The statistical screens one table sets: `[screen]` for every series, `[instruments.<p>]` or a station's
-    `instruments.<p>` for one parameter. None means "not set here", so the table below applies (the effective
-    values, defaults included, are a `Screening`)."""
+    """The statistical screens and sensor-health settings one table sets: `[screen]` for every series,
+    `[instruments.<p>]` or a station's `instruments.<p>` for one parameter. None means "not set here", so the
+    table below applies (the effective values, defaults included, are a `Screening`)."""
 
     flatline: int | None = None  # ≥ 2: from the Nth equal reading in a row, a stuck sensor (default: off)
     spike_window: int | None = None  # ≥ 3: a value is judged against the median of this many before it (default: off)
     spike_mads: float | None = None  # > 0: a spike is further than this many MADs from that median (default 6)
     spike_floor: float | None = None  # ≥ 0: the least deviation a MAD stands for, standard unit (default 0)
+    gap_factor: float | None = None  # silent for this many learnt intervals: a sensor alert (default 3; 0 = off)
+    below_dl_run: int | None = None  # this many below-DL readings in a row where it reads above: a sensor alert
+    maintenance_max_ns: int | None = None  # `maintenance_max`: flagged maintenance longer than this: sensor alert
+
+
+@dataclass(frozen=True, slots=True)
+class CheckStandard:
+    """`check = { value = 0.01, at = ["06:00"], tolerance = 0.1 }`: the check standard an analyser measures at
+    its check times. An unflagged reading within `tolerance` (a share of the value) of it, at one of those times
+    (the station's local time, within `window_ns`; any time when `at` is empty), is a calibration check, not river
+    water. Without `at` it must also stand out from the reading before and not be confirmed by the one after."""
+
+    value: float  # in the parameter's standard unit
+    at: tuple[int, ...] = ()  # minutes after local midnight
+    tolerance: float = 0.1
+    window_ns: int = 30 * 60 * 1_000_000_000  # CHECK_WINDOW_NS
+
+    def __str__(self) -> str:
+        """For `thresholds show`: "0.01 ± 10 % at 06:00, 18:00" (or "at any time, when the next reading goes back")."""
+        when = ", ".join(f"{m // 60:02d}:{m % 60:02d}" for m in self.at) or "any time, when the next reading goes back"
+        return f"{fmt_number(self.value)} ± {fmt_number(self.tolerance * 100)} % at {when}"
+
+
+CHECK_WINDOW_NS = 30 * 60 * 1_000_000_000
+
+
+DRIFT_WINDOW_NS = 24 * 3600 * 1_000_000_000
+DRIFT_LEARN_NS = 7 * 24 * 3600 * 1_000_000_000
+
+
+@dataclass(frozen=True, slots=True)
+class DriftSpec:
+    """`drift = { against = ["nuomitan", "temp"], tolerance = 0.15, window = "24h", learn = "7d" }`: a series is
+    drifting when the median of its `window` has moved, against each reference, more than `tolerance` (a share)
+    from the ratio learnt over `learn`. A reference is a station id (the same parameter there: a neighbour) or a
+    parameter id (at the same station: co-located; do against temp compares with oxygen saturation)."""
+
+    against: tuple[str, ...]
+    tolerance: float = 0.15
+    window_ns: int = DRIFT_WINDOW_NS
+    learn_ns: int = DRIFT_LEARN_NS
+
+    def __str__(self) -> str:
+        """As `thresholds show` prints it."""
+        hour = 3600 * 1_000_000_000
+        return (
+            f"against {', '.join(self.against)} within {fmt_number(self.tolerance * 100)} % "
+            f"(median of {fmt_number(self.window_ns / hour)} h, ratio learnt over {fmt_number(self.learn_ns / hour)} h)"
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -216,6 +295,8 @@ class InstrumentSettings(ScreenSettings):
 
     range: tuple[float, float] | None = None  # (low, high) the instrument can measure (default: no range screen)
     detection_limit: float | None = None  # values below it are below the detection limit (default: flags only)
+    check: CheckStandard | None = None  # the check standard (default: none recognised without a flag)
+    drift: DriftSpec | None = None  # drift against a neighbour or a co-located parameter (default: none)
 
 
 def merged_settings(layers: Iterable[ScreenSettings]) -> dict[str, Any]:
@@ -240,38 +321,59 @@ class Screening:
     spike_window: int = 0  # the previous values a spike is judged against; 0 = no spike screen
     spike_mads: float = 6.0  # a spike: further than spike_mads × max(1.4826·MAD, spike_floor) from their median
     spike_floor: float = 0.0  # keeps a near-constant series from calling every wobble a spike; standard unit
+    gap_factor: float = 3.0  # no reading for gap_factor × the learnt interval: a sensor alert; 0 = off
+    below_dl_run: int = 3  # below-DL readings in a row, on a series that reads above it, for a sensor alert; 0 = off
+    maintenance_max_ns: int = 8 * 3600 * 1_000_000_000  # maintenance longer than this: a sensor alert; 0 = off
+    check: CheckStandard | None = None  # the check standard recognised without a flag
+    drift: DriftSpec | None = None  # drift screening against references (monitor.rules.drift); None = off
+    timezone: str = ""  # the station's (for check times); "" = UTC
 
     @classmethod
-    def of(cls, layers: Iterable[ScreenSettings]) -> Screening:
+    def of(cls, layers: Iterable[ScreenSettings], timezone: str = "") -> Screening:
         """The effective screens of a series from its tables, the most specific last."""
-        return cls(**merged_settings(layers))
+        return cls(**merged_settings(layers), timezone=timezone if timezone else "")
 
     @property
     def active(self) -> bool:
         """Whether any screen beyond the instrument flags applies (such a series never takes the fast path)."""
-        return self.range is not None or self.detection_limit is not None or bool(self.flatline or self.spike_window)
+        return (
+            self.range is not None
+            or self.detection_limit is not None
+            or self.check is not None
+            or self.drift is not None
+            or bool(self.flatline or self.spike_window)
+        )
 
 
 @dataclass(frozen=True, slots=True)
 class ScreenSpec:
     """`[screen]`: which instrument flags are ignored, suspect or below the detection limit, and the
-    statistical screens applied to every series (overridden per parameter by `[instruments.<p>]`)."""
+    statistical screens applied to every series (overridden per parameter by `[instruments.<p>]`).
+    `instrument_defaults = false` leaves out the shipped per-parameter instrument defaults."""
 
     ignore_flags: frozenset[str] = DEFAULT_IGNORE_FLAGS  # readings not evaluated at all (maintenance)
     suspect_flags: frozenset[str] = DEFAULT_SUSPECT_FLAGS  # readings marked suspect instead of alarming
     dl_flags: frozenset[str] = DEFAULT_DL_FLAGS  # `below_dl_flags`: the value is a detection limit
     defaults: ScreenSettings = ScreenSettings()  # flatline, spike_window, spike_mads, spike_floor for every series
     origins: Mapping[str, str] = field(default_factory=dict)  # key -> path:line, for `show`
+    instrument_defaults: bool = True  # the shipped thresholds/instruments.toml under everything the files set
+
+
+CLEAR_HOLD_CYCLE = -1  # `clear_hold = "cycle"` (the default): calm for one analyser cycle of the series
 
 
 @dataclass(frozen=True, slots=True)
 class AlertPolicy:
-    """`[alerts]`: severity tiers by ratio, and hysteresis (clear only below limit × clear_ratio for a hold)."""
+    """`[alerts]`: severity tiers by ratio, the two steps of an alert (unconfirmed, then confirmed), and
+    hysteresis: a confirmed alert clears only after `clear_readings` calm readings in a row (below limit ×
+    clear_ratio) that have also lasted `clear_hold`, so one compliant reading inside a plume does not resolve it."""
 
     tiers: tuple[tuple[float, str], ...] = DEFAULT_TIERS  # `severity`: (ratio, name), the mildest first
     clear_ratio: float = 1.0  # an alert clears below limit × clear_ratio ...
-    clear_hold_ns: int = 0  # ... held this long (`clear_hold`); 0 = at the first such reading
+    clear_hold_ns: int = CLEAR_HOLD_CYCLE  # ... held this long (`clear_hold`); CLEAR_HOLD_CYCLE = one analyser cycle
     origins: Mapping[str, str] = field(default_factory=dict)  # key -> path:line, for `show`
+    confirm: int = 2  # readings in a row over the limit that confirm an alert; 1 = at the first (no unconfirmed step)
+    clear_readings: int = 2  # calm readings in a row that clear a confirmed alert (with clear_hold)
 
 
 @dataclass(frozen=True, slots=True)

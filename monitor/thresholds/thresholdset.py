@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from monitor.domain.params import resolve
+from monitor.domain.params import SHIPPED, Catalogue, resolve
 from monitor.thresholds.limits import LimitSpec, item_spec, override_spec
 from monitor.thresholds.model import (
     AlertPolicy,
@@ -22,6 +22,7 @@ from monitor.thresholds.model import (
     Standard,
     Station,
 )
+from monitor.thresholds.shipped import instrument_defaults
 
 
 @dataclass
@@ -34,8 +35,11 @@ class ThresholdSet:
     classes: ClassPolicy = field(default_factory=ClassPolicy)
     screen: ScreenSpec = field(default_factory=ScreenSpec)
     instruments: dict[str, InstrumentSettings] = field(default_factory=dict)  # [instruments.<p>]
+    # the shipped thresholds/instruments.toml, beneath everything the files set (unless [screen] says not)
+    shipped_instruments: dict[str, InstrumentSettings] = field(default_factory=lambda: dict(instrument_defaults()))
     alerts: AlertPolicy = field(default_factory=AlertPolicy)
     paths: list[str] = field(default_factory=list)
+    catalogue: Catalogue = SHIPPED  # the shipped parameters plus those the files declare ([parameters.<id>])
     _cache: dict[tuple[str, str, str], LimitSpec | None] = field(
         default_factory=dict, init=False, repr=False, compare=False
     )
@@ -138,10 +142,14 @@ class ThresholdSet:
         st = self.stations.get(station)
         return [r for r in self.rules if r.matches(station, st, parameter)]
 
-    def screen_layers(self, station: str, parameter: str) -> list[ScreenSettings]:
-        """The tables that set a series' screens, the most specific last: [screen], [instruments.<p>], the
-        station's instruments.<p> (those it has)."""
-        layers: list[ScreenSettings] = [self.screen.defaults]
+    def screen_layers(self, station: str, parameter: str, shipped: bool = True) -> list[ScreenSettings]:
+        """The tables that set a series' screens, the most specific last: the shipped instrument defaults
+        (unless `[screen] instrument_defaults = false`, or `shipped` is False), [screen], [instruments.<p>],
+        the station's instruments.<p> (those it has)."""
+        layers: list[ScreenSettings] = []
+        if shipped and self.screen.instrument_defaults and parameter in self.shipped_instruments:
+            layers.append(self.shipped_instruments[parameter])
+        layers.append(self.screen.defaults)
         if parameter in self.instruments:
             layers.append(self.instruments[parameter])
         st = self.stations.get(station)
@@ -151,7 +159,8 @@ class ThresholdSet:
 
     def screening(self, station: str, parameter: str) -> Screening:
         """The screens that apply to a series, every default filled in."""
-        return Screening.of(self.screen_layers(station, parameter))
+        st = self.stations.get(station)
+        return Screening.of(self.screen_layers(station, parameter), st.timezone if st is not None else "")
 
     def dependencies(self) -> set[str]:
         """Parameters that other parameters' limits depend on (e.g. hardness for the EU cadmium EQS)."""
