@@ -27,6 +27,7 @@ STATIONS: tuple[SimStation, ...] = (
 
 DEFAULT_START_NS = int(datetime(2005, 12, 13, tzinfo=CST).timestamp()) * 1_000_000_000
 DAYS = 32.0  # to 14 Jan 2006
+DEFAULT_SEED = 2005
 
 RELEASED_KG = 2_800.0
 FLOW_M3S = 150.0
@@ -50,8 +51,10 @@ def release(start: int) -> Release:
     return Release(0.0, RELEASED_KG, after(start, 2.0), after(start, 3.1), after(start, 5.8))
 
 
-def setting(start: int) -> Setting:
+def setting(start: int, days: float = DAYS) -> Setting:
     """Cadmium every two hours, the sonde every 30 minutes, ammonia hourly; a few gaps and flagged checks."""
+    if days <= 0:
+        raise ValueError("days must be positive")
     analysers = (
         ANALYSERS["cd"],
         ANALYSERS["nh3n"],
@@ -61,7 +64,7 @@ def setting(start: int) -> Setting:
         name="beijiang-2005",
         stations=STATIONS,
         start_ns=start,
-        end_ns=after(start, DAYS),
+        end_ns=after(start, days),
         analysers=analysers,
         levels={
             "cd": (0.0003, 0.0006),
@@ -78,6 +81,7 @@ def setting(start: int) -> Setting:
     )
 
 
-def beijiang_2005(seed: int = 2005, start: datetime | None = None) -> Scenario:
-    """The Beijiang cadmium scenario from 13 Dec 2005 00:00 +08:00 (or `start`); same seed, same readings."""
-    return Scenario.of(setting(start_ns(start, DEFAULT_START_NS)), seed)
+def beijiang_2005(seed: int = DEFAULT_SEED, start: datetime | None = None, days: float = DAYS) -> Scenario:
+    """The Beijiang cadmium scenario from 13 Dec 2005 00:00 +08:00 (or `start`), for `days` days (32: to
+    14 Jan 2006); same seed, same readings."""
+    return Scenario.of(setting(start_ns(start, DEFAULT_START_NS), days), seed)

@@ -16,7 +16,7 @@ from pathlib import Path
 from simulators.messages import CST, single_messages, unit_of
 from simulators.publish import parse_url, publish
 from simulators.replaycsv import csv_messages, read_csv, write_csv
-from simulators.scenarios import SCENARIOS
+from simulators.scenarios import SCENARIOS, make_scenario
 
 _DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
 _TOPIC_UNSAFE = re.compile(r"[+#\x00]")
@@ -65,33 +65,33 @@ def simulate(
     scenario: str,
     mqtt: str | None,
     speed: float,
-    seed: int,
+    seed: int | None,
     start: str | None,
     out: Path | None,
     ground_truth: Path | None,
     root: str = "river",
+    days: float | None = None,
 ) -> int:
     """Run a scenario; write its readings as replay CSV (`out`), its ground truth (`ground_truth`, JSON, or
-    CSV by suffix) and publish it to `mqtt`, one reading per message, paced by `speed`. Exit code."""
+    CSV by suffix) and publish it to `mqtt`, one reading per message, paced by `speed`. `seed` and `days`
+    None: the scenario's own. Exit code."""
     try:
-        factory = SCENARIOS.get(scenario)
-        if factory is None:
+        if scenario not in SCENARIOS:
             raise _Usage(f"unknown scenario {scenario!r} (known: {', '.join(sorted(SCENARIOS))})")
         if mqtt is None and out is None and ground_truth is None:
             raise _Usage("simulate needs --mqtt URL, --out FILE.csv or --ground-truth FILE (or several)")
         _check_speed(speed)
-        if seed < 0:
-            raise _Usage(f"--seed must be >= 0, not {seed}")
         if mqtt is not None:
             _check_mqtt(mqtt)
         _check_root(root)
-        kwargs: dict[str, object] = {"seed": seed}
-        if start is not None:
-            kwargs["start"] = parse_start(start)
-        chosen = factory(**kwargs)
+        try:
+            chosen = make_scenario(scenario, seed, parse_start(start) if start is not None else None, days)
+        except ValueError as exc:
+            raise _Usage(str(exc)) from None
     except _Usage as exc:
         _say(str(exc))
         return 2
+    seed = chosen.seed
     readings = chosen.readings()
     try:
         if out is not None:

@@ -7,7 +7,10 @@ Each kind is something operators see every month, and each fools a detector in i
 - calibration: a check standard is measured and sent; the logger should flag it "calibration", and a
   share of loggers do not, which is the classic false alarm;
 - below_dl: reagent exhausted or a blocked sample line, the analyser reads a blank: "<DL" whatever the river;
-- maintenance: the probe is out of the water, the values are the rinse, flagged "maintenance".
+- maintenance: the probe is out of the water, the values are the rinse, flagged "maintenance";
+- spike: one reading far off the river (a bubble, a reagent slug, a relay glitch), unflagged, and the next
+  one normal again;
+- out_of_range: the logger sends its error code (9999) as if it were a measurement, unflagged.
 The injected faults are kept, so the ground truth can say which alert a fault caused.
 """
 
@@ -20,7 +23,12 @@ import numpy as np
 
 from simulators.sensors import BELOW_DL, Analyser
 
-KINDS: tuple[str, ...] = ("drift", "stuck", "gap", "calibration", "below_dl", "maintenance")
+# New kinds go at the end: each analyser draws its faults kind by kind, so the older kinds keep their draws.
+KINDS: tuple[str, ...] = ("drift", "stuck", "gap", "calibration", "below_dl", "maintenance", "spike", "out_of_range")
+# The faults that blind a station: while they last a plume would not be seen (issue 13 wants each announced).
+BLINDING: frozenset[str] = frozenset({"stuck", "gap", "below_dl"})
+ONE_READING: frozenset[str] = frozenset({"calibration", "spike"})
+OUT_OF_RANGE_VALUE = 9999.0  # the error code data loggers send in the value field
 NS_PER_HOUR = 3_600_000_000_000
 
 # How long each kind lasts, in hours (calibration: one reading).
@@ -30,6 +38,7 @@ _DURATION_H: dict[str, tuple[float, float]] = {
     "gap": (1.0, 24.0),
     "below_dl": (6.0, 48.0),
     "maintenance": (2.0, 6.0),
+    "out_of_range": (1.0, 6.0),
 }
 
 
@@ -42,7 +51,8 @@ class Fault:
     kind: str
     start_ns: int
     end_ns: int
-    size: float = 0.0  # drift: the error reached at the end (a share of the value, or units for pH/temp)
+    size: float = 0.0  # drift: the error reached at the end (a share of the value, or units for pH/temp);
+    # spike: the factor on the value (or units added, for pH/temp)
     flagged: bool = True  # calibration: whether the data logger marked the check reading
 
     def __post_init__(self) -> None:
@@ -93,6 +103,8 @@ def one(
     if kind == "calibration":
         flagged = bool(rng.random() >= unflagged_share)
         return Fault(station, analyser.parameter, kind, at, at + every_ns, flagged=flagged)
+    if kind == "spike":
+        return Fault(station, analyser.parameter, kind, at, at + every_ns, size=_spike_size(rng, analyser))
     lo, hi = _DURATION_H[kind]
     length = max(every_ns, int(rng.uniform(lo, hi) * NS_PER_HOUR) // every_ns * every_ns)
     size = 0.0
@@ -104,6 +116,24 @@ def one(
         else:
             size = float(rng.uniform(0.2, 0.6)) * float(rng.choice([-1.0, 1.0]))
     return Fault(station, analyser.parameter, kind, at, at + length, size=size)
+
+
+def _spike_size(rng: np.random.Generator, analyser: Analyser) -> float:
+    """How far a spike goes: 5-30 times the value (oxygen: down to 5-40 %, as a bubble-free blank reads), or
+    1.5-3 units either way for pH and temperature."""
+    if not analyser.relative_drift:
+        return float(rng.uniform(1.5, 3.0)) * float(rng.choice([-1.0, 1.0]))
+    if analyser.parameter == "do":
+        return float(rng.uniform(0.05, 0.40))
+    return float(rng.uniform(5.0, 30.0))
+
+
+def spiked(analyser: Analyser, value: float, size: float) -> float:
+    """The value a spike reports instead of `value` (never negative, rounded as the analyser rounds)."""
+    v = value + size if not analyser.relative_drift else max(value, analyser.dl) * size
+    if analyser.parameter != "temp":
+        v = max(v, 0.0)
+    return round(v, analyser.decimals)
 
 
 def plan(
@@ -130,7 +160,8 @@ def apply(
     """Readings as the data logger sends them: (ts, value, flag) with the faults applied.
 
     Drift acts on the measurement; then the analyser reports (rounding, "<DL"); then, in this order, stuck,
-    below_dl, calibration and maintenance replace what was reported, and gaps remove readings.
+    below_dl, spike, out_of_range, calibration and maintenance replace what was reported, and gaps remove
+    readings.
     """
     measured = measured.copy()
     for f in faults:
@@ -140,7 +171,7 @@ def apply(
             measured[inside] = measured[inside] * (1.0 + ramp) if analyser.relative_drift else measured[inside] + ramp
     values, flags = analyser.report(measured)
     keep = np.ones(len(ts), dtype=bool)
-    order = {"stuck": 0, "below_dl": 1, "calibration": 2, "maintenance": 3, "gap": 4}
+    order = {"stuck": 0, "below_dl": 1, "spike": 2, "out_of_range": 3, "calibration": 4, "maintenance": 5, "gap": 6}
     for f in sorted((f for f in faults if f.kind != "drift"), key=lambda f: (order[f.kind], f.start_ns)):
         idx = np.flatnonzero((ts >= f.start_ns) & (ts < f.end_ns))
         if len(idx) == 0:
@@ -155,6 +186,14 @@ def apply(
             values[idx] = analyser.dl
             for i in idx:
                 flags[i] = BELOW_DL
+        elif f.kind == "spike":
+            for i in idx:
+                values[i] = spiked(analyser, float(values[i]), f.size)
+                flags[i] = None
+        elif f.kind == "out_of_range":
+            values[idx] = OUT_OF_RANGE_VALUE
+            for i in idx:
+                flags[i] = None
         elif f.kind == "calibration":
             values[idx] = analyser.check_value
             for i in idx:

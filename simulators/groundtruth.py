@@ -113,7 +113,7 @@ class GroundTruth:
                     "kind": f.kind,
                     "from": rfc3339(f.start_ns),
                     "until": rfc3339(f.end_ns),
-                    **({"size": round(f.size, 4)} if f.kind == "drift" else {}),
+                    **({"size": round(f.size, 4)} if f.kind in ("drift", "spike") else {}),
                     **({"flagged": f.flagged} if f.kind == "calibration" else {}),
                 }
                 for f in self.faults

@@ -47,6 +47,7 @@ STATIONS: tuple[SimStation, ...] = (
 
 DEFAULT_START_NS = int(datetime(2012, 1, 3, tzinfo=CST).timestamp()) * 1_000_000_000
 DAYS = 36.0  # to 8 Feb: past the Hexi intake figure of 6 Feb
+DEFAULT_SEED = 2012
 
 RELEASED_KG = 20_000.0
 FLOW_M3S = 42.0  # the Longjiang in a dry January
@@ -94,14 +95,16 @@ def release(start: int) -> Release:
     return Release(-20.0, RELEASED_KG, after(start, 1.5), after(start, 10.5), after(start, 25.5))
 
 
-def setting(start: int) -> Setting:
+def setting(start: int, days: float = DAYS) -> Setting:
     """Cadmium on a two-hour cycle and the sonde hourly at six stations; a few gaps and flagged checks."""
+    if days <= 0:
+        raise ValueError("days must be positive")
     analysers = (ANALYSERS["cd"], *(ANALYSERS[p].every(60) for p in ("cond", "do", "ph", "temp", "turb")))
     return Setting(
         name="longjiang-2012",
         stations=STATIONS,
         start_ns=start,
-        end_ns=after(start, DAYS),
+        end_ns=after(start, days),
         analysers=analysers,
         levels={
             "cd": (0.0004, 0.0008),
@@ -117,7 +120,7 @@ def setting(start: int) -> Setting:
     )
 
 
-def longjiang_2012(seed: int = 2012, start: datetime | None = None) -> Scenario:
-    """The Longjiang cadmium scenario from 3 Jan 2012 00:00 +08:00 (or `start`, the whole incident shifted);
-    same seed, same readings."""
-    return Scenario.of(setting(start_ns(start, DEFAULT_START_NS)), seed)
+def longjiang_2012(seed: int = DEFAULT_SEED, start: datetime | None = None, days: float = DAYS) -> Scenario:
+    """The Longjiang cadmium scenario from 3 Jan 2012 00:00 +08:00 (or `start`, the whole incident shifted),
+    for `days` days (36: to 8 Feb); same seed, same readings."""
+    return Scenario.of(setting(start_ns(start, DEFAULT_START_NS), days), seed)

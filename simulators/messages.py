@@ -11,8 +11,11 @@ from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime, timedelta, timezone
 from itertools import groupby
 
+import numpy as np
+
 from monitor.domain.params import PARAMETERS
 from monitor.domain.reading import Reading
+from simulators.sensors import BELOW_DL
 
 CST = timezone(timedelta(hours=8))  # China Standard Time: the record and the bureaus use +08:00
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -35,8 +38,9 @@ def unit_of(parameter: str) -> str:
     return p.unit
 
 
-def single_payload(ts_ns: int, value: float, unit: str | None, flag: str | None = None) -> bytes:
-    """A one-reading message body; the unit is omitted when empty (pH), which the service reads as standard."""
+def single_payload(ts_ns: int, value: float | str, unit: str | None, flag: str | None = None) -> bytes:
+    """A one-reading message body; the unit is omitted when empty (pH), which the service reads as standard.
+    A str value is the below-DL notation ("0.0005L")."""
     body: dict[str, object] = {"ts": rfc3339(ts_ns), "value": value}
     if unit:
         body["unit"] = unit
@@ -45,13 +49,22 @@ def single_payload(ts_ns: int, value: float, unit: str | None, flag: str | None 
     return json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()
 
 
+def below_dl_text(limit: float) -> str:
+    """ "0.0005L": a value below the detection limit `limit`, positional (no exponent), as lab reports write it."""
+    return np.format_float_positional(float(limit), trim="-") + "L"
+
+
 def single_messages(readings: Iterable[Reading], root: str = "river") -> Iterator[Message]:
-    """One message per reading on `<root>/<station>/<parameter>`, in the input's order."""
+    """One message per reading on `<root>/<station>/<parameter>`, in the input's order; a below-DL reading
+    goes out as "0.0005L", as data loggers write it."""
     for r in readings:
+        below = r.flag == BELOW_DL
         yield (
             r.ts_ns,
             f"{root}/{r.station}/{r.parameter}",
-            single_payload(r.ts_ns, r.value, unit_of(r.parameter), r.flag),
+            single_payload(
+                r.ts_ns, below_dl_text(r.value) if below else r.value, unit_of(r.parameter), None if below else r.flag
+            ),
         )
 
 

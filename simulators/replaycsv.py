@@ -1,7 +1,9 @@
 """Replay CSV: recorded readings as `ts,station,parameter,value,unit[,flag]`, and the messages that replay them.
 
 Reading is strict and names `path:line` for the first bad row, because a replay that silently skips rows
-would be a replay that loses data while looking successful.
+would be a replay that loses data while looking successful. A value below the detection limit is written as
+the lab reports write it, "0.0005L" (the limit, then L; "<0.0005" is read too), and replayed in that form,
+so the service's decoder sees what a data logger sends.
 """
 
 from __future__ import annotations
@@ -15,7 +17,8 @@ from datetime import UTC, datetime, timedelta, timezone
 from decimal import Decimal, InvalidOperation
 
 from monitor.domain.reading import Reading
-from simulators.messages import rfc3339, single_payload
+from simulators.messages import below_dl_text, rfc3339, single_payload
+from simulators.sensors import BELOW_DL
 
 HEADER: tuple[str, ...] = ("ts", "station", "parameter", "value", "unit", "flag")
 REQUIRED: tuple[str, ...] = ("ts", "station", "parameter", "value", "unit")
@@ -25,6 +28,9 @@ CsvRow = tuple[int, str, str, float, str, str | None]
 _RFC3339 = re.compile(
     r"(\d{4})-(\d{2})-(\d{2})[Tt ](\d{2}):(\d{2}):(\d{2})(?:\.(\d{1,9}))?(?:([Zz])|([+-])(\d{2}):(\d{2}))"
 )
+_NUMBER = r"(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?"
+# The decoder's notation (monitor.ingest.decode.parse_below_dl), which simulators may not import.
+_BELOW_DL_TEXT = re.compile(rf"\s*(?:<\s*(?P<lt>{_NUMBER})|(?P<cn>{_NUMBER})\s*[Ll])\s*")
 _EPOCH_SECONDS = re.compile(r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?")
 _TOPIC_UNSAFE = re.compile(r"[/+#\x00]")
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -64,15 +70,18 @@ def parse_ts(text: str) -> int:
 
 
 def write_csv(path: str | os.PathLike[str], readings: Iterable[Reading], unit_of: Callable[[str], str]) -> int:
-    """Write readings as replay CSV (ts in +08:00, microseconds at most); returns the number of rows."""
+    """Write readings as replay CSV (ts in +08:00, microseconds at most); a below-DL reading as "0.0005L" with
+    no flag (the notation says it); returns the number of rows."""
     count = 0
     with open(path, "w", newline="", encoding="utf-8") as f:
         writer = csv.writer(f, lineterminator="\n")
         writer.writerow(HEADER)
         for r in readings:
-            writer.writerow(
-                (rfc3339(r.ts_ns), r.station, r.parameter, repr(float(r.value)), unit_of(r.parameter), r.flag or "")
-            )
+            if r.flag == BELOW_DL:
+                value, flag = below_dl_text(r.value), ""
+            else:
+                value, flag = repr(float(r.value)), r.flag or ""
+            writer.writerow((rfc3339(r.ts_ns), r.station, r.parameter, value, unit_of(r.parameter), flag))
             count += 1
     return count
 
@@ -96,6 +105,12 @@ def _parse_row(row: list[str], index: dict[str, int], flag_index: int | None) ->
     station = _name(row[index["station"]], "station")
     parameter = _name(row[index["parameter"]], "parameter")
     raw = row[index["value"]].strip()
+    unit = row[index["unit"]].strip()
+    flag = row[flag_index].strip() if flag_index is not None and flag_index < len(row) else ""
+    below = _BELOW_DL_TEXT.fullmatch(raw)
+    if below is not None:
+        raw = below.group("lt") or below.group("cn")
+        flag = flag or BELOW_DL
     try:
         if "_" in raw:
             raise ValueError
@@ -104,8 +119,6 @@ def _parse_row(row: list[str], index: dict[str, int], flag_index: int | None) ->
         raise ValueError(f"value {raw!r} is not a number") from None
     if not math.isfinite(value):
         raise ValueError(f"value {raw!r} is not finite")
-    unit = row[index["unit"]].strip()
-    flag = row[flag_index].strip() if flag_index is not None and flag_index < len(row) else ""
     return ts_ns, station, parameter, value, unit, flag or None
 
 
@@ -144,6 +157,10 @@ def read_csv(path: str | os.PathLike[str]) -> Iterator[CsvRow]:
 
 def csv_messages(rows: Iterable[CsvRow], root: str = "river") -> Iterator[tuple[int, str, bytes]]:
     """Single-reading messages for CSV rows: the unit exactly as recorded (the service converts it), an empty
-    unit cell sent as no unit (the standard unit), and the flag when present."""
+    unit cell sent as no unit (the standard unit), the flag when present, and a below-DL value as "0.0005L"."""
     for ts_ns, station, parameter, value, unit, flag in rows:
-        yield ts_ns, f"{root}/{station}/{parameter}", single_payload(ts_ns, value, unit, flag)
+        if flag == BELOW_DL:
+            payload = single_payload(ts_ns, below_dl_text(value), unit)
+        else:
+            payload = single_payload(ts_ns, value, unit, flag)
+        yield ts_ns, f"{root}/{station}/{parameter}", payload

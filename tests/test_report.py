@@ -119,9 +119,9 @@ def test_report_lists_the_alerts_sent_with_latency_and_one_plot_per_station(
     text = out.getvalue()
     assert rc == 0, text
     assert f"{len(service_data.readings):,} readings, 6 stations" in text
-    firing = {e.alert_id for e in service_data.events if e.state == "firing"}
+    recorded = {e.alert_id for e in service_data.events}  # alerts, and first notices (confirmed or withdrawn)
     sent = text.split("alerts sent (from")[1].split("\n\n")[0]
-    assert {line.split()[0] for line in sent.splitlines()[2:]} == firing
+    assert {line.split()[0] for line in sent.splitlines()[2:]} == recorded
     # Lalang: the trend warning went out at 10:00, three hours before the first reading over the limit.
     latency = text.split("detection latency per station")[1].split("\n\n")[0]
     lalang = next(line for line in latency.splitlines() if line.startswith("lalang"))

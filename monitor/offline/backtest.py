@@ -21,6 +21,8 @@ from typing import TextIO
 
 from monitor.offline.dataset import Dataset
 from monitor.offline.errors import DataError, UsageError
+from monitor.offline.evidence import evidence
+from monitor.offline.evidencetables import evidence_tables
 from monitor.offline.htmlfile import write_html
 from monitor.offline.plots import AlertMarks, file_name, station_pngs
 from monitor.offline.replay import DEFAULT_BATCH, Run, run_rules
@@ -115,6 +117,7 @@ def _backtest(
     tables: list[Table] = []
     for run, sc in zip(runs, scores, strict=True):
         tables += variant_tables(sc, run.variant, ds, default_class, tz)
+        tables += evidence_tables(evidence(sc, ds), run.variant.name, tz, ds.faults is not None)
     if (screened := screened_table(runs)) is not None:
         tables.append(screened)
     if len(scores) > 1:
@@ -146,11 +149,14 @@ def _backtest(
 
 
 def write_alerts(path: Path, runs: Sequence[Run], scores: Sequence[Score], tz: timezone) -> int:
-    """Every transition of every variant, as CSV or JSON (by the file's extension); returns the row count."""
+    """Every transition of every variant, as CSV or JSON (by the file's extension); returns the row count.
+    `category` is water or sensor; `confirmed` false for an unconfirmed first notice and its withdrawal; the
+    verdict (true/false against the reference) is on an alert's first row (unconfirmed or firing)."""
     rows = []
     for run, sc in zip(runs, scores, strict=True):
         verdict = {a.alert_id: a.verdict for a in sc.alerts}
         for e in run.events:
+            first = e.state == "firing" or e.state == "unconfirmed"
             rows.append(
                 {
                     "variant": run.variant.name,
@@ -170,8 +176,10 @@ def write_alerts(path: Path, runs: Sequence[Run], scores: Sequence[Score], tz: t
                     "started": datetime.fromtimestamp(e.started_ns / 1e9, tz).isoformat(),
                     "peak_value": e.peak_value,
                     "peak_ratio": e.peak_ratio,
-                    "verdict": verdict.get(e.alert_id, "") if e.state == "firing" else "",
+                    "verdict": verdict.get(e.alert_id, "") if first else "",
                     "detail": e.detail,
+                    "category": e.category,
+                    "confirmed": "true" if e.confirmed else "false",
                 }
             )
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -53,7 +53,8 @@ def _source_arguments(p: argparse.ArgumentParser, scenario: bool) -> None:
             "--scenario",
             help="a simulator scenario, run in-process with its ground truth (longjiang-2012, beijiang-2005, baseline)",
         )
-        p.add_argument("--seed", type=int, help="scenario seed (default: the scenario's own)")
+        p.add_argument("--seed", type=int, help="scenario seed (default: the scenario's own, as simulate)")
+        p.add_argument("--days", type=float, help="scenario length in days (default: the scenario's own)")
         p.add_argument("--csv", type=Path, help="replay CSV (ts,station,parameter,value,unit[,flag])")
         p.add_argument(
             "--ground-truth",
@@ -162,6 +163,7 @@ def _source(args: argparse.Namespace, tz: timezone) -> Source:
     return Source(
         scenario=getattr(args, "scenario", None),
         seed=getattr(args, "seed", None),
+        days=getattr(args, "days", None),
         csv=getattr(args, "csv", None),
         ground_truth=getattr(args, "ground_truth", None),
         store=args.store,

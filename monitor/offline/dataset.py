@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from monitor.domain.reading import Reading
+from simulators.faults import Fault
 
 NS_PER_S = 1_000_000_000
 NS_PER_MIN = 60 * NS_PER_S
@@ -70,6 +71,15 @@ class Dataset:
     generate: Callable[[int], Iterator[Columns]] | None = None
     truth: list[Exceedance] | None = None
     notes: list[str] = field(default_factory=list)
+    faults: list[Fault] | None = None  # the injected instrument faults, when the data is a scenario's
+    _cadences: dict[tuple[str, str], int] | None = field(default=None, repr=False)
+
+    def cadences(self) -> dict[tuple[str, str], int]:
+        """Per series, its analyser cycle: the median time between its readings (ns), which outliers such as a
+        gap or a doubled reading do not move; the unit latencies are counted in. Empty for a streamed Dataset."""
+        if self._cadences is None:
+            self._cadences = {} if self.columns is None else _cadences(self.columns, self.stations, self.parameters)
+        return self._cadences
 
     def chunks(self, size: int) -> Iterator[Columns]:
         if self.generate is not None:
@@ -143,4 +153,27 @@ def clip(truth: list[Exceedance], lo: int, hi: int) -> list[Exceedance]:
             continue
         back = e.back_ns if e.back_ns is not None and e.back_ns < hi else None
         out.append(Exceedance(e.station, e.parameter, e.klass, max(e.start_ns, lo), back, e.source, e.worst))
+    return out
+
+
+def _cadences(c: Columns, stations: Sequence[str], parameters: Sequence[str]) -> dict[tuple[str, str], int]:
+    """The median interval of every series with at least two readings, in one sort."""
+    if len(c) < 2:
+        return {}
+    series = c.station.astype(np.int64) * max(1, len(parameters)) + c.parameter
+    order = np.lexsort((c.ts, series))
+    s, ts = series[order], c.ts[order]
+    same = s[1:] == s[:-1]
+    gaps, keys = np.diff(ts)[same], s[1:][same]
+    out: dict[tuple[str, str], int] = {}
+    if not len(gaps):
+        return out
+    bounds = np.flatnonzero(np.diff(keys)) + 1
+    for part_keys, part in zip(np.split(keys, bounds), np.split(gaps, bounds), strict=True):
+        k = int(part_keys[0])
+        positive = part[part > 0]
+        if len(positive):
+            out[(stations[k // max(1, len(parameters))], parameters[k % max(1, len(parameters))])] = int(
+                np.median(positive)
+            )
     return out

@@ -21,7 +21,7 @@ from monitor.offline.errors import DataError, UsageError
 from monitor.offline.htmlfile import write_html
 from monitor.offline.plots import AlertMarks, file_name, station_pngs
 from monitor.offline.replay import run_rules
-from monitor.offline.scoring import AlertSpan, score_alerts
+from monitor.offline.scoring import NOTICE_STATES, AlertSpan, score_alerts
 from monitor.offline.sources import Source, load_source
 from monitor.offline.tables import Table, duration, offset_label, score_tables, time_above_table, tz_of, when
 from monitor.offline.tallies import PLOT_BUCKETS, SeriesStats
@@ -74,6 +74,12 @@ def _ledger_spans(
                 a.peak_value,
                 a.peak_ratio,
                 lim,
+                category=a.category,
+                first_ns=a.started_ns,
+                # the ledger keeps an alert's last state: a notice still unconfirmed or withdrawn was never an alert
+                confirmed_ns=None if a.state in NOTICE_STATES else a.started_ns,
+                noticed=a.state in NOTICE_STATES,
+                withdrawn=a.state == "withdrawn",
             )
         )
         rows.append(

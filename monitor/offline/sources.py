@@ -28,8 +28,9 @@ from monitor.ingest.decode import decode
 from monitor.offline.dataset import Columns, Dataset, Exceedance, clip, from_readings
 from monitor.offline.errors import DataError, UsageError
 from monitor.store.lineprotocol import MEASUREMENT, reading_fields, series_tags
+from simulators.faults import Fault
 from simulators.replaycsv import csv_messages, parse_ts, read_csv
-from simulators.scenarios import SCENARIOS
+from simulators.scenarios import make_scenario
 
 
 @dataclass(frozen=True)
@@ -37,7 +38,8 @@ class Source:
     """Where the readings come from; exactly one of scenario, csv, store, influx, victoria."""
 
     scenario: str | None = None
-    seed: int | None = None
+    seed: int | None = None  # None: the scenario's own (as `riverwatch simulate`)
+    days: float | None = None  # None: the scenario's own length
     csv: Path | None = None
     ground_truth: Path | None = None  # JSON written by `riverwatch simulate --ground-truth`
     store: Path | None = None  # a data_dir (its store.sqlite) or the store.sqlite itself
@@ -72,6 +74,7 @@ def load_source(src: Source) -> Dataset:
         ds = _victoria(src)
     if src.ground_truth is not None:
         ds.truth = read_ground_truth(src.ground_truth)
+        ds.faults = read_faults(src.ground_truth)
     if ds.truth is not None:
         ds.truth = clip(ds.truth, ds.start_ns, ds.end_ns)
     return ds
@@ -87,15 +90,17 @@ def _window(src: Source, readings: list[Reading]) -> list[Reading]:
 
 def _scenario(src: Source) -> Dataset:
     assert src.scenario is not None
-    make = SCENARIOS.get(src.scenario)
-    if make is None:
-        raise UsageError(f"--scenario: unknown scenario {src.scenario!r} (known: {', '.join(sorted(SCENARIOS))})")
-    scenario = make(seed=src.seed) if src.seed is not None else make()
+    try:
+        scenario = make_scenario(src.scenario, src.seed, days=src.days)
+    except ValueError as e:
+        raise UsageError(f"--scenario {src.scenario}: {e}") from None
     readings = _window(src, scenario.readings())
     gt = scenario.ground_truth()
     truth = [Exceedance(e.station, e.parameter, e.klass, e.start_ns, e.back_ns, "truth", e.worst) for e in gt.episodes]
     label = f"scenario {scenario.name} (seed {scenario.seed})"
-    return from_readings(readings, label, src.since_ns or scenario.start_ns, src.until_ns or scenario.end_ns, truth)
+    ds = from_readings(readings, label, src.since_ns or scenario.start_ns, src.until_ns or scenario.end_ns, truth)
+    ds.faults = list(scenario.faults())
+    return ds
 
 
 def _csv(src: Source) -> Dataset:
@@ -142,6 +147,28 @@ def read_ground_truth(path: Path) -> list[Exceedance]:
         raise UsageError(f"--ground-truth {path}: {e.strerror or e}") from None
     except (ValueError, KeyError, TypeError) as e:
         raise UsageError(f"--ground-truth {path}: not a ground-truth JSON file ({type(e).__name__}: {e})") from None
+
+
+def read_faults(path: Path) -> list[Fault]:
+    """The injected faults of a ground-truth JSON (empty when it lists none, as a CSV-only truth file)."""
+    try:
+        doc = json.loads(path.read_text(encoding="utf-8"))
+        return [
+            Fault(
+                f["station"],
+                f["parameter"],
+                f["kind"],
+                parse_ts(f["from"]),
+                parse_ts(f["until"]),
+                size=float(f.get("size", 0.0)),
+                flagged=bool(f.get("flagged", True)),
+            )
+            for f in doc.get("faults", [])
+        ]
+    except OSError as e:
+        raise UsageError(f"--ground-truth {path}: {e.strerror or e}") from None
+    except (ValueError, KeyError, TypeError, AttributeError) as e:
+        raise UsageError(f"--ground-truth {path}: bad faults list ({type(e).__name__}: {e})") from None
 
 
 class _Builder:

@@ -81,6 +81,10 @@ def duration(ns: int) -> str:
     return f"{minutes // 1440} d {minutes % 1440 // 60} h"
 
 
+def cycles_text(cycles: float | None) -> str:
+    return "-" if cycles is None else f"{cycles:+.2f}"
+
+
 def latency_text(ns: int | None) -> str:
     if ns is None:
         return "missed"
@@ -115,51 +119,84 @@ def score_tables(sc: Score, title: str, order: Sequence[str], ds: Dataset, tz: t
     order = [*order, *sorted(s for s in sev if s not in order)]
     ref = "the ground truth" if sc.reference == "truth" else "the measured readings (no ground truth)"
     tol = duration(sc.tolerance_ns)
-    no_data = len(sc.alerts) - len(sc.concentration)
     summary = Table(
         title,
-        ["alerts", *order, "escalations", "no-data", "false alerts", "missed exceedances"],
+        [
+            "water alerts",
+            *order,
+            "escalations",
+            "sensor alerts",
+            "notices",
+            "withdrawn",
+            "false alerts",
+            "missed exceedances",
+        ],
         [
             [
-                str(len(sc.concentration)),
+                str(len(sc.water)),
                 *(str(sev.get(s, 0)) for s in order),
-                str(sum(a.escalations for a in sc.concentration)),
-                str(no_data),
+                str(sum(a.escalations for a in sc.water)),
+                str(len(sc.sensor)),
+                str(len(sc.notices)),
+                str(len(sc.withdrawn)),
                 str(len(sc.false_alerts)),
                 f"{len(sc.missed)} of {len(sc.detections)}",
             ]
         ],
         note=(
-            f"alerts by the highest severity each reached; false = open only outside every exceedance of the "
-            f"station's class limit in {ref}, widened by {tol} on both sides; missed = no alert open within "
-            "that window"
+            "water alerts: confirmed alerts about the river, by the highest severity each reached; sensor alerts: "
+            "about the instrument (stuck, gap, out of range, below the detection limit, no data), never counted "
+            "as false or true; notices: unconfirmed first notices (withdrawn: the next reading did not confirm "
+            f"them); false = open only outside every exceedance of the station's class limit in {ref}, widened "
+            f"by {tol} on both sides; missed = no confirmed alert open within that window"
         ),
-        right=set(range(4 + len(order))),
+        right=set(range(7 + len(order))),
     )
     rows = []
     for (station, parameter), d in sorted(sc.first_latency().items(), key=lambda kv: kv[1].exceedance.start_ns):
         e = d.exceedance
         a = d.first_alert
+        n = d.first_notice or a
         rows.append(
             [
                 station,
                 parameter,
                 e.klass,
                 when(e.start_ns, tz),
-                when(a.started_ns if a else None, tz),
+                when(n.notice_ns if n else None, tz),
+                latency_text(d.notice_latency_ns),
+                cycles_text(d.cycles(d.notice_latency_ns)),
+                when((a.confirmed_ns or a.started_ns) if a else None, tz),
                 latency_text(d.latency_ns),
+                cycles_text(d.cycles(d.latency_ns)),
+                duration(d.cycle_ns) if d.cycle_ns else "-",
                 _rule_label(a) if a else "-",
                 a.severity if a else "-",
             ]
         )
     kind = "true" if sc.reference == "truth" else "measured"
     lat = Table(
-        f"detection latency per station (first alert − first {kind} crossing of the station's class limit; "
-        f"times {offset_label(tz)})",
-        ["station", "param", "class", "crossing", "first alert", "latency", "rule", "severity"],
+        f"detection latency per station (first notice and confirmed alert − first {kind} crossing of the "
+        f"station's class limit; times {offset_label(tz)})",
+        [
+            "station",
+            "param",
+            "class",
+            "crossing",
+            "first notice",
+            "latency",
+            "cycles",
+            "alert",
+            "latency",
+            "cycles",
+            "cycle",
+            "rule",
+            "severity",
+        ],
         rows,
-        note="negative latency: the alert came before the crossing (an early warning)",
-        right={5},
+        note="cycles: the latency in analyser cycles of the series (the median time between its readings); "
+        "negative latency: before the crossing (an early warning)",
+        right={5, 6, 8, 9, 10},
     )
     out = [summary, lat] if sc.detections else [summary]
     if sc.false_alerts:
@@ -215,24 +252,46 @@ def screened_table(runs: Sequence[Run]) -> Table | None:
 
 
 def comparison_table(scores: Sequence[Score]) -> Table:
+    """One row per variant: the trade-off between false alerts, notices and latency an engineer picks from."""
     rows = []
     for sc in scores:
-        lats = [d.latency_ns for d in sc.first_latency().values() if d.latency_ns is not None]
+        first = list(sc.first_latency().values())
+        lats = [d.latency_ns for d in first if d.latency_ns is not None]
+        worst_notice = [c for d in first if (c := d.cycles(d.notice_latency_ns)) is not None]
+        worst_alert = [c for d in first if (c := d.cycles(d.latency_ns)) is not None]
         rows.append(
             [
                 sc.run_name,
-                str(len(sc.concentration)),
+                str(len(sc.water)),
                 str(len(sc.false_alerts)),
+                str(len(sc.notices)),
+                str(len(sc.withdrawn)),
+                str(len(sc.sensor)),
                 f"{len(sc.missed)}/{len(sc.detections)}",
                 latency_text(int(np.median(lats))) if lats else "-",
                 latency_text(max(lats)) if lats else "-",
+                cycles_text(max(worst_notice)) if worst_notice else "-",
+                cycles_text(max(worst_alert)) if worst_alert else "-",
             ]
         )
     return Table(
         "variants side by side (one row per variant)",
-        ["variant", "alerts", "false", "missed", "median latency", "worst latency"],
+        [
+            "variant",
+            "alerts",
+            "false",
+            "notices",
+            "withdrawn",
+            "sensor",
+            "missed",
+            "median latency",
+            "worst latency",
+            "worst notice (cycles)",
+            "worst alert (cycles)",
+        ],
         rows,
-        right={1, 2, 3, 4, 5},
+        note="alerts: confirmed water alerts; latency: confirmed alert − true crossing, per station's first crossing",
+        right=set(range(1, 11)),
     )
 
 
