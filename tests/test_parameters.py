@@ -153,4 +153,4 @@ def test_a_standard_can_set_a_limit_on_a_declared_parameter(tmp_path: Path) -> N
     t = load([params, std])
     spec = t.spec("estuary", "microcystin", "III")
     assert spec is not None and spec.at().value == pytest.approx(1.0) and spec.at().unit == "µg/L"
-    assert [p.message for p in check([std])][0].startswith("items.microcystin: unknown parameter id")
+    assert next(p.message for p in check([std])).startswith("items.microcystin: unknown parameter id")

@@ -11,6 +11,7 @@ from pathlib import Path
 from bench.receiver import HttpReceiver
 from bench.servers import Mosquitto
 from simulators.publish import publish
+from tests.one_step import one_step
 from tests.service_proc import ServiceProcess
 
 REPO = Path(__file__).resolve().parent.parent
@@ -35,6 +36,7 @@ def test_reload_on_change_and_on_sighup_keeps_the_rules_when_the_file_is_bad(
     shutil.copy(REPO / "thresholds" / "gb3838-2002.toml", gb)
     stations = tmp_path / "stations.toml"
     stations.write_text(STATION.format(klass="III"))
+    # About reloading, not the two steps: the one-step lifecycle (tests/test_two_step_alerting.py has those).
     svc = ServiceProcess(
         tmp_path,
         f"""
@@ -42,7 +44,7 @@ def test_reload_on_change_and_on_sighup_keeps_the_rules_when_the_file_is_bad(
 url = "{mosquitto.url}"
 client_id = "reload"
 [thresholds]
-files = ["{gb}", "{stations}"]
+files = ["{gb}", "{stations}", "{one_step(tmp_path)}"]
 [notify]
 urls = ["{http_receiver.json_url()}"]
 """,

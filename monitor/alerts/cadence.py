@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
 
 _KEEP = 3  # intervals kept per series
 
@@ -44,6 +45,29 @@ class Cadence:
         if got is not None and len(got) > 1:
             return int(np.median(got[1:]))
         return int(self.fallback.get(series, 0))
+
+    def cycles(self, series: tuple[str, str], ts: np.ndarray) -> np.ndarray:
+        """The cycle known at each reading of `ts` (time order): from the intervals up to and including that
+        reading, never a later one, so an alert's "re-check at" and clearing hold are the same however the
+        readings were batched. Call before `observe` with the same readings. O(len(ts))."""
+        old = self._seen.get(series)
+        prior = np.array(old[1:] if old is not None else (), dtype=np.float64)
+        times = np.concatenate(([old[0]], ts)) if old is not None else ts
+        steps = np.diff(times).astype(np.float64)
+        steps[steps <= 0] = np.nan  # late or repeated readings teach nothing
+        intervals = np.concatenate((prior, steps))
+        valid = ~np.isnan(intervals)
+        known = np.cumsum(valid)  # valid intervals up to each position
+        # the interval that ends at reading k sits at position len(prior) + k (k - 1 without a last time)
+        pos = len(prior) + np.arange(len(ts)) - (0 if old is not None else 1)
+        m = np.where(pos >= 0, known[np.maximum(pos, 0)] if len(intervals) else 0, len(prior))
+        padded = np.concatenate((np.full(_KEEP - 1, np.nan), intervals[valid]))
+        out = np.full(len(ts), float(self.fallback.get(series, 0)))
+        have = m > 0
+        if have.any():
+            rows = sliding_window_view(padded, _KEEP)[m[have] - 1]
+            out[have] = np.nanmedian(rows, axis=1)
+        return out.astype(np.int64)
 
     def forget(self, series: tuple[str, str]) -> None:
         self._seen.pop(series, None)

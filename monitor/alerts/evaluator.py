@@ -143,7 +143,11 @@ class AlertBook:
             return []
         ts = check.ts_ns
         series = (check.station, check.parameter)
-        if check.category == "water" and check.rule != "no_data":  # no-data and gap times are not readings
+        water = check.category == "water" and check.rule != "no_data"  # no-data and gap times are not readings
+        # A sensor alert needs no cycle (it confirms and clears at once); a water alert's cycle at each reading
+        # comes from the readings up to it, so its events are the same however the readings were batched.
+        cycles = self.cadence.cycles(series, ts) if water else np.zeros(n, dtype=np.int64)
+        if water:
             self.cadence.observe(series, ts)
         violated = check.violated
         current = self.open.get(key)
@@ -161,8 +165,7 @@ class AlertBook:
             tier = np.where(violated, np.searchsorted(self._bounds, check.ratio, side="right"), 0)
             tier = np.maximum(tier, violated.astype(np.int64))  # a violation is at least the first tier
         confirm = check.confirm if check.confirm is not None else 1 if check.rule == "no_data" else self.confirm
-        cycle = self.cadence.cycle(series)
-        clearing = self._clearing(check, i, current, cycle)
+        clearing = self._clearing(check, i, current, cycles)
         events: list[AlertEvent] = []
         while i < n:
             current = self.open.get(key)
@@ -182,9 +185,11 @@ class AlertBook:
                     confirmed=confirm <= 1,
                 )
                 self.open[key] = current
-                events.append(self._event(current, "firing" if current.confirmed else "unconfirmed", check, j, cycle))
+                events.append(
+                    self._event(current, "firing" if current.confirmed else "unconfirmed", check, j, int(cycles[j]))
+                )
                 i = j + 1
-                clearing = self._clearing(check, i, None, cycle)
+                clearing = self._clearing(check, i, None, cycles)
             elif not current.confirmed:
                 if violated[i]:
                     current.run += 1
@@ -192,10 +197,10 @@ class AlertBook:
                     current.note_peak(float(check.values[i]), float(check.ratio[i]))
                     if current.run >= confirm:
                         current.confirmed = True
-                        events.append(self._event(current, "firing", check, i, cycle))
+                        events.append(self._event(current, "firing", check, i, int(cycles[i])))
                 else:
                     del self.open[key]
-                    events.append(self._event(current, "withdrawn", check, i, cycle))
+                    events.append(self._event(current, "withdrawn", check, i, int(cycles[i])))
                 i += 1
             else:
                 rel = clearing.base
@@ -210,10 +215,10 @@ class AlertBook:
                 if tier[k] > current.tier:
                     current.tier = int(tier[k])
                     current.note_peak(float(check.values[k]), float(check.ratio[k]))
-                    events.append(self._event(current, "escalated", check, k, cycle))
+                    events.append(self._event(current, "escalated", check, k, int(cycles[k])))
                 else:
                     del self.open[key]
-                    events.append(self._event(current, "resolved", check, k, cycle))
+                    events.append(self._event(current, "resolved", check, k, int(cycles[k])))
                 i = k + 1
         current = self.open.get(key)
         if current is not None:
@@ -227,7 +232,7 @@ class AlertBook:
             self.moved.add(key)
         return events
 
-    def _clearing(self, check: SeriesCheck, base: int, current: _Open | None, cycle: int) -> _Clearing:
+    def _clearing(self, check: SeriesCheck, base: int, current: _Open | None, cycles: np.ndarray) -> _Clearing:
         """Which readings from `base` on may clear: calm for `clear_readings` in a row (water alerts; one for
         no-data and sensor alerts, whose next good reading shows the instrument sees again) and for the hold."""
         ts = check.ts_ns[base:]
@@ -238,9 +243,9 @@ class AlertBook:
         idx = np.arange(len(calm))
         breaks = np.maximum.accumulate(np.where(~calm, idx, -1))
         length = np.where(calm, np.where(breaks >= 0, idx - breaks, carry_n + idx + 1), 0)
-        hold = check.clear_hold_ns if check.clear_hold_ns is not None else self.clear_hold_ns
-        if hold < 0:  # CLEAR_HOLD_CYCLE: one analyser cycle, less the analysers' jitter
-            hold = int(cycle * CYCLE_SLACK)
+        set_hold = check.clear_hold_ns if check.clear_hold_ns is not None else self.clear_hold_ns
+        # CLEAR_HOLD_CYCLE (< 0): one analyser cycle, as known at each reading, less the analysers' jitter
+        hold = (cycles[base:] * CYCLE_SLACK).astype(np.int64) if set_hold < 0 else np.int64(set_hold)
         need = self.clear_readings if check.category == "water" and check.rule != "no_data" else 1
         clearable = calm & (length >= need) & (ts - since >= hold)
         return _Clearing(base, clearable, since, length, calm)
@@ -383,6 +388,11 @@ class Evaluator:
         """See AlertBook.evaluated: what the ledger keeps after each batch (`Ledger.evaluated`)."""
         return self.book.evaluated()
 
+    def clock_fault(self, station: str, parameter: str, ts_ns: int, now_ns: int) -> list[AlertEvent]:
+        """A reading ingest refused as dated in the future: the series' "clock" sensor alert (see
+        Rules.clock_fault); it clears at the series' next accepted reading."""
+        return self.book.update(self.rules.clock_fault(station, parameter, ts_ns, now_ns))
+
     @property
     def thresholds(self) -> ThresholdSet:
         return self.rules.thresholds
@@ -416,7 +426,9 @@ class Evaluator:
         events: list[AlertEvent] = []
         for key in list(self.book.open):
             if key[2] not in self.rules.alert_keys(key[0], key[1]):
-                e = self.book.close(key, "resolved because the reloaded thresholds no longer have this rule")
+                confirmed = self.book.open[key].confirmed
+                ended = "resolved" if confirmed else "withdrawn"
+                e = self.book.close(key, f"{ended} because the reloaded thresholds no longer have this rule")
                 if e is not None:
                     events.append(e)
         log.info(

@@ -7,6 +7,7 @@ what the fault means for the bureau ("a plume would not be seen"), not a ratio t
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from datetime import tzinfo
 
@@ -104,7 +105,7 @@ def sensor_message(
         lines = [
             f"站点：{sname}（{e.station}），指标：{pname}（{e.parameter}）",
             f"仪器状况：{what}",
-            f"最近读数：{num(e.value)}{unit}，时间 {when(e.ts_ns, tz)}",
+            *([f"最近读数：{num(e.value)}{unit}，时间 {when(e.ts_ns, tz)}"] if math.isfinite(e.value) else []),
             f"状态：{state}，自 {when(e.started_ns, tz)} 起",
             f"告警编号：{e.alert_id}（仪器告警，不是水质超标）",
         ]
@@ -117,7 +118,7 @@ def sensor_message(
         lines = [
             f"Station: {sname} ({e.station}), parameter: {pname} ({e.parameter})",
             f"Instrument: {what}",
-            f"Last reading: {num(e.value)}{unit} at {when(e.ts_ns, tz)}",
+            *([f"Last reading: {num(e.value)}{unit} at {when(e.ts_ns, tz)}"] if math.isfinite(e.value) else []),
             f"State: {e.state}, since {when(e.started_ns, tz)}",
             f"Alert: {e.alert_id} (a sensor alert: about the instrument, not the water)",
         ]

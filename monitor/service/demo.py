@@ -13,6 +13,7 @@ import logging
 import socket
 import tempfile
 import time
+from collections import Counter
 from pathlib import Path
 
 from monitor.alerts.evaluator import AlertEvent
@@ -99,11 +100,15 @@ async def run_demo(speed: float = DEFAULT_SPEED, data_dir: Path | None = None, s
     print("\n=== riverwatch demo summary ===")
     print(f"messages {s.messages}, readings accepted {s.readings}, rejected {s.rejected}, stored {s.written}")
     print(f"stations {len(s.stations)}: {', '.join(sorted(s.stations))}")
-    print(f"alerts: {s.alerts['firing']} fired, {s.alerts['escalated']} escalated, {s.alerts['resolved']} resolved")
-    hit = sorted(
-        {e.station for e in first_alert if e.state == "firing"},
-        key=lambda st: next(e.ts_ns for e in first_alert if e.station == st),
+    water = Counter(e.state for e in first_alert if e.category == "water")
+    sensor = Counter(e.state for e in first_alert if e.category == "sensor")
+    print(
+        f"water alerts: {water['unconfirmed']} unconfirmed notices ({water['withdrawn']} withdrawn), "
+        f"{water['firing']} confirmed, {water['escalated']} escalated, {water['resolved']} resolved"
     )
+    print(f"sensor alerts: {sensor['firing']} raised, {sensor['resolved']} cleared")
+    confirmed = [e for e in first_alert if e.category == "water" and e.state == "firing"]
+    hit = sorted({e.station for e in confirmed}, key=lambda st: min(e.ts_ns for e in confirmed if e.station == st))
     print(f"stations in alarm, in order: {', '.join(hit) or 'none'}")
     print(f"took {time.monotonic() - started:.1f} s")
     return 0

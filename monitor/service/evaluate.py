@@ -17,6 +17,7 @@ from collections.abc import Callable
 from monitor.alerts.evaluator import AlertEvent, Evaluator
 from monitor.alerts.ledger import Ledger
 from monitor.domain.pacing import Backoff, nap
+from monitor.ingest.clock import ClockFault
 from monitor.journal import Journal, JournalError
 from monitor.metrics import Metrics
 from monitor.notify.pipeline import Pipeline, due_repeats
@@ -62,6 +63,7 @@ class Evaluation:
         self._points: list[str] = []  # alert points not yet journaled
         self._last_tick = 0.0
         self._last_repeat = time.monotonic()
+        self._clock_faults: list[ClockFault] = []  # refused by ingest as dated in the future, not yet evaluated
 
     async def run(self, stop: asyncio.Event) -> None:
         """Until `stop` is set and every journaled reading is evaluated."""
@@ -106,11 +108,20 @@ class Evaluation:
         self._seq = None
         return True
 
+    def clock_fault(self, fault: ClockFault) -> None:
+        """Ingest's callback for a reading refused as future_timestamp: its sensor alert comes at the next step."""
+        self._clock_faults.append(fault)
+        self.wake.set()
+
     async def _next(self, stop: asyncio.Event) -> int | None:
         """Feed the pipeline the next work; the journal seq it completes (0: none), None when caught up."""
         if self.reloader.requested.is_set():
             self.reloader.requested.clear()
             self.pipeline.feed(self.reloader.apply())
+            return 0
+        if self._clock_faults:
+            faults, self._clock_faults = self._clock_faults, []
+            self.pipeline.feed([e for f in faults for e in self.evaluator.clock_fault(*f)])
             return 0
         now = time.monotonic()
         if now - self._last_tick >= 1.0:

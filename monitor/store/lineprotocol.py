@@ -55,14 +55,14 @@ def reading_line(r: Reading) -> str:
 def alert_line(e: AlertEvent, message: str) -> str:
     """The `alert` measurement of interface.md, at the time of the reading that caused the transition."""
     tags = (
-        f"parameter={escape_tag(e.parameter)},severity={escape_tag(e.severity)},state={escape_tag(e.state)},"
-        f"station={escape_tag(e.station)}"
+        f"category={escape_tag(e.category)},parameter={escape_tag(e.parameter)},severity={escape_tag(e.severity)},"
+        f"state={escape_tag(e.state)},station={escape_tag(e.station)}"
     )
-    rule = getattr(e, "rule", "instantaneous")
-    fields = (
-        f'value={e.value!r},limit={e.limit.value!r},ratio={float(e.ratio)!r},rule="{escape_string_field(rule)}",'
-        f'message="{escape_string_field(message)}"'
-    )
+    # Line protocol has no NaN or infinity: a field without a finite number (the value of a gap alert, the
+    # ratio of a zero reading against a minimum) is left out rather than have the whole point refused.
+    numbers = (("value", e.value), ("limit", e.limit.value), ("ratio", e.ratio))
+    fields = "".join(f"{k}={float(v)!r}," for k, v in numbers if math.isfinite(v))
+    fields += f'rule="{escape_string_field(e.rule)}",message="{escape_string_field(message)}"'
     return f"{ALERT_MEASUREMENT},{tags} {fields} {e.ts_ns}"
 
 
