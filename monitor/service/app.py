@@ -75,7 +75,6 @@ class Summary:
     readings: int
     rejected: int
     written: int
-    alerts: dict[str, int]
     stations: set[str]
 
 
@@ -307,7 +306,6 @@ class Service:
             readings=total("readings_accepted"),
             rejected=sum(total("readings_rejected", reason=r) for r in REASONS),
             written=total("readings_written"),
-            alerts={s: total("alerts", state=s) for s in ("firing", "escalated", "resolved")},
             stations=set(self.stations_seen),
         )
 
