@@ -17,8 +17,10 @@ LIMIT_RULES = ("instantaneous", "persistence")  # these decide the alert on the 
 DEFAULT_CLASSES = ("I", "II", "III", "IV", "V")  # for station-only files: the classes of GB 3838-2002
 WATER_BODIES = ("river", "lake")
 DEFAULT_TIERS: tuple[tuple[float, str], ...] = ((1.0, "warning"), (5.0, "serious"), (20.0, "critical"))
-DEFAULT_IGNORE_FLAGS = frozenset({"maintenance", "calibration"})
-DEFAULT_SUSPECT_FLAGS = frozenset({"suspect", "fault", "invalid"})
+# "backfill": a data logger's re-sent history (HJ 212 RF=1, or older than the newest reading): stored, never live.
+DEFAULT_IGNORE_FLAGS = frozenset({"maintenance", "calibration", "backfill"})
+# HJ 212's F (stopped), T (over range) and B (logger communication fault) arrive as the last three.
+DEFAULT_SUSPECT_FLAGS = frozenset({"suspect", "fault", "invalid", "stopped", "over_range", "comm_fault"})
 # "0.00005L" in Chinese monitoring reports means "below the detection limit 0.00005"; decoders pass it on as
 # the value 0.00005 with one of these flags.
 DEFAULT_DL_FLAGS = frozenset({"<dl", "l", "<lod", "nd", "below_dl"})
