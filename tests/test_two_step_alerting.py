@@ -148,3 +148,21 @@ def test_a_late_reading_after_a_restart_does_not_resolve(
     send(mosquitto, ("lalang", 8, 0.001), ("lalang", 10, 0.001))
     posts = bureau.wait_for(2, timeout=20)
     assert "RESOLVED" in posts[1].json["title"]
+
+
+def test_a_reading_just_under_the_limit_and_rising_is_the_first_step_and_the_next_over_confirms(
+    service: ServiceProcess, mosquitto: Mosquitto, receivers: dict[str, HttpReceiver]
+) -> None:
+    operator, bureau = receivers["operator"], receivers["bureau"]
+    flat = [0.00200, 0.00202, 0.00199, 0.00201, 0.00198, 0.00200, 0.00202, 0.00199, 0.00201, 0.00200, 0.00198]
+    rise = [0.0028, 0.0034, 0.0039, 0.0044, 0.0049]  # quiet series: only 0.0049 is within its noise
+    send(mosquitto, *(("luodong", 2.0 * k, v) for k, v in enumerate(flat + rise)))
+    (first,) = operator.wait_for(1, timeout=30)
+    title = first.json["title"]
+    assert title.startswith("rising toward the limit: cadmium at Luodong hydropower station 0.0049 mg/L"), title
+    assert "re-check at" in title and "unconfirmed" not in title, title  # never worded as an exceedance
+    time.sleep(1)
+    assert bureau.posts == []
+    send(mosquitto, ("luodong", 2.0 * len(flat + rise), 0.0055))  # the next reading over: confirmed at once
+    fired = bureau.wait_for(1, timeout=20)[0].json
+    assert "FIRING" in fired["title"] and "Luodong" in fired["title"], fired

@@ -31,6 +31,9 @@ from pathlib import Path
 import numpy as np
 
 from monitor.alerts.cadence import Cadence
+from monitor.alerts.clearing import Clearing, clearing
+from monitor.alerts.trend import Trend, TrendSettings, TrendView
+from monitor.domain.params import PARAMETERS
 from monitor.domain.reading import Reading
 from monitor.rules import AlertKey, QuietChecks, Rules, SeriesCheck
 from monitor.thresholds import DEFAULT_TIERS, Limit, Problem, ThresholdError, ThresholdSet, load
@@ -60,6 +63,8 @@ class AlertEvent:
     detail: str = ""  # the human reason: "rising 0.004 mg/L per hour over the last 6 h", "rolling 24 h mean ..."
     category: str = "water"  # "water" (about the river) or "sensor" (about the instrument), from the check
     cycle_ns: int = 0  # the series' analyser cycle when the event was made; 0 = unknown ("re-check at" = ts + it)
+    near: bool = False  # an unconfirmed notice from a reading under the limit, within its noise and rising toward it
+    to_confirm: int = 0  # unconfirmed: readings over the limit still needed to confirm (0 = unknown, e.g. restored)
 
     @property
     def confirmed(self) -> bool:
@@ -77,7 +82,9 @@ class _Open:
     rule: str = "instantaneous"
     category: str = "water"
     confirmed: bool = True
-    run: int = 1  # unconfirmed: readings over the limit in a row so far
+    run: int = 1  # unconfirmed: steps so far (readings over the limit, or the near-and-rising one it opened with)
+    need: int = 2  # unconfirmed: steps that confirm ([alerts].confirm, one more after a sudden jump)
+    near: bool = False  # unconfirmed: opened by a near-and-rising reading under the limit
     calm_since: int | None = None  # start of the current run of calm readings (hysteresis hold)
     calm_n: int = 0  # calm readings in that run
     last_ts: int = 0  # the newest reading evaluated for this alert: no transition from one at or before it
@@ -89,17 +96,6 @@ class _Open:
             self.peak_value, self.peak_ratio = value, ratio
 
 
-@dataclass(slots=True)
-class _Clearing:
-    """Where each reading from `base` on stands towards clearing the alert open at `base`."""
-
-    base: int
-    clearable: np.ndarray
-    since: np.ndarray  # start time of each calm reading's calm run
-    length: np.ndarray  # calm readings in that run so far
-    calm: np.ndarray
-
-
 @dataclass
 class AlertBook:
     tiers: tuple[tuple[float, str], ...] = DEFAULT_TIERS
@@ -108,6 +104,7 @@ class AlertBook:
     confirm: int = 2  # readings over the limit in a row that confirm an alert, for checks without their own
     clear_readings: int = 2  # calm readings in a row that clear a confirmed water alert
     cadence: Cadence = field(default_factory=Cadence)
+    trend: Trend = field(default_factory=Trend)  # noise and trend of limit series: the near step, clear band, jumps
     moved: set[AlertKey] = field(default_factory=set)  # open alerts whose newest evaluated reading moved
 
     def __post_init__(self) -> None:
@@ -151,12 +148,15 @@ class AlertBook:
             self.cadence.observe(series, ts)
         violated = check.violated
         current = self.open.get(key)
+        trend = self._trend(check, current is not None) if water else None
+        near = trend.near if trend is not None else np.zeros(n, dtype=bool)
+        inband = trend.inband if trend is not None else near
         i = 0
         if current is not None and int(ts[0]) <= current.last_ts:
             i = int(np.searchsorted(ts, current.last_ts, side="right"))  # late or repeated for this alert
             if i >= n:
                 return []
-        if current is None and not violated.any():
+        if current is None and not violated.any() and not near.any():
             return []  # the common case: a compliant series without an alert
         if check.severity:
             fixed = next((k + 1 for k, (_, name) in enumerate(self.tiers) if name == check.severity), 1)
@@ -165,15 +165,17 @@ class AlertBook:
             tier = np.where(violated, np.searchsorted(self._bounds, check.ratio, side="right"), 0)
             tier = np.maximum(tier, violated.astype(np.int64))  # a violation is at least the first tier
         confirm = check.confirm if check.confirm is not None else 1 if check.rule == "no_data" else self.confirm
-        clearing = self._clearing(check, i, current, cycles)
+        clear = self._clearing(check, i, current, cycles, trend)
         events: list[AlertEvent] = []
         while i < n:
             current = self.open.get(key)
             if current is None:
-                later = np.flatnonzero(violated[i:])
+                later = np.flatnonzero(violated[i:] | near[i:])
                 if not len(later):
                     break
                 j = i + int(later[0])
+                sudden = trend is not None and bool(trend.sudden[j])
+                first_near = not violated[j]  # near and rising: a first step under the limit, never confirms
                 current = _Open(
                     _alert_id(check.station, check.parameter, int(ts[j]), check.key),
                     int(ts[j]),
@@ -182,29 +184,32 @@ class AlertBook:
                     float(check.ratio[j]),
                     check.rule,
                     check.category,
-                    confirmed=confirm <= 1,
+                    confirmed=confirm <= 1 and not first_near and not sudden,
+                    need=confirm + 1 if sudden else max(confirm, 2 if first_near else 1),
+                    near=first_near,
                 )
                 self.open[key] = current
-                events.append(
-                    self._event(current, "firing" if current.confirmed else "unconfirmed", check, j, int(cycles[j]))
-                )
+                state = "firing" if current.confirmed else "unconfirmed"
+                events.append(self._event(current, state, check, j, int(cycles[j]), trend if first_near else None))
                 i = j + 1
-                clearing = self._clearing(check, i, None, cycles)
+                clear = self._clearing(check, i, None, cycles, trend)
             elif not current.confirmed:
                 if violated[i]:
                     current.run += 1
                     current.tier = max(current.tier, int(tier[i]))
                     current.note_peak(float(check.values[i]), float(check.ratio[i]))
-                    if current.run >= confirm:
+                    if current.run >= current.need:
                         current.confirmed = True
                         events.append(self._event(current, "firing", check, i, int(cycles[i])))
+                elif near[i] or (current.near and inband[i]):
+                    pass  # still near the limit (and rising, for a first exceedance): the notice stands
                 else:
                     del self.open[key]
                     events.append(self._event(current, "withdrawn", check, i, int(cycles[i])))
                 i += 1
             else:
-                rel = clearing.base
-                stop = (tier[i:] > current.tier) | clearing.clearable[i - rel :]
+                rel = clear.base
+                stop = (tier[i:] > current.tier) | clear.clearable[i - rel :]
                 hits = np.flatnonzero(stop)
                 k = n if not len(hits) else i + int(hits[0])
                 if k > i and violated[i:k].any():
@@ -222,9 +227,9 @@ class AlertBook:
                 i = k + 1
         current = self.open.get(key)
         if current is not None:
-            last = n - 1 - clearing.base
-            if last >= 0 and clearing.calm[last]:
-                current.calm_since, current.calm_n = int(clearing.since[last]), int(clearing.length[last])
+            last = n - 1 - clear.base
+            if last >= 0 and clear.calm[last]:
+                current.calm_since, current.calm_n = int(clear.since[last]), int(clear.length[last])
             elif last >= 0:
                 current.calm_since, current.calm_n = None, 0
             current.last_ts, current.last_value = int(ts[-1]), float(check.values[-1])
@@ -232,25 +237,42 @@ class AlertBook:
             self.moved.add(key)
         return events
 
-    def _clearing(self, check: SeriesCheck, base: int, current: _Open | None, cycles: np.ndarray) -> _Clearing:
+    def _trend(self, check: SeriesCheck, watching: bool) -> TrendView | None:
+        """The trend of a limit alert's series (the near step, the clear band, sudden jumps); None for other rules,
+        whose readings are statistics or runs, not single measurements."""
+        if check.key or check.rule != "instantaneous" or check.confirm is not None:
+            return None
+        return self.trend.assess(
+            (check.station, check.parameter), check.ts_ns, check.ratio, check.values, check.violated, watching
+        )
+
+    def _clearing(
+        self, check: SeriesCheck, base: int, current: _Open | None, cycles: np.ndarray, trend: TrendView | None
+    ) -> Clearing:
         """Which readings from `base` on may clear: calm for `clear_readings` in a row (water alerts; one for
-        no-data and sensor alerts, whose next good reading shows the instrument sees again) and for the hold."""
+        no-data and sensor alerts, whose next good reading shows the instrument sees again) and for the hold; a
+        reading within the series' clear band under the limit is not calm."""
         ts = check.ts_ns[base:]
         calm = check.calm[base:] if check.calm is not None else ~check.violated[base:] & (check.ratio[base:] <= 1.0)
+        if trend is not None:
+            calm = calm & (check.ratio[base:] <= 1.0 - trend.band[base:])
         carry_since = current.calm_since if current is not None else None
         carry_n = current.calm_n if current is not None and current.calm_since is not None else 0
-        since = _run_start(calm, ts, carry_since)
-        idx = np.arange(len(calm))
-        breaks = np.maximum.accumulate(np.where(~calm, idx, -1))
-        length = np.where(calm, np.where(breaks >= 0, idx - breaks, carry_n + idx + 1), 0)
         set_hold = check.clear_hold_ns if check.clear_hold_ns is not None else self.clear_hold_ns
         # CLEAR_HOLD_CYCLE (< 0): one analyser cycle, as known at each reading, less the analysers' jitter
         hold = (cycles[base:] * CYCLE_SLACK).astype(np.int64) if set_hold < 0 else np.int64(set_hold)
         need = self.clear_readings if check.category == "water" and check.rule != "no_data" else 1
-        clearable = calm & (length >= need) & (ts - since >= hold)
-        return _Clearing(base, clearable, since, length, calm)
+        return clearing(ts, calm, base, carry_since, carry_n, hold, need)
 
-    def _event(self, a: _Open, state: str, check: SeriesCheck, i: int, cycle: int) -> AlertEvent:
+    def _event(
+        self, a: _Open, state: str, check: SeriesCheck, i: int, cycle: int, trend: TrendView | None = None
+    ) -> AlertEvent:
+        """`trend`: the reading is a near-and-rising first step, and the trend says why."""
+        detail = check.detail_at(i)
+        if trend is not None:
+            p = PARAMETERS.get(check.parameter)
+            why = trend.detail(i, f" {p.unit}" if p is not None and p.unit else "", self.trend.settings.trend_readings)
+            detail = f"{why}; {detail}" if detail else why
         return AlertEvent(
             a.alert_id,
             state,
@@ -265,9 +287,11 @@ class AlertBook:
             a.peak_value,
             a.peak_ratio,
             check.rule,
-            check.detail_at(i),
+            detail,
             check.category,
             cycle,
+            near=a.near and state in ("unconfirmed", "withdrawn"),
+            to_confirm=max(a.need - a.run, 1) if state == "unconfirmed" else 0,
         )
 
     def restore(
@@ -302,6 +326,7 @@ class AlertBook:
             rule,
             category,
             confirmed=state != "unconfirmed",
+            need=max(self.confirm, 2),
             last_ts=last_ts,
             last_value=last_value,
         )
@@ -340,14 +365,6 @@ class AlertBook:
         )
 
 
-def _run_start(calm: np.ndarray, ts: np.ndarray, carry: int | None) -> np.ndarray:
-    """The time each calm reading's run of calm readings began (a run may continue from the last batch)."""
-    idx = np.arange(len(calm))
-    prev = np.concatenate(([carry is not None], calm[:-1]))
-    first = np.maximum.accumulate(np.where(calm & ~prev, idx, -1))
-    return np.where(first >= 0, ts[np.maximum(first, 0)], np.int64(carry if carry is not None else 0))
-
-
 def _alert_id(station: str, parameter: str, ts_ns: int, key: str = "") -> str:
     """Readable and stable: the same data always opens the same id (`lalang/cd/20120115T0000Z`, and
     `lalang/cd/rate/20120114T2200Z` for a rule other than the limit)."""
@@ -379,6 +396,9 @@ class Evaluator:
             a.clear_hold_ns,
             a.confirm,
             a.clear_readings,
+        )
+        self.book.trend.settings = TrendSettings(
+            a.near_band, a.near_rise, a.trend_readings, a.clear_band, a.sudden_band
         )
         self.book.cadence.fallback = {
             (sid, pid): every for sid, st in thresholds.stations.items() for pid, every in st.expect.items()

@@ -35,6 +35,8 @@ def unconfirmed_message(e: AlertEvent, language: str, stations: Mapping[str, Sta
     tz = station_tz(stations.get(e.station), tz)
     sname, pname, unit = _names(e, language, stations)
     zh = language == "zh"
+    if e.state == "unconfirmed" and e.near:
+        return _near_message(e, zh, sname, pname, unit, tz)
     if e.state == "unconfirmed":
         recheck = clock(e.ts_ns + e.cycle_ns, tz, e.ts_ns) if e.cycle_ns > 0 else ""
         if zh:
@@ -87,6 +89,39 @@ def unconfirmed_message(e: AlertEvent, language: str, stations: Mapping[str, Sta
         ]
     if e.detail:
         lines.append(e.detail)
+    return Message(message_key(e), title, "\n".join(lines), "info")
+
+
+def _near_message(e: AlertEvent, zh: bool, sname: str, pname: str, unit: str, tz: tzinfo) -> Message:
+    """ "rising toward the limit: cadmium at Luodong 0.0047 mg/L (0.94x); re-check at 12:00": under the limit,
+    and said so, never worded as an exceedance."""
+    recheck = clock(e.ts_ns + e.cycle_ns, tz, e.ts_ns) if e.cycle_ns > 0 else ""
+    if zh:
+        title = f"接近限值并持续上升：{sname} {pname} {num(e.value)}{unit}（{num(e.ratio)} 倍限值）；" + (
+            f"{recheck} 复测" if recheck else "下一次监测复测"
+        )
+        lines = [
+            f"站点：{sname}（{e.station}），指标：{pname}（{e.parameter}）",
+            f"监测值：{num(e.value)}{unit}，监测时间 {when(e.ts_ns, tz)}（未超标）",
+            f"标准限值：{e.limit.describe()}",
+            "监测值低于限值，但在该序列自身的噪声范围内，且近几次监测持续上升：下一次监测值超标即确认告警，"
+            "回落到噪声范围以下则撤销。" + (f"下一次监测约在 {recheck}。" if recheck else ""),
+            f"告警编号：{e.alert_id}",
+        ]
+    else:
+        title = f"rising toward the limit: {pname} at {sname} {num(e.value)}{unit} ({num(e.ratio)}x); " + (
+            f"re-check at {recheck}" if recheck else "re-check at the next reading"
+        )
+        lines = [
+            f"Station: {sname} ({e.station}), parameter: {pname} ({e.parameter})",
+            f"Measured: {num(e.value)}{unit} at {when(e.ts_ns, tz)} (under the limit)",
+            f"Limit: {e.limit.describe()}",
+            "Under the limit, but within the series' own noise of it and rising over the last readings: the alert"
+            " follows if the next reading is over the limit, else this notice is withdrawn once the readings fall"
+            " back." + (f" The next reading is due at {recheck}." if recheck else ""),
+            *([e.detail] if e.detail else []),
+            f"Alert: {e.alert_id}",
+        ]
     return Message(message_key(e), title, "\n".join(lines), "info")
 
 

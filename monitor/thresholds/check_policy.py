@@ -22,7 +22,20 @@ from monitor.thresholds.notation import fmt_number
 
 _SINGLE_TABLES = ("classes", "screen", "alerts")  # at most one of each across all files
 _CLASS_KEYS = ("intake", "default", "note")
-_ALERT_KEYS = ("severity", "clear_ratio", "clear_hold", "clear_readings", "confirm", "note")
+_ALERT_KEYS = (
+    "severity",
+    "clear_ratio",
+    "clear_hold",
+    "clear_readings",
+    "confirm",
+    "near_band",
+    "near_rise",
+    "trend_readings",
+    "clear_band",
+    "sudden_band",
+    "note",
+)
+_BANDS = {"near_band": 3.0, "near_rise": 2.0, "clear_band": 2.0, "sudden_band": 8.0}  # noise sigmas; 0 = off
 
 
 @dataclass
@@ -124,6 +137,18 @@ class PolicyChecker(ScreenChecker):
             hold = self._duration(raw, "clear_hold", ("alerts",), zero_ok=True)
         confirm = self._positive_int(raw, "confirm", ("alerts",))
         clear_readings = self._positive_int(raw, "clear_readings", ("alerts",))
+        bands = dict(_BANDS)
+        for key in _BANDS:
+            v = raw.get(key)
+            if v is None:
+                continue
+            if not is_number(v) or not math.isfinite(v) or v < 0:
+                self._add(self._at("alerts", key), f"alerts.{key} must be a number of noise sigmas >= 0, not {v!r}")
+            else:
+                bands[key] = float(v)
+        trend_readings = self._positive_int(raw, "trend_readings", ("alerts",))
+        if trend_readings is not None and trend_readings < 3:
+            self._add(self._at("alerts", "trend_readings"), "alerts.trend_readings must be at least 3")
         if len(self.problems) != before:
             return None
         return AlertPolicy(
@@ -133,4 +158,9 @@ class PolicyChecker(ScreenChecker):
             {k: f.where("alerts", k) for k in raw},
             confirm=confirm or 2,
             clear_readings=clear_readings or 2,
+            near_band=bands["near_band"],
+            near_rise=bands["near_rise"],
+            trend_readings=trend_readings or 6,
+            clear_band=bands["clear_band"],
+            sudden_band=bands["sudden_band"],
         )

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from monitor.domain.params import PARAMETERS
 from monitor.thresholds.load import load
-from monitor.thresholds.model import CLEAR_HOLD_CYCLE, LIMIT_RULES, RuleSpec, Station, merged_settings
+from monitor.thresholds.model import CLEAR_HOLD_CYCLE, LIMIT_RULES, AlertPolicy, RuleSpec, Station, merged_settings
 from monitor.thresholds.notation import fmt_number, format_duration
 from monitor.thresholds.thresholdset import ThresholdSet
 
@@ -189,7 +189,34 @@ def explain(ts: ThresholdSet, station: str, default_class: str = "III") -> str:
         f"  clears after {calm} below {fmt_number(al.clear_ratio)} × limit{hold}"
         + f"    {al.origins.get('clear_ratio', al.origins.get('clear_hold', '(built in)'))}"
     )
+    out.extend(_trend_lines(al))
     return "\n".join(out) + "\n"
+
+
+def _trend_lines(al: AlertPolicy) -> list[str]:
+    """The trend keys in words, so an engineer sees what a near-limit notice and the clear band mean."""
+    o = al.origins
+    near = (
+        f"  first step under the limit: within {fmt_number(al.near_band)} noise sigmas of it and rising by"
+        f" {fmt_number(al.near_rise)} standard errors over {al.trend_readings} readings"
+        if al.near_band > 0
+        else "  first step under the limit: off (near_band = 0)"
+    )
+    clear = (
+        f"  not calm within {fmt_number(al.clear_band)} noise sigmas under the limit (at most half of it)"
+        if al.clear_band > 0
+        else "  clear band: off (clear_band = 0)"
+    )
+    sudden = (
+        f"  a first exceedance {fmt_number(al.sudden_band)} sigmas above the series' level needs one more reading"
+        if al.sudden_band > 0
+        else "  sudden jumps: confirmed like any exceedance (sudden_band = 0)"
+    )
+    return [
+        f"{near}    {o.get('near_band', '(built in)')}",
+        f"{clear}    {o.get('clear_band', '(built in)')}",
+        f"{sudden}    {o.get('sudden_band', '(built in)')}",
+    ]
 
 
 def _rule_at(rule: RuleSpec, station: str, st: Station | None) -> bool:
