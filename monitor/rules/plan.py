@@ -123,6 +123,10 @@ class SeriesState:
     dl_armed: bool = False
     interval: int = 0
     last_gap: int = 0
+    # learnt rates (monitor.rules.learnt): how often successive values are equal
+    eq_hits: int = 0
+    eq_pairs: int = 0
+    stuck_rate: float = math.nan  # the equal-values rate the current run of equal values is judged by
     sensor_active: int = 0  # bits of monitor.rules.sensors.KINDS active at the end of the last batch
     drift: DriftState | None = None  # only for series with `drift` configured
 

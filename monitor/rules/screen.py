@@ -18,16 +18,18 @@ values when the spike screen is on. Time O(n) per batch, O(n · spike_window) fo
 
 from __future__ import annotations
 
+import math
 from collections import Counter
 
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
+from monitor.rules.learnt import at_run_start, counts_before, prior_rate, rate
 from monitor.rules.plan import Plan, SeriesState
 from monitor.rules.ring import Ring
 from monitor.rules.runs import run_lengths
 from monitor.rules.timeofday import minutes_of_day
-from monitor.thresholds import DEFAULT_IGNORE_FLAGS, DEFAULT_SUSPECT_FLAGS
+from monitor.thresholds import DEFAULT_IGNORE_FLAGS, DEFAULT_SUSPECT_FLAGS, Screening
 
 # Instrument flags that mean "this value is not a measurement of the river" by default: never alarm on them,
 # and never let them resolve an alert either. [screen] in a threshold file can change the sets.
@@ -47,6 +49,7 @@ QUALITY = (
     "held for confirmation",
     "drift",  # set by monitor.rules.drift, after the screens here
 )
+MIN_STUCK_RUN = 3  # equal values in a row that may be a stuck analyser, however unlikely the series repeats one
 MAD_TO_SIGMA = 1.4826  # a normal distribution's standard deviation per median absolute deviation
 
 Suspect = tuple[str, str, int, float, str]  # (station, parameter, ts_ns, value, reason)
@@ -92,13 +95,7 @@ def screen(
     released: tuple[int, float] | None = None
     if st is not None and (seq.size or st.held is not None):
         if seq.size and flat_n:
-            sv = values[seq]
-            same = np.empty(len(sv), dtype=bool)
-            same[0] = sv[0] == st.flat_value
-            same[1:] = sv[1:] == sv[:-1]
-            run = run_lengths(same, max(st.flat_run - 1, 0)) + 1
-            st.flat_value, st.flat_run = float(sv[-1]), int(run[-1])
-            q[seq[run >= flat_n]] = FLATLINE
+            q[seq[stuck_run(cfg, st, values[seq])]] = FLATLINE
             seq = np.flatnonzero(q == OK)
         released = _confirm(plan, st, ts, values, q, seq, spike_w, suspects, screened, station)
     bad = (q == SUSPECT) | ((q >= RANGE) & (q != HELD))
@@ -113,6 +110,33 @@ def screen(
         q = np.concatenate(([OK], q)).astype(np.int8)
         dl = np.concatenate(([np.nan], dl))
     return ts, values, q, dl
+
+
+def stuck_run(cfg: Screening, st: SeriesState, sv: np.ndarray) -> np.ndarray:
+    """Which of a series' accepted values `sv` are stuck: the `flatline`th equal value in a row, or earlier,
+    once a run of equal values is less probable than `run_probability` at the rate of equal successive values
+    learnt from this series (at least 3 equal values). The rate a run is judged by is the one learnt before it
+    began; runs of `flatline` or more teach nothing (a stuck analyser must not teach that stuck is normal)."""
+    flat_n = cfg.flatline
+    same = np.empty(len(sv), dtype=bool)
+    same[0] = sv[0] == st.flat_value
+    same[1:] = sv[1:] == sv[:-1]
+    run = run_lengths(same, max(st.flat_run - 1, 0)) + 1
+    stuck = run >= flat_n
+    alpha = cfg.run_probability
+    if alpha > 0:
+        paired = np.ones(len(sv), dtype=bool)
+        paired[0] = st.flat_value == st.flat_value  # NaN: the series' first value pairs with nothing
+        learn = paired & ~stuck
+        eq, pairs, st.eq_hits, st.eq_pairs = counts_before(same, learn, st.eq_hits, st.eq_pairs)
+        p = rate(eq, pairs, prior_rate(flat_n, alpha))
+        at_start = at_run_start(p, same & (run == 2), same, st.stuck_rate)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            improbable = (run - 1) * np.log(at_start) < math.log(alpha)
+        stuck |= same & (run >= MIN_STUCK_RUN) & improbable
+        st.stuck_rate = float(at_start[-1]) if same[-1] else math.nan
+    st.flat_value, st.flat_run = float(sv[-1]), int(run[-1])
+    return stuck
 
 
 def _confirm(

@@ -33,6 +33,7 @@ _INSTRUMENT_SHARED_KEYS = (
     "gap_factor",
     "below_dl_run",
     "maintenance_max",
+    "run_probability",
 )
 _INSTRUMENT_KEYS = ("range", "detection_limit", "check", "drift", "unit", *_INSTRUMENT_SHARED_KEYS, "note")
 _CHECK_KEYS = ("value", "at", "tolerance", "window")
@@ -193,7 +194,18 @@ class ScreenChecker(Checker):
                 gap = None
         run = self._positive_int(raw, "below_dl_run", here, least=0)
         maint = self._duration(raw, "maintenance_max", here, zero_ok=True)
-        return ScreenSettings(flat, window, mads, floor, gap, run, maint)
+        prob: float | None = None
+        if "run_probability" in raw:
+            value = raw["run_probability"]
+            if not is_number(value) or not math.isfinite(value) or not 0 <= value < 0.5:
+                self._add(
+                    self._at(*here, "run_probability"),
+                    f"{dotted((*here, 'run_probability'))}: must be a probability from 0 (off) to below 0.5, "
+                    f"e.g. 1e-5, not {value!r}",
+                )
+            else:
+                prob = float(value)
+        return ScreenSettings(flat, window, mads, floor, gap, run, maint, prob)
 
     def _screen(self, f: SourceFile, raw: Mapping[str, Any]) -> ScreenSpec | None:
         before = len(self.problems)
