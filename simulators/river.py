@@ -39,15 +39,32 @@ class Reach:
 
 @dataclass(frozen=True)
 class Tributary:
-    """Clean water joining at `km`; `dilution` is the flow below the confluence over the flow above it."""
+    """Clean water joining at `km`; `dilution` is the flow below the confluence over the flow above it.
+
+    `mixing_km`: a wide, slow river does not mix a tributary across its channel at once (full lateral mixing
+    takes about 0.4 u W^2 / e_t: tens of km). The model is one-dimensional, so the tributary's water joins the
+    plume-carrying water in equal shares over that distance: a station inside the zone samples water only
+    partly diluted, and below it the dilution is complete. 0: mixed at the confluence.
+    """
 
     name: str
     km: float
     dilution: float
+    mixing_km: float = 0.0
 
     def __post_init__(self) -> None:
         if self.dilution < 1.0:
             raise ValueError(f"tributary {self.name!r}: dilution must be >= 1")
+        if self.mixing_km < 0.0:
+            raise ValueError(f"tributary {self.name!r}: mixing_km must be >= 0")
+
+    def factor(self, km: float) -> float:
+        """The flow at `km` over the flow above the confluence: 1 above it, `dilution` once fully mixed."""
+        if km < self.km:
+            return 1.0
+        if self.mixing_km <= 0.0 or km >= self.km + self.mixing_km:
+            return self.dilution
+        return 1.0 + (self.dilution - 1.0) * (km - self.km) / self.mixing_km
 
 
 @dataclass(frozen=True)
@@ -180,7 +197,7 @@ class River:
 
     def flow_at(self, km: float) -> float:
         """Discharge (m3/s) at `km`: the inflow times every tributary's dilution above it."""
-        return self.flow_m3s * math.prod(t.dilution for t in self.tributaries if t.km <= km)
+        return self.flow_m3s * math.prod(t.factor(km) for t in self.tributaries)
 
     def reach_at(self, km: float) -> Reach:
         return next((r for r in self.reaches if r.start_km <= km < r.end_km), self.reaches[-1])
@@ -218,8 +235,13 @@ class _Grid:
         self.disp = np.array([r.dispersion_km2_d for r in reaches])  # km2/day
         self.loss = np.array([r.loss_per_d for r in reaches])  # 1/day
         self.flow = np.full(n, river.flow_m3s * _S_PER_DAY)  # m3/day leaving each cell downstream
+        ends = river.start_km + (np.arange(n) + 1.0) * self.dx  # the face below each cell
         for t in river.tributaries:
-            self.flow[self.face(t.km) :] *= t.dilution
+            j = self.face(t.km)
+            if t.mixing_km <= 0.0:
+                self.flow[j:] *= t.dilution
+            else:  # the water leaving cell i has taken up the tributary's share down to the cell's lower face
+                self.flow[j:] *= np.array([t.factor(max(float(x), t.km)) for x in ends[j:]])
         self.volume = self.flow / (self.u * _M_PER_KM) * self.dx * _M_PER_KM  # m3: area (Q/u) x length
         self.keep_dams = np.ones(n + 1)  # per face: share of the advective load a dam lets pass
         self.barrier = np.zeros(n + 1, dtype=bool)  # per face: no dispersion across (a dam)

@@ -308,7 +308,7 @@ def test_unreadable_and_unknown_top_level(tmp_path: Path) -> None:
     assert lines(check([missing, typo, str(binary)])) == [
         f"{missing}:1: cannot read: No such file or directory",
         f"{typo}:5: itmes: unknown key 'itmes' (expected standard, items, stations, classes, rules, screen, "
-        "instruments, alerts or parameters) (did you mean 'items'?)",
+        "instruments, alerts, parameters or rivers) (did you mean 'items'?)",
         f"{binary}:2: not UTF-8 text (TOML files must be UTF-8)",
     ]
 

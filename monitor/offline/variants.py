@@ -44,10 +44,17 @@ def variant_names(groups: Sequence[Sequence[Path]]) -> list[str]:
     return [n if names.count(n) == 1 else f"variant {i + 1}" for i, n in enumerate(names)]
 
 
+def default_files() -> list[Path]:
+    """GB 3838-2002 and every shipped station file (`*-stations.toml`, by name): each scenario's river has
+    its stations and its river description whichever scenario is run (their station ids are distinct)."""
+    folder = shipped_path("longjiang-stations.toml").parent
+    return [shipped_path(), *sorted(folder.glob("*-stations.toml"))]
+
+
 def load_variants(groups: Sequence[Sequence[Path]], sweeps: Sequence[str], workdir: Path) -> list[Variant]:
     """Each group of files is a variant; each point of the sweep grid is one more, made from the first."""
     if not groups:
-        groups = [[shipped_path(), shipped_path("longjiang-stations.toml")]]
+        groups = [default_files()]
     names = variant_names(groups)
     variants = [
         Variant(n, list(map(Path, g)), _load(list(map(Path, g)), n)) for n, g in zip(names, groups, strict=True)

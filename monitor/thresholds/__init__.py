@@ -30,6 +30,7 @@ from monitor.thresholds.model import (
     ThresholdError,
 )
 from monitor.thresholds.notation import NS_PER_HOUR, format_duration, parse_duration
+from monitor.thresholds.rivers import Dam, Reach, RiverDescription, Tributary
 from monitor.thresholds.thresholdset import ThresholdSet
 
 __all__ = [
@@ -45,12 +46,15 @@ __all__ = [
     "WATER_BODIES",
     "AlertPolicy",
     "ClassPolicy",
+    "Dam",
     "InstrumentSettings",
     "Item",
     "Limit",
     "LimitSpec",
     "Override",
     "Problem",
+    "Reach",
+    "RiverDescription",
     "RuleSpec",
     "ScreenSettings",
     "ScreenSpec",
@@ -59,6 +63,7 @@ __all__ = [
     "Station",
     "ThresholdError",
     "ThresholdSet",
+    "Tributary",
     "check",
     "describe_rule",
     "explain",

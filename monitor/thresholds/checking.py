@@ -18,7 +18,19 @@ from monitor.thresholds.model import Problem, Standard, Station
 from monitor.thresholds.notation import fmt_number, parse_duration
 from monitor.thresholds.positions import Locator
 
-TOP_KEYS = ("standard", "items", "stations", "classes", "rules", "screen", "instruments", "alerts", "parameters")
+TOP_KEYS = (
+    "standard",
+    "items",
+    "stations",
+    "classes",
+    "rules",
+    "screen",
+    "instruments",
+    "alerts",
+    "parameters",
+    "rivers",
+)
+_INDEXED = ("rules", "steps", "reaches", "dams", "tributaries")  # arrays of tables: shown as rules[0]
 
 
 def suggest(word: str, choices: Iterable[str]) -> str:
@@ -27,11 +39,11 @@ def suggest(word: str, choices: Iterable[str]) -> str:
 
 
 def dotted(path: Sequence[str]) -> str:
-    """A key path as users read it: rules[0].window, items.pb.steps[1].until."""
+    """A key path as users read it: rules[0].window, items.pb.steps[1].until, rivers.Longjiang.reaches[2]."""
     out = ""
     prev = ""
     for part in path:
-        out += f"[{part}]" if part.isdigit() and prev in ("rules", "steps") else (f".{part}" if out else part)
+        out += f"[{part}]" if part.isdigit() and prev in _INDEXED else (f".{part}" if out else part)
         prev = part
     return out
 
@@ -190,5 +202,5 @@ class Checker:
             self._add(
                 1,
                 "nothing to load: no [standard], [items.*], [stations.*], [classes], [[rules]], [screen], "
-                "[instruments.*], [alerts] or [parameters.*] tables",
+                "[instruments.*], [alerts], [parameters.*] or [rivers.*] tables",
             )

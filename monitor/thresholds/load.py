@@ -9,6 +9,7 @@ from pathlib import Path
 
 from monitor.thresholds.check_parameters import ParameterChecker
 from monitor.thresholds.check_policy import PolicyChecker
+from monitor.thresholds.check_rivers import RiverChecker
 from monitor.thresholds.check_rules import RuleChecker
 from monitor.thresholds.check_standards import StandardChecker
 from monitor.thresholds.check_stations import StationChecker
@@ -41,8 +42,8 @@ def _run(paths: Sequence[str | Path]) -> tuple[list[Problem], ThresholdSet]:
     """Check and build in one pass; the set is only meaningful when there are no problems.
 
     Order matters: the declared parameters first (every other table may name them), then standards (their
-    classes and ids are what stations refer to), then stations, then the policies, then the rules (which
-    refer to stations and severity names).
+    classes and ids are what stations refer to), then stations, then the rivers (their stations must lie on
+    the described reaches), then the policies, then the rules (which refer to stations and severity names).
     """
     problems: list[Problem] = []
     files: list[SourceFile] = []
@@ -84,6 +85,11 @@ def _run(paths: Sequence[str | Path]) -> tuple[list[Problem], ThresholdSet]:
     for f in files:
         stations.check(f, known_classes, seen_stations, standard_ids)
         result.stations.update(f.stations)
+    described: dict[str, str] = {}
+    rivers = RiverChecker(problems, catalogue)
+    for f in files:
+        result.rivers.update(rivers.check(f, described))
+    rivers.check_stations(result.rivers, result.stations)
     owners: dict[str, str] = {}
     policies = PolicyChecker(problems, catalogue)
     for f in files:

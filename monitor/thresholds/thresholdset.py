@@ -22,6 +22,7 @@ from monitor.thresholds.model import (
     Standard,
     Station,
 )
+from monitor.thresholds.rivers import RiverDescription
 from monitor.thresholds.shipped import instrument_defaults
 
 
@@ -40,6 +41,7 @@ class ThresholdSet:
     alerts: AlertPolicy = field(default_factory=AlertPolicy)
     paths: list[str] = field(default_factory=list)
     catalogue: Catalogue = SHIPPED  # the shipped parameters plus those the files declare ([parameters.<id>])
+    rivers: dict[str, RiverDescription] = field(default_factory=dict)  # [rivers.<name>], by the stations' `river`
     _cache: dict[tuple[str, str, str], LimitSpec | None] = field(
         default_factory=dict, init=False, repr=False, compare=False
     )
