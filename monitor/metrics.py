@@ -13,6 +13,23 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, generate_latest
 
 from monitor.domain.rejection import REASONS
 
+# riverwatch_hj212_packets_total{result}: accepted (readings journaled, 9014 sent when asked); bad_crc (QnRtn 9),
+# unknown_mn (4), bad_password (3), bad_frame (not a frame: garbage, a length over max_frame_bytes, no CR LF),
+# bad_packet (a frame whose segment does not parse, or a version not taken), rejected (no reading of it kept),
+# not_journaled (the journal refused the commit: not answered, the logger re-sends), other (a command that
+# carries no readings).
+HJ212_RESULTS = (
+    "accepted",
+    "bad_crc",
+    "unknown_mn",
+    "bad_password",
+    "bad_frame",
+    "bad_packet",
+    "rejected",
+    "not_journaled",
+    "other",
+)
+
 
 class Health:
     """Named checks. `fail` makes the service unhealthy (503): it cannot accept data safely.
@@ -105,6 +122,14 @@ class Metrics:
         )
         self.reloads = Counter("riverwatch_threshold_reloads", "Threshold files reloaded", registry=r)
         self.mqtt_connects = Counter("riverwatch_mqtt_connects", "Successful broker connections", registry=r)
+        self.hj212_packets = Counter(
+            "riverwatch_hj212_packets",
+            "HJ 212 packets received from data loggers, by result (accepted, or why not)",
+            ["result"],
+            registry=r,
+        )
+        for result in HJ212_RESULTS:
+            self.hj212_packets.labels(result)
         self.journal_backlog = Gauge("riverwatch_journal_backlog", "Readings journaled but not yet stored", registry=r)
         self.notify_backlog = Gauge("riverwatch_notify_backlog", "Notifications not yet delivered", registry=r)
 

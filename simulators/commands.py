@@ -10,9 +10,14 @@ from __future__ import annotations
 import math
 import re
 import sys
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
 
+from monitor.domain.reading import Reading
+from simulators.hj212 import CNS as HJ212_CNS
+from simulators.hj212 import VERSIONS as HJ212_VERSIONS
+from simulators.hj212 import HJ212SendError, parse_hostport, simulate_hj212, station_files
 from simulators.messages import CST, single_messages, unit_of
 from simulators.publish import parse_url, publish
 from simulators.replaycsv import csv_messages, read_csv, write_csv
@@ -71,18 +76,32 @@ def simulate(
     ground_truth: Path | None,
     root: str = "river",
     days: float | None = None,
+    hj212: str | None = None,
+    hj212_version: str = "2017",
+    hj212_cn: str = "2011",
+    hj212_stations: Sequence[Path] = (),
 ) -> int:
     """Run a scenario; write its readings as replay CSV (`out`), its ground truth (`ground_truth`, JSON, or
-    CSV by suffix) and publish it to `mqtt`, one reading per message, paced by `speed`. `seed` and `days`
-    None: the scenario's own. Exit code."""
+    CSV by suffix) and publish it to `mqtt`, one reading per message, paced by `speed`, or send it to the
+    HJ 212 server `hj212` (HOST:PORT) as one data logger per station (MN and PW from `hj212_stations`,
+    else the shipped station files). `seed` and `days` None: the scenario's own. Exit code."""
     try:
         if scenario not in SCENARIOS:
             raise _Usage(f"unknown scenario {scenario!r} (known: {', '.join(sorted(SCENARIOS))})")
-        if mqtt is None and out is None and ground_truth is None:
-            raise _Usage("simulate needs --mqtt URL, --out FILE.csv or --ground-truth FILE (or several)")
+        if mqtt is None and hj212 is None and out is None and ground_truth is None:
+            raise _Usage(
+                "simulate needs --mqtt URL, --out FILE.csv or --ground-truth FILE, or --hj212 HOST:PORT (or several)"
+            )
         _check_speed(speed)
         if mqtt is not None:
             _check_mqtt(mqtt)
+        files: dict[str, object] = {}
+        if hj212 is not None:
+            _check_hj212(hj212, mqtt, hj212_version, hj212_cn)
+            try:
+                files = station_files(hj212_stations)
+            except ValueError as exc:
+                raise _Usage(str(exc)) from None
         _check_root(root)
         try:
             chosen = make_scenario(scenario, seed, parse_start(start) if start is not None else None, days)
@@ -117,6 +136,47 @@ def simulate(
             _say(str(exc))
             return 1
         print(f"published {n} readings of {chosen.name} to {root}/# on the broker", file=sys.stderr)
+    if hj212 is not None:
+        return _send_hj212(chosen.name, readings, chosen.stations, files, hj212, hj212_cn, hj212_version, speed)
+    return 0
+
+
+def _check_hj212(hostport: str, mqtt: str | None, version: str, cn: str) -> None:
+    if mqtt is not None:
+        raise _Usage("--hj212 and --mqtt: give one of them (a scenario goes to one service at a time)")
+    try:
+        parse_hostport(hostport)
+    except ValueError as exc:
+        raise _Usage(f"--hj212: {exc}") from None
+    if version not in HJ212_VERSIONS:
+        raise _Usage(f"--hj212-version must be one of {', '.join(HJ212_VERSIONS)}, not {version!r}")
+    if cn not in HJ212_CNS:
+        raise _Usage(f"--hj212-cn must be one of {', '.join(HJ212_CNS)} (real-time, hourly), not {cn!r}")
+
+
+def _send_hj212(
+    name: str,
+    readings: list[Reading],
+    stations: Iterable[object],
+    files: Mapping[str, object],
+    hostport: str,
+    cn: str,
+    version: str,
+    speed: float,
+) -> int:
+    try:
+        sent, skipped = simulate_hj212(readings, stations, hostport, cn=cn, version=version, speed=speed, files=files)
+    except (HJ212SendError, OSError) as exc:
+        _say(str(exc))
+        return 1
+    if skipped:
+        detail = ", ".join(f"{n} {pid}" for pid, n in sorted(skipped.items()))
+        print(f"skipped {sum(skipped.values())} readings without an HJ 212 code ({detail})", file=sys.stderr)
+    print(
+        f"sent {sent.readings} readings of {name} as {sent.uploads} HJ 212 CN={cn} uploads ({version}) to {hostport}"
+        f" ({sent.resends} re-sent)",
+        file=sys.stderr,
+    )
     return 0
 
 

@@ -550,4 +550,4 @@ def test_the_shipped_instrument_defaults_screen_every_series_unless_turned_off(
     assert merged_settings(off.screen_layers("a-new-station", "cd")) == {}
     assert not Screening().active
     assert (Screening().spike_mads, Screening().spike_floor) == (6.0, 0.0)
-    assert gb.screen.ignore_flags == frozenset({"maintenance", "calibration"})
+    assert gb.screen.ignore_flags == frozenset({"maintenance", "calibration", "backfill"})

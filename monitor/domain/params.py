@@ -30,6 +30,8 @@ class Parameter:
     quantity: str = "concentration"
     units: tuple[tuple[str, float], ...] = ()  # (lower-case unit, factor to the standard unit), besides `unit`
     aliases: tuple[str, ...] = ()  # besides the id, the English name and the HJ 212 code
+    # The unit HJ 212 data loggers send the code in (HJ 212-2017 Table B.1's default); "" = `unit`.
+    hj212_unit: str = ""
 
     @property
     def concentration(self) -> bool:
@@ -45,16 +47,24 @@ class Parameter:
 _UG = (("µg/l", 1.0), ("μg/l", 1.0), ("ug/l", 1.0), ("mg/l", 1000.0), ("g/m3", 1000.0), ("mg/m3", 1.0))
 
 _SHIPPED: tuple[Parameter, ...] = (
-    Parameter("cd", "cadmium", "镉", "mg/L", "w20115"),
-    Parameter("pb", "lead", "铅", "mg/L", "w20120"),
-    Parameter("hg", "mercury", "汞", "mg/L", "w20111"),
-    Parameter("as", "arsenic", "砷", "mg/L", "w20119"),
-    Parameter("cr6", "chromium (hexavalent)", "六价铬", "mg/L", "w20117", aliases=("chromium", "hexavalent chromium")),
+    Parameter("cd", "cadmium", "镉", "mg/L", "w20115", hj212_unit="µg/L"),
+    Parameter("pb", "lead", "铅", "mg/L", "w20120", hj212_unit="µg/L"),
+    Parameter("hg", "mercury", "汞", "mg/L", "w20111", hj212_unit="µg/L"),
+    Parameter("as", "arsenic", "砷", "mg/L", "w20119", hj212_unit="µg/L"),
+    Parameter(
+        "cr6",
+        "chromium (hexavalent)",
+        "六价铬",
+        "mg/L",
+        "w20117",
+        aliases=("chromium", "hexavalent chromium"),
+        hj212_unit="µg/L",
+    ),
     Parameter("cu", "copper", "铜", "mg/L", "w20122"),
     Parameter("zn", "zinc", "锌", "mg/L", "w20123"),
     Parameter("ni", "nickel", "镍", "mg/L", "w20121"),
-    Parameter("tl", "thallium", "铊", "mg/L", "w20089"),
-    Parameter("se", "selenium", "硒", "mg/L"),
+    Parameter("tl", "thallium", "铊", "mg/L", "w20089", hj212_unit="ng/L"),
+    Parameter("se", "selenium", "硒", "mg/L", "w20128", hj212_unit="µg/L"),
     Parameter("sb", "antimony", "锑", "mg/L"),
     Parameter("ph", "pH", "pH", "", "w01001", quantity="state", units=(("ph", 1.0),)),
     Parameter("do", "dissolved oxygen", "溶解氧", "mg/L", "w01009", quantity="minimum", aliases=("dissolved_oxygen",)),
@@ -73,6 +83,7 @@ _SHIPPED: tuple[Parameter, ...] = (
         "water temperature",
         "水温",
         "°C",
+        "w01010",
         quantity="state",
         units=(("c", 1.0), ("degc", 1.0), ("cel", 1.0)),
         aliases=("temperature",),
@@ -82,6 +93,7 @@ _SHIPPED: tuple[Parameter, ...] = (
         "conductivity",
         "电导率",
         "µS/cm",
+        "w01014",
         quantity="state",
         units=(("μs/cm", 1.0), ("us/cm", 1.0), ("ms/cm", 1000.0), ("ms/m", 10.0)),
     ),

@@ -19,9 +19,12 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any, NamedTuple
 
+from monitor.domain import hj212
 from monitor.domain.params import SHIPPED, Catalogue
 from monitor.domain.reading import Reading
 from monitor.domain.rejection import Rejection
+from monitor.ingest.decoded import Decoded
+from monitor.ingest.hj212_decode import NO_LOOKUP, HJ212Lookup, decode_packet
 
 MAX_PAYLOAD = 256 * 1024
 MAX_ID_LEN = 128
@@ -75,11 +78,6 @@ class _Ctx(NamedTuple):
     stamp: Stamp
 
 
-class Decoded(NamedTuple):
-    readings: list[Reading]
-    rejections: list[Rejection]
-
-
 class _Reject(Exception):
     def __init__(
         self, reason: str, detail: str, station: str | None = None, parameter: str | None = None, ts: int | None = None
@@ -96,15 +94,19 @@ def decode(
     catalogue: Catalogue = SHIPPED,
     max_skew_ns: int = MAX_FUTURE_NS,
     stamp: Stamp = _receipt,
+    hj212: HJ212Lookup = NO_LOOKUP,
 ) -> Decoded:
     """Decode one MQTT message. Never raises: everything wrong becomes a Rejection.
 
     `catalogue` names the parameters and their units (the thresholds' catalogue: shipped plus declared);
-    `stamp` gives a reading without a time its receipt time (ingest's keeps it unique per series)."""
+    `stamp` gives a reading without a time its receipt time (ingest's keeps it unique per series);
+    `hj212` the station of an MN and station time zones, for a payload that is an HJ 212 frame."""
     ctx = _LAST[0]
     if ctx.now_ns != now_ns or ctx.names is not catalogue or ctx.stamp != stamp or ctx.max_skew_ns != max_skew_ns:
         ctx = _LAST[0] = _Ctx(catalogue, _cache(catalogue), now_ns, max_skew_ns, stamp)  # once per batch, in ingest
     try:
+        if payload[:2] == b"##":
+            return _hj212(topic, payload, ctx, hj212)
         return _decode(topic, payload, ctx)
     except _Reject as e:
         return Decoded([], [e.rejection])
@@ -145,6 +147,44 @@ def _decode(topic: str, payload: bytes | bytearray, ctx: _Ctx) -> Decoded:
         )
         return Decoded([reading], [])
     raise _Reject("malformed", f"payload is a JSON {type(doc).__name__}, not an object or a SenML array")
+
+
+def _hj212(topic: str, payload: bytes | bytearray, ctx: _Ctx, lookup: HJ212Lookup) -> Decoded:
+    """An HJ 212 frame as an MQTT payload (some loggers publish to a broker): decoded as the TCP server
+    does, the station the one whose `mn` is the packet's MN, else the topic's last level. The broker has
+    authenticated the publisher, so PW is not checked; a split part without its DataTime cannot be used
+    alone and is rejected (over MQTT there is no connection to hold the other parts on)."""
+    if len(payload) > MAX_PAYLOAD:
+        raise _Reject("too_large", f"payload of {len(payload)} bytes is over {MAX_PAYLOAD}")
+    got = hj212.unframe(bytes(payload))
+    if isinstance(got, hj212.FrameError):
+        raise _Reject(got.reason, got.detail)
+    if not got.crc_ok:
+        raise _Reject(hj212.CRC, f"HJ 212 frame's CRC {got.raw[-6:-2].decode(errors='replace')!r} does not match")
+    try:
+        packet = hj212.parse_segment(got.segment)
+    except hj212.HJ212Error as e:
+        raise _Reject(e.reason, e.detail) from None
+    station = lookup.by_mn.get(packet.mn)
+    if station is None:
+        levels = topic.split("/")
+        if len(levels) < 2:
+            raise _Reject(
+                "bad_topic",
+                f"HJ 212 MN {packet.mn} is in no station file and the topic names no station (<root>/<station>)",
+            )
+        station = _station(levels[-1])
+    if packet.split and not any("DataTime" in g for g in packet.groups):
+        raise _Reject(hj212.SPLIT, f"MN {packet.mn}: part {packet.pno} of {packet.pnum} has no DataTime", station)
+    return decode_packet(
+        packet,
+        station,
+        catalogue=ctx.names,
+        tz=lookup.zone_of(station),
+        newest=lookup.newest,
+        now_ns=ctx.now_ns,
+        max_skew_ns=ctx.max_skew_ns,
+    )
 
 
 _JSON = json.JSONDecoder()

@@ -7,10 +7,12 @@ import math
 import re
 import zoneinfo
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
+from monitor.domain.params import SHIPPED, Catalogue
 from monitor.thresholds.check_screens import ScreenChecker
-from monitor.thresholds.checking import SourceFile, dotted, is_number, scaled, suggest
+from monitor.thresholds.checking import Problem, SourceFile, dotted, is_number, scaled, suggest
 from monitor.thresholds.model import Override, Station
 from monitor.thresholds.notation import fmt_number
 
@@ -30,8 +32,13 @@ _STATION_KEYS = (
     "expect",
     "assume",
     "instruments",
+    "mn",
+    "pw_env",
+    "pw_file",
+    "pw",
 )
 _WATER_BODY_ALIASES = {"river": "river", "lake": "lake", "reservoir": "lake"}  # GB 3838 groups 湖、库 together
+_MN = re.compile(r"[A-Za-z0-9_.-]{1,64}")
 _OVERRIDE_KEYS = ("limit", "kind", "low", "high", "unit", "source")
 
 
@@ -49,6 +56,10 @@ def _valid_timezone(tz: object) -> bool:
 
 class StationChecker(ScreenChecker):
     """Checks a file's stations (ids unique across files) and builds a `Station` for each valid one."""
+
+    def __init__(self, problems: list[Problem], catalogue: Catalogue = SHIPPED) -> None:
+        super().__init__(problems, catalogue)
+        self._mns: dict[str, str] = {}  # HJ 212 MN -> path:line of its station, across the files loaded together
 
     def check(
         self, f: SourceFile, known_classes: Sequence[str], seen: dict[str, str], standard_ids: Sequence[str]
@@ -142,6 +153,7 @@ class StationChecker(ScreenChecker):
         expect = self._per_parameter_durations(raw, "expect", here)
         assume = self._assume(raw, here)
         instruments = self._instrument_tables(raw.get("instruments"), (*here, "instruments"))
+        mn, pw_env, pw_file = self._hj212_logger(f, raw, here)
         if len(self.problems) != before or duplicate:
             return
         lines = {key: f.where(*here, key) for key in raw}
@@ -166,7 +178,55 @@ class StationChecker(ScreenChecker):
             instruments,
             f.where(*here),
             lines,
+            mn,
+            pw_env,
+            pw_file,
         )
+
+    def _hj212_logger(self, f: SourceFile, raw: Mapping[str, Any], here: tuple[str, ...]) -> tuple[str, str, str]:
+        """The station's HJ 212 data logger: its MN, unique across stations (the MN is how a packet names its
+        station), and its password's source, which must be given (the PW is all that authenticates a logger)
+        and must not be inline (station files are shared and committed)."""
+        name = dotted(here)
+        if "pw" in raw:
+            self._add(
+                self._at(*here, "pw"),
+                f"{name}.pw: a password is not written in a station file; use pw_env (an environment variable) "
+                "or pw_file (a file holding it)",
+            )
+        mn, pw_env, pw_file = raw.get("mn"), raw.get("pw_env"), raw.get("pw_file")
+        if mn is None:
+            for key in ("pw_env", "pw_file"):
+                if key in raw:
+                    self._add(self._at(*here, key), f"{name}.{key} is for an HJ 212 logger: set mn too")
+            return "", "", ""
+        if not isinstance(mn, str) or not _MN.fullmatch(mn):
+            self._add(
+                self._at(*here, "mn"),
+                f"{name}.mn must be the data logger's MN: 1-64 letters, digits, '-', '_' or '.'",
+            )
+            return "", "", ""
+        where = f.where(*here, "mn")
+        if mn in self._mns:
+            self._add(self._at(*here, "mn"), f"{name}.mn: MN {mn!r} is already the logger of {self._mns[mn]}")
+        else:
+            self._mns[mn] = where
+        if (pw_env is None) == (pw_file is None):
+            self._add(
+                self._at(*here, "mn"),
+                f"{name}: set exactly one of pw_env and pw_file for the password of the logger {mn!r}",
+            )
+            return mn, "", ""
+        if pw_env is not None:
+            if not isinstance(pw_env, str) or not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", pw_env):
+                self._add(self._at(*here, "pw_env"), f"{name}.pw_env must name an environment variable")
+                return mn, "", ""
+            return mn, pw_env, ""
+        if not isinstance(pw_file, str) or not pw_file:
+            self._add(self._at(*here, "pw_file"), f"{name}.pw_file must be a path")
+            return mn, "", ""
+        path = Path(pw_file).expanduser()
+        return mn, "", str(path if path.is_absolute() else Path(f.path).resolve().parent / path)
 
     def _coordinates(self, raw: Mapping[str, Any], here: tuple[str, ...]) -> tuple[float, float] | None:
         if "coordinates" not in raw:
