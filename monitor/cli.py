@@ -56,6 +56,16 @@ def _parser() -> argparse.ArgumentParser:
         help="write when each true concentration crossed each limit (JSON, or CSV if the name ends in .csv)",
     )
     sim.add_argument("--root", default="river", help="topic root (default: river)")
+    sim.add_argument("--hj212", metavar="HOST:PORT", help="send as HJ 212 data loggers (one per station) instead")
+    sim.add_argument("--hj212-version", default="2017", help="HJ 212 version of the uploads: 2017 or 2025")
+    sim.add_argument("--hj212-cn", default="2011", help="2011: real-time data (default); 2061: hourly data")
+    sim.add_argument(
+        "--hj212-stations",
+        type=Path,
+        action="append",
+        default=[],
+        help="station files with each logger's mn and pw_env/pw_file (default: the shipped ones); repeatable",
+    )
 
     rep = sub.add_parser("replay", help="publish recorded readings (replay CSV) to a broker")
     rep.add_argument("file", type=Path)
@@ -337,6 +347,10 @@ def _simulate(args: argparse.Namespace) -> int:
         args.ground_truth,
         root=args.root,
         days=args.days,
+        hj212=args.hj212,
+        hj212_version=args.hj212_version,
+        hj212_cn=args.hj212_cn,
+        hj212_stations=args.hj212_stations,
     )
 
 

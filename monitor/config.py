@@ -127,6 +127,9 @@ class RouteConfig:
     # Unconfirmed first notices and their withdrawals: for the station operator who can check the analyser
     # before the next cycle, not for a bureau that acts on confirmed alerts; a route opts in.
     unconfirmed: bool = False
+    # Early-warning forecast notices ("Forecast: cadmium at the Hexi intake from about 2 Feb 14:00"): for the
+    # water company of an intake ahead of a plume; a route opts in.
+    forecasts: bool = False
 
 
 ALERT_CATEGORIES = ("water", "sensor")
@@ -170,6 +173,42 @@ class DeadLetterConfig:
 
 
 @dataclass(frozen=True)
+class HJ212Config:
+    """The HJ 212 platform server: data loggers connect as TCP clients and stay connected.
+
+    A connection holds at most `connection_buffer_bytes` of data not yet journaled (it is not read further
+    until its packets are committed and answered) plus one partial frame of at most `max_frame_bytes`, so
+    `max_connections` loggers bound the server's memory whatever they send."""
+
+    enabled: bool = False
+    # Loopback by default: an HJ 212 port is the stations' way in, opened to them by the operator on purpose.
+    listen: str = "127.0.0.1"
+    port: int = 9212
+    versions: tuple[str, ...] = ("2017", "2025", "2005")
+    # A connection that sends no valid frame for this long is closed. 65 min: loggers that send only hourly
+    # data (CN=2061) keep their connection, one that sends nothing or garbage goes within the hour.
+    idle_timeout_s: float = 3900.0
+    max_connections: int = 1000
+    # The longest data segment taken (the frame's length field). The standard says 1024, real loggers send
+    # more, and the 4-digit field allows 9999: longer declared lengths are refused without being buffered.
+    max_frame_bytes: int = 9999
+    connection_buffer_bytes: int = 65_536
+
+
+@dataclass(frozen=True)
+class ForecastConfig:
+    """`[forecast]`: when an incident's forecast is issued and when it becomes a notice (reading time).
+
+    Durations in ns; the alerts layer takes them as `monitor.alerts.forecast_notice.ForecastSettings`."""
+
+    interval_ns: int = 3600 * 10**9  # at most one forecast per hour of readings (and one per transition)
+    incident_end_ns: int = 48 * 3600 * 10**9  # all stations resolved this long: the incident ends
+    horizon_ns: int = 72 * 3600 * 10**9  # a forecast exceedance starting within this is notified
+    update_moved_ns: int = 6 * 3600 * 10**9  # notified again when the start moves by more than this
+    update_peak_ratio: float = 0.25  # ... or the peak by more than this share
+
+
+@dataclass(frozen=True)
 class Config:
     mqtt: MqttConfig = MqttConfig(embedded=True)
     influxdb: InfluxConfig | None = None
@@ -178,6 +217,8 @@ class Config:
     service: ServiceConfig = ServiceConfig()
     dead_letter: DeadLetterConfig | None = None
     admission: AdmissionConfig = AdmissionConfig()
+    forecast: ForecastConfig = ForecastConfig()
+    hj212: HJ212Config = HJ212Config()
     source: str = "(defaults)"
 
 
@@ -283,7 +324,7 @@ def load_config(path: str | Path | None) -> Config:
         raise ConfigError(f"{p}: not UTF-8 text") from None
     base = p.resolve().parent
     file = str(p)
-    known = {"mqtt", "influxdb", "thresholds", "notify", "service", "dead_letter", "admission"}
+    known = {"mqtt", "influxdb", "thresholds", "notify", "service", "dead_letter", "admission", "hj212", "forecast"}
     for key in data:
         if key not in known:
             raise ConfigError(f"{file}: [{key}]: unknown section (expected one of {', '.join(sorted(known))})")
@@ -298,6 +339,8 @@ def load_config(path: str | Path | None) -> Config:
         if "dead_letter" in data
         else None,
         admission=_admission(_Section(file, "admission", data.get("admission", {}))),
+        forecast=_forecast(_Section(file, "forecast", data.get("forecast", {}))),
+        hj212=_hj212(_Section(file, "hj212", data.get("hj212", {}))),
         source=file,
     )
 
@@ -354,6 +397,37 @@ def _admission(s: _Section) -> AdmissionConfig:
     cfg = AdmissionConfig(
         unknown_stations=policy,
         new_series_per_hour=int(s.number("new_series_per_hour", AdmissionConfig.new_series_per_hour, 0)),
+    )
+    s.done()
+    return cfg
+
+
+HJ212_VERSIONS = ("2017", "2025", "2005")
+
+
+def _hj212(s: _Section) -> HJ212Config:
+    listen = s.get("listen", str, HJ212Config.listen)
+    if not listen or listen.count(":") == 1:  # an IPv6 address has more; "host:port" is the mistake caught
+        raise s.err("listen", 'expected a host or address, such as "0.0.0.0" (the port goes in port)')
+    port = s.get("port", int, HJ212Config.port)
+    if not 0 <= port < 65536:
+        raise s.err("port", "must be 0-65535 (0: any free port)")
+    versions = s.strings("versions", HJ212Config.versions)
+    bad = [v for v in versions if v not in HJ212_VERSIONS]
+    if bad or not versions:
+        raise s.err("versions", f"must be a non-empty list of {', '.join(repr(v) for v in HJ212_VERSIONS)}")
+    max_frame = int(s.number("max_frame_bytes", HJ212Config.max_frame_bytes, 128))
+    if max_frame > 9999:
+        raise s.err("max_frame_bytes", "must be at most 9999 (the frame's length field has 4 digits)")
+    cfg = HJ212Config(
+        enabled=bool(s.get("enabled", bool, False)),
+        listen=listen,
+        port=port,
+        versions=tuple(dict.fromkeys(versions)),
+        idle_timeout_s=s.number("idle_timeout_s", HJ212Config.idle_timeout_s, 1.0),
+        max_connections=int(s.number("max_connections", HJ212Config.max_connections, 1)),
+        max_frame_bytes=max_frame,
+        connection_buffer_bytes=int(s.number("connection_buffer_bytes", HJ212Config.connection_buffer_bytes, 1024)),
     )
     s.done()
     return cfg
@@ -436,6 +510,41 @@ def _notify(s: _Section, base: Path) -> NotifyConfig:
     return cfg
 
 
+_DURATION = re.compile(r"(\d+(?:\.\d+)?)\s*(ms|s|min|m|h|d)")
+_UNIT_NS = {"ms": 10**6, "s": 10**9, "min": 60 * 10**9, "m": 60 * 10**9, "h": 3600 * 10**9, "d": 86400 * 10**9}
+
+
+def _duration(s: _Section, key: str, default_ns: int, minimum_ns: int = 0) -> int:
+    """ "48h", "90min", "1d12h" (or a number of seconds) in ns."""
+    raw = s.get(key, (str, int, float), None)
+    if raw is None:
+        return default_ns
+    if isinstance(raw, int | float):
+        ns = int(raw * 10**9)
+    else:
+        text = raw.strip().replace(" ", "")
+        parts = _DURATION.findall(text)
+        if not parts or "".join(n + u for n, u in parts) != text:
+            raise s.err(key, f'expected a duration such as "48h", "90min" or "1d12h", got "{raw}"')
+        ns = int(sum(float(n) * _UNIT_NS[u] for n, u in parts))
+    if ns < minimum_ns:
+        raise s.err(key, f"must be at least {minimum_ns / 1e9:g} s")
+    return ns
+
+
+def _forecast(s: _Section) -> ForecastConfig:
+    d = ForecastConfig()
+    cfg = ForecastConfig(
+        interval_ns=_duration(s, "interval", d.interval_ns, 60 * 10**9),
+        incident_end_ns=_duration(s, "incident_end", d.incident_end_ns, 3600 * 10**9),
+        horizon_ns=_duration(s, "horizon", d.horizon_ns, 0),
+        update_moved_ns=_duration(s, "update_moved", d.update_moved_ns, 0),
+        update_peak_ratio=s.number("update_peak_ratio", d.update_peak_ratio, 0.0),
+    )
+    s.done()
+    return cfg
+
+
 def _route(s: _Section, base: Path) -> RouteConfig:
     url = s.secret("url", base, warn_inline=False)  # apprise URLs often carry tokens: url_env / url_file
     if not url:
@@ -452,6 +561,7 @@ def _route(s: _Section, base: Path) -> RouteConfig:
         intakes=bool(s.get("intakes", bool, False)),
         categories=s.strings("categories", ALERT_CATEGORIES),
         unconfirmed=bool(s.get("unconfirmed", bool, False)),
+        forecasts=bool(s.get("forecasts", bool, False)),
     )
     unknown = [c for c in cfg.categories if c not in ALERT_CATEGORIES]
     if unknown or not cfg.categories:

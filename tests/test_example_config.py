@@ -20,6 +20,7 @@ from monitor import config
 from monitor.config import (
     Config,
     DeadLetterConfig,
+    HJ212Config,
     InfluxConfig,
     MqttConfig,
     NotifyConfig,
@@ -32,7 +33,7 @@ EXAMPLE = Path(__file__).resolve().parent.parent / "riverwatch.example.toml"
 # A route is commented out in the example (it would send somewhere): one is added so that its keys are read.
 ROUTE = '\n[[notify.route]]\nurl = "json://127.0.0.1:9000/route"\n'
 
-_HEADER = re.compile(r"^#?\s*\[\[?([a-z_.]+)\]\]?\s*$")
+_HEADER = re.compile(r"^#?\s*\[\[?([a-z0-9_.]+)\]\]?\s*$")
 _KEY = re.compile(r"^#?\s*([a-z][a-z0-9_]*)\s*=")
 
 
@@ -103,6 +104,7 @@ def test_example_loads_with_the_defaults(caplog: pytest.LogCaptureFixture) -> No
     assert cfg.notify == NotifyConfig()
     assert cfg.service == ServiceConfig(data_dir=here / "riverwatch-data")
     assert cfg.dead_letter == DeadLetterConfig(file=here / "dead-letters.jsonl")
+    assert cfg.hj212 == HJ212Config()
 
 
 def test_example_documents_every_key(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
@@ -123,3 +125,23 @@ def test_example_documents_every_key(monkeypatch: pytest.MonkeyPatch, tmp_path: 
     # The check sees a key go: drop keepalive_s from the example and it is reported.
     without = "\n".join(line for line in text.splitlines() if not line.startswith("keepalive_s"))
     assert ("mqtt", "keepalive_s") in known - set(documented(without))
+
+
+def test_hj212_errors_name_the_key(tmp_path: Path) -> None:
+    cases = {
+        'listen = "0.0.0.0:9212"': "[hj212].listen",
+        "port = 70000": "[hj212].port",
+        'versions = ["2017", "1999"]': "[hj212].versions",
+        "max_frame_bytes = 10": "[hj212].max_frame_bytes",
+        "max_frame_bytes = 10011": "[hj212].max_frame_bytes",
+        "enabled = 1": "[hj212].enabled",
+        "idle_seconds = 5": "[hj212].idle_seconds: unknown key",
+    }
+    for line, key in cases.items():
+        path = tmp_path / "riverwatch.toml"
+        path.write_text(f"[hj212]\n{line}\n", encoding="utf-8")
+        with pytest.raises(config.ConfigError, match=re.escape(key)):
+            load_config(path)
+    path.write_text('[hj212]\nenabled = true\nlisten = "::"\nport = 0\nversions = ["2017", "2017"]\n', encoding="utf-8")
+    cfg = load_config(path).hj212
+    assert (cfg.enabled, cfg.listen, cfg.port, cfg.versions) == (True, "::", 0, ("2017",))

@@ -1,24 +1,58 @@
-"""Incidents on a river: alerts that follow each other down a river become one incident, with arrival
-estimates for the stations and water intakes still ahead of the front.
+"""Incidents on a river: alerts that follow each other down a river become one incident, with a forecast for
+the stations and water intakes still ahead of the front.
 
-This is what the Longjiang response needed most: not "Lalang is over the limit" but "the plume is moving
-at 12 km/day and reaches the Liuzhou intake around 2 Feb 14:00". The front velocity is observed between the
-stations already hit (first crossing times against river km), or configured until two have been hit.
-State: one small record per open incident (its hits); closed incidents are forgotten. The ledger keeps the
-open ones, so that a restart in the middle of a plume continues its incident and its observed velocity.
+This is what the Longjiang response needed most: not "Lalang is over the limit" but "the plume reaches the
+Liuzhou intake around 2 Feb 14:00, peaks at 1.4x its limit, for about 30 h". Each incident owns a
+`Forecaster` (monitor.alerts.forecast) built on the river description of the station files, fed the
+accepted readings of its parameter at its river's stations (`observe`) and its confirmed crossings; the
+front velocity of the older estimate is still kept for the message and for rivers with no description.
+
+Bounded in time: an incident ends when all its stations have been resolved for `incident_end` (48 h of
+reading time), and a confirmed alert more than that after the incident's last activity opens a new one, so
+readings years apart never mix (a 2026 intake alert was once filed into the 2012 incident). A velocity is
+only taken from crossings at least `min_separation_km` apart and slower than `max_km_per_day` (two test
+alerts 28 minutes apart once gave 4,040 km/day).
+
+State: one record per open incident (its hits, its forecaster's bounded state, the notices it sent) plus a
+short history per series of the river stations (`HISTORY` readings, so a new incident's forecaster sees the
+curve that led to its first alert). The ledger keeps the open incidents, so that a restart in the middle of a
+plume continues its incident, its forecaster and the notices it sent.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping
+from collections import deque
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Any
+
+import numpy as np
 
 from monitor.alerts.evaluator import AlertEvent
-from monitor.thresholds import Station
+from monitor.alerts.forecast import Forecaster, StationForecast, Target
+from monitor.alerts.forecast_notice import (
+    CATEGORY,
+    ForecastNote,
+    ForecastSettings,
+    decide,
+    forecast_alert_id,
+    note_from_json,
+    note_to_json,
+)
+from monitor.domain.reading import Reading
+from monitor.thresholds import Limit, Station
+from monitor.thresholds.rivers import RiverDescription
 
 NS_PER_DAY = 86_400 * 10**9
+# While alerts of an incident are open, it ends only after this many times incident_end without activity.
+OPEN_GAP_FACTOR = 10
+HISTORY = 48  # readings kept per river-station series for a new incident's forecaster (about 2 days at 1 h)
+ACCEPTED_FLAGS = (None, "", "<DL")  # readings a forecaster may learn from (below DL is a low value, not a fault)
+__all__ = ["NS_PER_DAY", "Arrival", "ForecastSettings", "Hit", "Incident", "Incidents"]
+
+LimitOf = Callable[[str, str, int], float | None]
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,25 +77,45 @@ class Incident:
     opened_ns: int
     hits: list[Hit] = field(default_factory=list)
     open_alerts: set[str] = field(default_factory=set)
+    last_ns: int = 0  # the newest confirmed transition (reading time): its last activity
+    quiet_since: int | None = None  # every alert resolved since then (None: some still open)
+    forecaster: Forecaster | None = None
+    latest: list[StationForecast] = field(default_factory=list)  # the forecast in force (nearest first)
+    issued_ns: int = 0  # when `latest` was issued (reading time)
+    notes: dict[str, ForecastNote] = field(default_factory=dict)  # the last notice per station
+    saved: dict[str, Any] | None = None  # the ledger's state of a restored incident, until it is rebuilt
+    pending: bool = False  # a forecast issued at a transition, not yet through `due`
+    points: list[int] = field(default_factory=list)  # reading times at which an interval forecast is due
+    next_ns: int = 0  # the earliest reading time of the next interval forecast
+    seen: dict[str, int] = field(default_factory=dict)  # newest reading fed per station (time order)
+    ended: bool = False
 
-    def velocity(self, default_km_per_day: float) -> tuple[float, str]:
-        """Front velocity in km/day and where it comes from: between the two stations farthest downstream.
+    def __post_init__(self) -> None:
+        self.last_ns = self.last_ns or max([self.opened_ns, *(h.first_ns for h in self.hits)])
+
+    def velocity(
+        self, default_km_per_day: float, min_km: float = 1.0, max_km_per_day: float = 250.0
+    ) -> tuple[float, str]:
+        """Front velocity in km/day and where it comes from: between the two stations farthest downstream
+        whose crossings are far enough apart, in space and in time, to be one front moving.
 
         The latest reach predicts the next one best: on the Longjiang the front crawled through the deep
-        reservoir pools below Lalang (about 3 km/day) and ran at 12 km/day below Luodong, so an average from
-        the source would have put the arrival at Nuomitan days late (measured on the simulator: 107 h late
-        against 6 h early from the last reach).
+        reservoir pools below Lalang (about 3 km/day) and ran at 12 km/day below Luodong.
         """
         ordered = sorted(self.hits, key=lambda h: h.river_km)
-        for i in range(len(ordered) - 1, 0, -1):
-            last, prev = ordered[-1], ordered[i - 1]
-            days = (last.first_ns - prev.first_ns) / NS_PER_DAY
-            if last.river_km > prev.river_km and days > 0:
-                return (last.river_km - prev.river_km) / days, f"observed between {prev.station} and {last.station}"
+        for j in range(len(ordered) - 1, 0, -1):
+            last = ordered[j]
+            for i in range(j - 1, -1, -1):
+                prev = ordered[i]
+                km = last.river_km - prev.river_km
+                days = (last.first_ns - prev.first_ns) / NS_PER_DAY
+                if km >= min_km and days > 0 and km / days <= max_km_per_day:
+                    return km / days, f"observed between {prev.station} and {last.station}"
         return default_km_per_day, "configured (fewer than two stations hit)"
 
     def arrivals(self, stations: Mapping[str, Station], default_km_per_day: float) -> list[Arrival]:
-        """ETAs at every station of this river downstream of the farthest hit, nearest first."""
+        """ETAs at every station of this river downstream of the farthest hit, nearest first (the front
+        velocity alone: the message's fallback where no forecast exists)."""
         if not self.hits:
             return []
         front = max(self.hits, key=lambda h: h.river_km)
@@ -80,35 +134,107 @@ class Incident:
             for s, km in ahead
         ]
 
+    def state_json(self) -> dict[str, Any]:
+        """What the ledger keeps beside the hits: the forecaster and what was sent."""
+        if self.forecaster is None and self.saved is not None:
+            return self.saved  # restored but not rebuilt yet (no thresholds bound): keep it as it was
+        return {
+            "last_ns": self.last_ns,
+            "quiet_since": self.quiet_since,
+            "issued_ns": self.issued_ns,
+            "next_ns": self.next_ns,
+            "seen": self.seen,
+            "notes": {k: note_to_json(n) for k, n in self.notes.items()},
+            "forecaster": self.forecaster.to_json() if self.forecaster is not None else None,
+        }
+
 
 class Incidents:
-    """Groups alert events into incidents per (river, parameter)."""
+    """Groups alert events into incidents per (river, parameter); owns their forecasters."""
 
-    def __init__(self, stations: Mapping[str, Station], default_km_per_day: float = 12.0) -> None:
-        self.stations = stations
+    def __init__(
+        self,
+        stations: Mapping[str, Station],
+        default_km_per_day: float = 12.0,
+        *,
+        rivers: Mapping[str, RiverDescription] | None = None,
+        limit: LimitOf | None = None,
+        settings: ForecastSettings | None = None,
+    ) -> None:
         self.default_km_per_day = default_km_per_day
+        self.rivers: Mapping[str, RiverDescription] = rivers or {}
+        self.limit = limit
+        self.settings = settings or ForecastSettings()
+        self._bound = rivers is not None or limit is not None  # else forecasters wait for `bind`
         self.open: dict[tuple[str, str], Incident] = {}
+        self.dirty: set[str] = set()  # incident ids whose state the ledger should write (after the outbox)
+        self._history: dict[tuple[str, str], deque[tuple[int, float]]] = {}
+        self._watch: dict[tuple[str, str], Incident] = {}  # (station, parameter) -> the incident it feeds
+        self._ended: list[Incident] = []  # ended, not yet through `due` (its notices are withdrawn there)
+        self._closed: dict[str, Incident] = {}  # ended, not yet written by the ledger
+        self._recent: list[Incident] = []  # the last 16 ended (their withdrawals are rendered with them)
+        self._stations: Mapping[str, Station] = {}
+        self._on_river: set[str] = set()
+        self.stations = stations
 
+    @property
+    def stations(self) -> Mapping[str, Station]:
+        return self._stations
+
+    @stations.setter
+    def stations(self, stations: Mapping[str, Station]) -> None:
+        """New station files (reload): the index of river stations follows."""
+        self._stations = stations
+        self._on_river = {s.id for s in stations.values() if s.river and s.river_km is not None}
+        self._reindex()
+
+    def bind(self, rivers: Mapping[str, RiverDescription], limit: LimitOf | None) -> None:
+        """River descriptions and limits of the thresholds in force (start-up, reload): forecasters of restored
+        incidents are rebuilt now; open ones keep their state."""
+        self.rivers, self.limit, self._bound = rivers, limit, True
+        for inc in self.open.values():
+            if inc.forecaster is None:
+                self._rebuild(inc)
+
+    # -- alert transitions ----------------------------------------------------------------------------
     def of(self, e: AlertEvent) -> Incident | None:
         """The open incident an alert belongs to, left as it is (a repeat is no new transition)."""
+        if e.category == CATEGORY:  # also an incident that just ended (its notices are withdrawn)
+            known = [*self.open.values(), *reversed(self._recent)]
+            return next((i for i in known if e.alert_id.startswith(i.id + "/forecast/")), None)
         return next((i for i in self.open.values() if e.alert_id in i.open_alerts), None)
 
     def restore(self, incidents: Iterable[Incident]) -> None:
-        """The incidents open at the last stop (start-up)."""
+        """The incidents open at the last stop (start-up), with their forecasters and notices."""
         for inc in incidents:
+            s = inc.saved or {}
+            inc.last_ns = int(s.get("last_ns") or inc.last_ns)
+            inc.quiet_since = s.get("quiet_since")
+            inc.issued_ns = int(s.get("issued_ns") or 0)
+            inc.next_ns = int(s.get("next_ns") or 0)
+            inc.seen = {str(k): int(v) for k, v in (s.get("seen") or {}).items()}
+            inc.notes = {k: note_from_json(v) for k, v in (s.get("notes") or {}).items()}
+            if self._bound:
+                self._rebuild(inc)
             self.open[(inc.river, inc.parameter)] = inc
+        self._reindex()
 
     def on_event(self, e: AlertEvent) -> Incident | None:
         """The incident this event belongs to (after updating it), or None for a station off any river.
 
-        Only confirmed water alerts move an incident (its hits, hence the front velocity and the ETAs): an
-        unconfirmed notice, its withdrawal and a sensor alert are told the incident open on their river, if
-        any (for routing to an intake ahead of the front), and leave it as it is."""
+        Only confirmed water alerts move an incident (its hits, its forecast): an unconfirmed notice, its
+        withdrawal and a sensor alert are told the incident open on their river, if any (for routing to an
+        intake ahead of the front), and leave it as it is. Each confirmed transition issues a forecast."""
+        if e.category == CATEGORY:
+            return self.of(e)
         st = self.stations.get(e.station)
         if st is None or not st.river or st.river_km is None:
             return None
         key = (st.river, e.parameter)
         inc = self.open.get(key)
+        if inc is not None and self._over(inc, e.ts_ns):
+            self._end(inc)
+            inc = None
         if not e.confirmed or e.category != "water":
             return inc
         if e.state == "resolved":
@@ -116,15 +242,225 @@ class Incidents:
                 return None
             inc.open_alerts.discard(e.alert_id)
             if not inc.open_alerts:
-                del self.open[key]
+                inc.quiet_since = e.ts_ns
+            self._touch(inc, e.ts_ns)
             return inc
         if inc is None:
             inc = Incident(_incident_id(st.river, e.parameter, e.ts_ns), st.river, e.parameter, e.ts_ns)
             self.open[key] = inc
+            self._rebuild(inc)
+            self._reindex()
         inc.open_alerts.add(e.alert_id)
+        inc.quiet_since = None
         if all(h.station != e.station for h in inc.hits):
             inc.hits.append(Hit(e.station, st.river_km, e.started_ns))
+            if inc.forecaster is not None:
+                inc.forecaster.hit(e.station, st.river_km, e.started_ns)
+        self._touch(inc, e.ts_ns)
         return inc
+
+    def _touch(self, inc: Incident, ts_ns: int) -> None:
+        """A confirmed transition: the incident's last activity, and a forecast issued at it."""
+        inc.last_ns = max(inc.last_ns, ts_ns)
+        if inc.forecaster is not None:
+            inc.latest = inc.forecaster.issue(ts_ns)
+            inc.issued_ns = ts_ns
+            inc.pending = True
+        self.dirty.add(inc.id)
+
+    def _over(self, inc: Incident, now_ns: int) -> bool:
+        """Ended: every station resolved for incident_end, or nothing confirmed for that long at all."""
+        end = self.settings.incident_end_ns
+        if inc.quiet_since is not None and now_ns - inc.quiet_since >= end:
+            return True
+        if inc.open_alerts:  # a plume read twice a week is still one plume; a stale one from years ago is not
+            return now_ns - inc.last_ns > OPEN_GAP_FACTOR * end
+        return now_ns - inc.last_ns > end
+
+    def _end(self, inc: Incident) -> None:
+        inc.ended = True
+        self.open.pop((inc.river, inc.parameter), None)
+        self.dirty.add(inc.id)
+        self._ended.append(inc)
+        self._closed[inc.id] = inc
+        self._recent = [*self._recent[-15:], inc]
+        self._reindex()
+
+    # -- readings and forecasts -------------------------------------------------------------------------
+    def observe(self, readings: Sequence[Reading], screened: Iterable[tuple[str, str, int]] = ()) -> None:
+        """Accepted readings of each incident's parameter at its river's stations, to its forecaster; others
+        skipped at the cost of a set lookup. `screened`: (station, parameter, ts) the screens set aside."""
+        skip = set(screened)
+        groups: dict[tuple[str, str], list[tuple[int, float]]] = {}
+        on_river = self._on_river
+        for r in readings:
+            if r.station not in on_river or r.flag not in ACCEPTED_FLAGS:
+                continue
+            if skip and (r.station, r.parameter, r.ts_ns) in skip:
+                continue
+            key = (r.station, r.parameter)
+            hist = self._history.get(key)
+            if hist is None:
+                hist = self._history[key] = deque(maxlen=HISTORY)
+            hist.append((r.ts_ns, r.value))
+            if key in self._watch:
+                groups.setdefault(key, []).append((r.ts_ns, r.value))
+        for (station, _), rows in groups.items():
+            inc = self._watch[(station, _)]
+            self._feed(inc, station, rows)
+
+    def _feed(self, inc: Incident, station: str, rows: list[tuple[int, float]]) -> None:
+        """Readings of one station, in time order, newer than what it was fed; and the interval forecasts due."""
+        st = self.stations.get(station)
+        if inc.forecaster is None or st is None or st.river_km is None:
+            return
+        rows.sort()
+        after, end, kept = inc.seen.get(station, -1), self.settings.incident_end_ns, []
+        for t, v in rows:  # newer than what it was fed, and no gap of incident_end: never mix years
+            if t <= after:
+                continue
+            if t - inc.last_ns > end:
+                break
+            kept.append((t, v))
+            inc.last_ns = max(inc.last_ns, t)
+        rows = kept
+        if not rows:
+            return
+        ts = np.fromiter((t for t, _ in rows), np.int64, len(rows))
+        values = np.fromiter((v for _, v in rows), np.float64, len(rows))
+        inc.forecaster.observe(station, st.river_km, ts, values)
+        inc.seen[station] = int(ts[-1])
+        interval = self.settings.interval_ns
+        for t in ts:  # reading times at which an interval forecast falls due: independent of batching
+            if t >= inc.next_ns:
+                inc.points.append(int(t))
+                inc.next_ns = int(t) + interval
+        inc.points.sort()
+
+    def due(self, now_ns: int) -> list[tuple[Incident, list[StationForecast]]]:
+        """The forecasts issued since the last call: one at each confirmed transition, and at most one per
+        `interval` of reading time while new readings arrive; an incident that ended comes with none (its
+        notices are withdrawn)."""
+        return [(inc, forecasts) for inc, _, forecasts in self.due_at(now_ns)]
+
+    def due_at(self, now_ns: int) -> list[tuple[Incident, int, list[StationForecast]]]:
+        """`due`, with the reading time each forecast was issued at (what its notices are stamped with)."""
+        out: list[tuple[Incident, int, list[StationForecast]]] = []
+        for inc in self._ended:  # ended by a later transition: withdrawn first
+            out.append((inc, now_ns, []))
+        self._ended = []
+        for inc in self.open.values():  # what was issued before the end, even when the batch runs past it
+            if inc.forecaster is None:
+                continue
+            if inc.pending:
+                inc.pending = False
+                out.append((inc, inc.issued_ns, inc.latest))
+            points = [p for p in inc.points if p <= now_ns]
+            if points:
+                inc.points = [p for p in inc.points if p > now_ns]
+                for p in points:
+                    if p <= inc.issued_ns:  # a transition's forecast already covers it
+                        continue
+                    inc.latest = inc.forecaster.issue(p)
+                    inc.issued_ns = p
+                    out.append((inc, p, inc.latest))
+                self.dirty.add(inc.id)
+        for inc in list(self.open.values()):
+            if self._over(inc, now_ns):
+                self._end(inc)
+        for inc in self._ended:
+            out.append((inc, now_ns, []))
+        self._ended = []
+        return out
+
+    def notices(self, inc: Incident, forecasts: Sequence[StationForecast], now_ns: int) -> list[AlertEvent]:
+        """The forecast notices these forecasts call for (monitor.alerts.forecast_notice), as alert events."""
+        hit = {h.station for h in inc.hits}
+        out = []
+        for station, note in decide(inc.notes, forecasts, now_ns, self.settings, hit):
+            inc.notes[station] = note
+            out.append(self._event(inc, station, note))
+            self.dirty.add(inc.id)
+        return out
+
+    def _event(self, inc: Incident, station: str, note: ForecastNote) -> AlertEvent:
+        f = note.forecast
+        limit = f.limit if f.limit is not None else float("nan")
+        ratio = f.peak_value / limit if f.limit else 0.0
+        lim = Limit(inc.parameter, "max", limit, None, "", "", "", "forecast", text="the station's limit")
+        return AlertEvent(
+            forecast_alert_id(inc.id, station),
+            note.state,
+            station,
+            inc.parameter,
+            note.issued_ns,
+            f.peak_value,
+            ratio,
+            "warning",
+            lim,
+            f.exceed_from_ns if f.exceed_from_ns is not None else f.arrival_ns,
+            f.peak_value,
+            ratio,
+            rule="forecast",
+            detail=inc.id,
+            category=CATEGORY,
+        )
+
+    def take_dirty(self) -> list[Incident]:
+        """Incidents whose state changed since the last call (the ledger writes them after the outbox); give
+        them back with `unsaved` if the write failed."""
+        ids, self.dirty = self.dirty, set()
+        known = {i.id: i for i in self.open.values()} | self._closed
+        self._closed = {}
+        return [known[i] for i in sorted(ids) if i in known]
+
+    def unsaved(self, incidents: Iterable[Incident]) -> None:
+        for inc in incidents:
+            self.dirty.add(inc.id)
+            if inc.ended:
+                self._closed[inc.id] = inc
+
+    # -- internals -------------------------------------------------------------------------------------
+    def _rebuild(self, inc: Incident) -> None:
+        """The incident's forecaster, from its river description and the stations ahead (restored state too)."""
+        targets = self._targets(inc)
+        river = self.rivers.get(inc.river)
+        saved = (inc.saved or {}).get("forecaster")
+        if saved:
+            inc.forecaster = Forecaster.from_json(saved, river, targets)
+        else:
+            inc.forecaster = Forecaster(river, inc.parameter, targets, self.default_km_per_day)
+            for h in sorted(inc.hits, key=lambda h: h.first_ns):
+                inc.forecaster.hit(h.station, h.river_km, h.first_ns)
+            self._replay_history(inc)
+        inc.saved = None
+
+    def _replay_history(self, inc: Incident) -> None:
+        """A new incident's forecaster sees what its river's stations read just before it opened."""
+        for (station, parameter), hist in self._history.items():
+            st = self.stations.get(station)
+            if parameter == inc.parameter and st is not None and st.river == inc.river and hist:
+                since = inc.opened_ns - self.settings.incident_end_ns
+                self._feed(inc, station, [r for r in hist if r[0] >= since])
+        inc.points = []  # the curve before the incident is context: forecasts start at its transitions
+        inc.next_ns = 0
+
+    def _targets(self, inc: Incident) -> list[Target]:
+        out = []
+        for s in sorted(self.stations.values(), key=lambda s: s.river_km or 0.0):
+            if s.river != inc.river or s.river_km is None:
+                continue
+            lim = self.limit(s.id, inc.parameter, inc.opened_ns) if self.limit is not None else None
+            out.append(Target(s.id, s.river_km, lim, s.intake))
+        return out
+
+    def _reindex(self) -> None:
+        self._watch = {
+            (s.id, inc.parameter): inc
+            for inc in self.open.values()
+            for s in self._stations.values()
+            if s.river == inc.river and s.river_km is not None
+        }
 
 
 def _incident_id(river: str, parameter: str, ts_ns: int) -> str:

@@ -10,7 +10,8 @@ hits, hence the observed front velocity) and the flap state of the series that t
 written with the alert record of the transition that changed them, in one transaction, after the outbox.
 Schema versions (`PRAGMA user_version`): 1 alerts, silences, audit; 2 adds incidents, incident_hits and
 flaps; 3 adds each alert's category and `evaluated_ns`, the newest reading evaluated for an open alert (so a
-late reading after a restart cannot move it). An older file is upgraded in place when the service or a
+late reading after a restart cannot move it); 4 adds incident_state (an incident's forecaster, the forecast
+notices it sent and its time bounds, as JSON). An older file is upgraded in place when the service or a
 command opens it.
 """
 
@@ -21,7 +22,7 @@ import math
 import sqlite3
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
@@ -32,7 +33,7 @@ from monitor.alerts.flapping import FlapState, SeriesKey
 from monitor.alerts.incidents import Hit, Incident
 from monitor.thresholds import Limit
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 ENDED = ("resolved", "withdrawn")  # states after which an alert is no longer open
 
 _SCHEMA = """
@@ -56,6 +57,8 @@ CREATE TABLE IF NOT EXISTS incidents(
 CREATE TABLE IF NOT EXISTS incident_hits(
     incident_id TEXT NOT NULL, station TEXT NOT NULL, river_km REAL NOT NULL, first_ns INTEGER NOT NULL,
     seq INTEGER NOT NULL, PRIMARY KEY(incident_id, station));
+CREATE TABLE IF NOT EXISTS incident_state(
+    incident_id TEXT PRIMARY KEY, state TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS flaps(
     station TEXT NOT NULL, parameter TEXT NOT NULL, rule TEXT NOT NULL, flips TEXT NOT NULL,
     flapping INTEGER NOT NULL, last_ns INTEGER NOT NULL, held TEXT, PRIMARY KEY(station, parameter, rule));
@@ -171,7 +174,7 @@ class Ledger:
             incident_id = incident_id or incident.id
         with self._tx() as db:
             if incident is not None:
-                _write_incident(db, incident, None if incident.open_alerts else e.ts_ns)
+                _write_incident(db, incident, e.ts_ns if incident.ended else None)
             if flap_key is not None:
                 _write_flap(db, flap_key, flap)
             db.execute(
@@ -225,14 +228,25 @@ class Ledger:
             ).fetchall()
         return Silence(*rows[0]) if rows else None
 
+    def save_incidents(self, incidents: Sequence[Incident], now_ns: int) -> None:
+        """Incidents whose forecaster or notices changed, or that ended (at `now_ns`, reading time), in one
+        transaction: after the outbox holds the batch's forecast notices."""
+        if not incidents:
+            return
+        with self._tx() as db:
+            for inc in incidents:
+                _write_incident(db, inc, now_ns if inc.ended else None)
+
     def open_incidents(self) -> list[Incident]:
-        """The incidents open at the last stop, with their hits and their alerts still open."""
+        """The incidents open at the last stop: their hits, their alerts still open, and their saved state
+        (forecaster, notices sent; rebuilt by `Incidents.restore`)."""
         with self._lock:
             rows = self._db.execute(
-                "SELECT id, river, parameter, opened_ns FROM incidents WHERE closed_ns IS NULL ORDER BY opened_ns"
+                "SELECT i.id, i.river, i.parameter, i.opened_ns, s.state FROM incidents i"
+                " LEFT JOIN incident_state s ON s.incident_id = i.id WHERE i.closed_ns IS NULL ORDER BY i.opened_ns"
             ).fetchall()
             out = []
-            for iid, river, parameter, opened in rows:
+            for iid, river, parameter, opened, state in rows:
                 hits = [
                     Hit(*h)
                     for h in self._db.execute(
@@ -247,8 +261,9 @@ class Ledger:
                         (iid,),
                     )
                 }
-                if alerts:
-                    out.append(Incident(iid, river, parameter, opened, hits, alerts))
+                saved = json.loads(state) if state else None
+                if alerts or saved:  # all resolved, but not for incident_end yet: it goes on
+                    out.append(Incident(iid, river, parameter, opened, hits, alerts, saved=saved))
         return out
 
     def flap_states(self) -> list[FlapState]:
@@ -375,6 +390,19 @@ def _write_incident(db: sqlite3.Connection, inc: Incident, closed_ns: int | None
         "INSERT OR IGNORE INTO incident_hits(incident_id, station, river_km, first_ns, seq) VALUES (?, ?, ?, ?, ?)",
         [(inc.id, h.station, h.river_km, h.first_ns, i) for i, h in enumerate(inc.hits)],
     )
+    db.execute(
+        "INSERT OR REPLACE INTO incident_state(incident_id, state) VALUES (?, ?)",
+        (inc.id, json.dumps(inc.state_json(), default=_json_number)),
+    )
+
+
+def _json_number(x: object) -> object:
+    """numpy scalars in a forecaster's state."""
+    if hasattr(x, "item"):
+        return x.item()
+    if hasattr(x, "tolist"):
+        return x.tolist()
+    raise TypeError(type(x).__name__)
 
 
 def _write_flap(db: sqlite3.Connection, key: SeriesKey, st: FlapState | None) -> None:

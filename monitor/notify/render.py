@@ -1,5 +1,6 @@
 """Messages a bureau can act on: the title and body of an alert transition (English or Chinese) with the numbers
-that matter (interface.md), the incident and the arrival estimates ahead of the front.
+that matter (interface.md), the incident and its forecast for the stations ahead of the front (or, without one,
+the arrival estimates from the front's velocity). Forecast notices: monitor.notify.render_forecast.
 
 Two shorter kinds (monitor.notify.render_short): the unconfirmed first notice ("re-check at 10:00") and its
 withdrawal, and sensor alerts, which say what the fault means instead of a ratio to a limit."""
@@ -13,6 +14,7 @@ from monitor.alerts.evaluator import AlertEvent
 from monitor.alerts.incidents import Incident
 from monitor.domain.params import PARAMETERS
 from monitor.notify.message import Message, message_key
+from monitor.notify.render_forecast import forecast_message, forecast_table
 from monitor.notify.render_short import sensor_message, unconfirmed_message
 from monitor.notify.timefmt import num, parse_offset, station_tz, when
 from monitor.thresholds import Station
@@ -39,6 +41,8 @@ def render(
     repeat: bool = False,
     flapping: bool = False,
 ) -> Message:
+    if e.category == "forecast":
+        return forecast_message(e, language, stations, tz, incident)
     if not e.confirmed:
         m = unconfirmed_message(e, language, stations, tz)
         if not flapping:
@@ -126,6 +130,8 @@ def _incident_lines(
     hits = sorted(inc.hits, key=lambda h: h.river_km)
     v, source = inc.velocity(default_km_per_day)
     ahead = inc.arrivals(stations, default_km_per_day) if e.state != "resolved" else []
+    # Where the incident has a forecast, its table follows the front-velocity estimates (kept: documented lines).
+    forecasts = inc.latest if e.state != "resolved" else []
 
     def name(sid: str, zh: bool) -> str:
         st = stations.get(sid)
@@ -144,7 +150,7 @@ def _incident_lines(
             f"约 {_when(a.eta_ns, station_tz(a.station, tz), 'minutes')}，距前锋 {_num(a.distance_km)} km"
             for a in ahead
         ]
-        return lines
+        return lines + (forecast_table(forecasts, inc.issued_ns, inc.parameter, stations, tz, True) if ahead else [])
     lines = [
         f"Incident: {inc.id} on the {inc.river}; stations hit so far: "
         + ", ".join(f"{name(h.station, False)} (km {_num(h.river_km)}, {_when(h.first_ns, tz)})" for h in hits)
@@ -156,4 +162,4 @@ def _incident_lines(
         f" around {_when(a.eta_ns, station_tz(a.station, tz), 'minutes')}, {_num(a.distance_km)} km"
         for a in ahead
     ]
-    return lines
+    return lines + (forecast_table(forecasts, inc.issued_ns, inc.parameter, stations, tz, False) if ahead else [])

@@ -5,7 +5,8 @@ apprise target only when it carries the tag `unconfirmed` (the station operator,
 before the next cycle); a bureau's route gets the confirmed alert it acts on. A target given as a plain
 `[notify].urls` entry has no filter at all and gets everything, unconfirmed notices included, so a simple setup
 hears of a first exceedance as early as before. Routes filter on `categories` (water, sensor); tags carry
-`category:water` or `category:sensor`.
+`category:water` or `category:sensor`. Early-warning forecast notices (category `forecast`) go only to routes
+with `forecasts = true` and apprise targets tagged `category:forecast`: the water company of an intake ahead.
 
 Targets are known by a hash of their URL (`target_id`), so the outbox and the logs never hold credentials.
 """
@@ -28,6 +29,8 @@ from monitor.thresholds import Station
 
 log = logging.getLogger("riverwatch.notify")
 UNCONFIRMED = "unconfirmed"  # the apprise tag of a target that gets unconfirmed notices
+FORECAST = "forecast"  # the category of early-warning forecast notices (monitor.alerts.forecast_notice)
+FORECAST_TAG = "category:forecast"  # the apprise tag of a target that gets them
 # apprise logs DingTalk tokens and WeCom keys in full at DEBUG.
 if logging.getLogger("apprise").getEffectiveLevel() < logging.INFO:
     logging.getLogger("apprise").setLevel(logging.INFO)
@@ -53,6 +56,8 @@ class Target:
         return target_id(self.url)
 
     def wants(self, e: AlertEvent, stations: Mapping[str, Station], incident: Incident | None) -> bool:
+        if e.category == FORECAST:
+            return self._wants_forecast(e, stations, incident)
         if self.tags:  # apprise semantics: any of the target's tags; unconfirmed notices need their own tag
             if not e.confirmed:
                 if UNCONFIRMED not in self.tags:
@@ -72,6 +77,26 @@ class Target:
             and (not r.parameters or e.parameter in r.parameters)
             and (r.min_severity is None or _rank(e.severity) >= _rank(r.min_severity))
             and (not r.intakes or concerns_intake(e, stations, incident))
+        )
+
+    def _wants_forecast(self, e: AlertEvent, stations: Mapping[str, Station], incident: Incident | None) -> bool:
+        """Forecast notices are opted into: a route with `forecasts = true` (its river, station, parameter and
+        intake filters apply to the station forecast), an apprise target tagged `category:forecast` (its other
+        tags, if any, restrict it). A plain `[notify].urls` target does not get them."""
+        if self.tags:
+            if FORECAST_TAG not in self.tags:
+                return False
+            others = {t for t in self.tags if not t.startswith("category:") and t != UNCONFIRMED}
+            return not others or bool(others & event_tags(e, stations, incident))
+        r = self.route
+        if r is None or not r.forecasts:
+            return False
+        st = stations.get(e.station)
+        return (
+            (not r.rivers or (st is not None and st.river in r.rivers))
+            and (not r.stations or e.station in r.stations)
+            and (not r.parameters or e.parameter in r.parameters)
+            and (not r.intakes or (st is not None and st.intake))
         )
 
 

@@ -12,6 +12,10 @@ of must already be owed to its targets (a crash in between re-evaluates it and t
 copy). Stages are synchronous (the service runs the path in a worker thread); a stage that raises (disk
 full) leaves the notice where it was, and running the path again resumes at that stage, so no stage acts
 twice on one notice.
+
+Forecast notices (category "forecast", monitor.alerts.forecast_notice) take the same path: their incident
+is looked up, never moved; the flap guard is not asked; the ledger stage leaves them to the incident's own
+record, which the rules loop writes after the batch's path (`Ledger.save_incidents`).
 """
 
 from __future__ import annotations
@@ -90,7 +94,8 @@ class MuteStage:
     def exec(self, n: Notice) -> None:
         e = n.event
         if n.verdict is None:  # asked once per notice, also when a retry runs this stage again
-            n.verdict = Verdict.SEND if n.repeat or n.released else self.flaps.observe(e)
+            forecast = e.category == "forecast"  # a forecast notice is no series' transition: never held
+            n.verdict = Verdict.SEND if n.repeat or n.released or forecast else self.flaps.observe(e)
         what = "repeat" if n.repeat else e.state
         if n.verdict is Verdict.HOLD:
             n.muted = "flapping"
@@ -171,6 +176,10 @@ class LedgerStage:
 
     def exec(self, n: Notice) -> None:
         e = n.event
+        if e.category == "forecast":  # kept with its incident (Ledger.save_incidents, after the batch's path)
+            if self.metrics is not None:
+                self.metrics.alert_transitions.labels(e.category, e.state).inc()
+            return
         if not n.repeat:
             key = self.flaps.key(e)
             self.ledger.record(
@@ -189,9 +198,10 @@ class LedgerStage:
 class AlertPath(MultiStage):
     """The alert path's stages, and the ledger they write (the pipeline keeps each batch's evaluated marks there)."""
 
-    def __init__(self, ledger: Ledger, *stages: Stage) -> None:
+    def __init__(self, ledger: Ledger, *stages: Stage, incidents: Incidents | None = None) -> None:
         super().__init__(*stages)
         self.ledger = ledger
+        self.incidents = incidents  # what the rules loop feeds readings and asks for forecasts (evaluate)
 
 
 def alert_path(
@@ -217,4 +227,5 @@ def alert_path(
         RouteStage(targets, stations),
         OutboxStage(outbox, queued),
         LedgerStage(ledger, flaps, metrics),
+        incidents=incidents,
     )

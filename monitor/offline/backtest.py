@@ -23,6 +23,7 @@ from monitor.offline.dataset import Dataset
 from monitor.offline.errors import DataError, UsageError
 from monitor.offline.evidence import evidence
 from monitor.offline.evidencetables import evidence_tables
+from monitor.offline.forecast_run import forecast_report
 from monitor.offline.htmlfile import write_html
 from monitor.offline.plots import AlertMarks, file_name, station_pngs
 from monitor.offline.replay import DEFAULT_BATCH, Run, run_rules
@@ -59,6 +60,7 @@ def run_backtest(
     batch: int = DEFAULT_BATCH,
     utc_offset: str | None = None,
     out: TextIO | None = None,
+    forecasts: Path | None = None,
 ) -> int:
     """`riverwatch backtest`: prints a table per variant (and one row per variant with several); 0, 1 or 2."""
     out = out or sys.stdout
@@ -68,7 +70,19 @@ def run_backtest(
             variants = load_variants(thresholds, sweep, Path(tmp))
             ds = load_source(data)
         return _backtest(
-            variants, ds, out_dir, alerts_out, plots, html, progress, default_class, tolerance_ns, batch, tz, out
+            variants,
+            ds,
+            out_dir,
+            alerts_out,
+            plots,
+            html,
+            progress,
+            default_class,
+            tolerance_ns,
+            batch,
+            tz,
+            out,
+            forecasts,
         )
     except UsageError as e:
         print(f"riverwatch backtest: {e}", file=sys.stderr)
@@ -91,6 +105,7 @@ def _backtest(
     batch: int,
     tz: timezone,
     out: TextIO,
+    forecasts: Path | None = None,
 ) -> int:
     for note in ds.notes:
         print(f"riverwatch backtest: {note}", file=sys.stderr)
@@ -132,6 +147,8 @@ def _backtest(
     if alerts_out is not None:
         n = write_alerts(alerts_out, runs, scores, tz)
         print(f"\n{n} alert transitions written to {alerts_out}", file=out)
+    if forecasts is not None:
+        print("\n" + "\n".join(forecast_report(variants[0].thresholds, ds, default_class, forecasts)), file=out)
     if want_images:
         marks = [AlertMarks(sc.run_name, sc.alerts, run.suspects) for sc, run in zip(scores, runs, strict=True)]
         images = station_pngs(stats, variants[0].thresholds, default_class, marks, reference, tz, progress=progress)

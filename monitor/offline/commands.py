@@ -111,6 +111,11 @@ def add_commands(sub: Any) -> None:
         help="how far outside a true exceedance an alert still counts as right (default 6h)",
     )
     bt.add_argument("--alerts", type=Path, help="write every alert transition (CSV, or JSON for a .json name)")
+    bt.add_argument(
+        "--forecasts",
+        type=Path,
+        help="write every plume forecast issued (CSV) and score them against the ground truth",
+    )
     bt.add_argument("--plots", action="store_true", help="write one PNG per station to --out")
     bt.add_argument("--batch", type=int, default=DEFAULT_BATCH, help=argparse.SUPPRESS)
     _source_arguments(bt, scenario=True)
@@ -156,6 +161,7 @@ def backtest_command(args: argparse.Namespace) -> int:
         tolerance_ns=tolerance,
         batch=args.batch,
         utc_offset=args.utc_offset,
+        forecasts=args.forecasts,
     )
 
 

@@ -24,12 +24,14 @@ from dataclasses import dataclass
 
 from monitor.alerts.evaluator import AlertEvent, Evaluator
 from monitor.alerts.flapping import FlapGuard
+from monitor.alerts.forecast_notice import settings_from
 from monitor.alerts.incidents import Incidents
 from monitor.alerts.ledger import Ledger
 from monitor.config import Config
 from monitor.domain.pacing import Backoff, nap
 from monitor.domain.rejection import REASONS
 from monitor.ingest.deadletter import DeadLetterSink, FileSink, TopicSink
+from monitor.ingest.hj212_server import HJ212Server
 from monitor.ingest.mqtt import Ingest
 from monitor.journal import Journal, JournalError
 from monitor.metrics import Metrics
@@ -86,7 +88,9 @@ class Service:
         self.threshold_paths, loaded = load_or_shipped(cfg.thresholds.files)
         self.evaluator = Evaluator(thresholds if thresholds is not None else loaded, cfg.thresholds.default_class)
         self.metrics = Metrics()
-        self.incidents = Incidents(self.thresholds.stations, cfg.notify.front_velocity_km_per_day)
+        self.incidents = Incidents(
+            self.thresholds.stations, cfg.notify.front_velocity_km_per_day, settings=settings_from(cfg.forecast)
+        )
         self.flaps = FlapGuard(cfg.notify.flap_max_transitions, cfg.notify.flap_window_s)
         self.targets = make_targets(cfg.notify)
         self.on_alert = on_alert
@@ -103,6 +107,7 @@ class Service:
         self.ledger: Ledger
         self.writer: Writer
         self.ingest: Ingest
+        self.hj212: HJ212Server | None = None  # [hj212].enabled: data loggers over TCP
         self.evaluation: Evaluation | None = None
 
     async def open(self, stop: asyncio.Event) -> bool:
@@ -151,19 +156,33 @@ class Service:
             persisted=self._persisted,
             on_alert=self.on_alert,
         )
+        dead_letter = make_dead_letter(self.cfg)
         self.ingest = Ingest(
             self.cfg.mqtt,
             self.journal,
             self.metrics,
             self._journaled,
             batch=self.cfg.service.ingest_batch,
-            dead_letter=make_dead_letter(self.cfg),
+            dead_letter=dead_letter,
             # The thresholds in force: a reload's new stations and parameters pass from its next batch on.
             stations=lambda: self.thresholds.stations,
             catalogue=lambda: self.thresholds.catalogue,
             admission=self.cfg.admission,
             on_clock_fault=self.evaluation.clock_fault,
         )
+        if self.cfg.hj212.enabled:  # the same journal, admission and clock faults as MQTT; 9014 after the commit
+            self.hj212 = HJ212Server(
+                self.cfg.hj212,
+                self.journal,
+                self.metrics,
+                self._journaled,
+                stations=lambda: self.thresholds.stations,
+                catalogue=lambda: self.thresholds.catalogue,
+                dead_letter=dead_letter,
+                admission=self.cfg.admission,
+                on_clock_fault=self.evaluation.clock_fault,
+                max_clock_skew_s=self.cfg.mqtt.max_clock_skew_s,
+            )
         return True
 
     def _restore(self) -> None:
@@ -270,11 +289,14 @@ class Service:
             for url in [t.url for t in self.targets]
         ]
         ingest_task = asyncio.create_task(self.ingest.run(stop))
+        hj212_task = asyncio.create_task(self.hj212.run(stop)) if self.hj212 is not None else None
         if ready is not None:
             ready.set()
         await stop.wait()
         deadline = time.monotonic() + SHUTDOWN_BUDGET_S
         await _within(ingest_task, 2.0)
+        if hj212_task is not None:  # what it received is journaled and answered before the rules catch up
+            await _within(hj212_task, 2.0)
         tail_stop.set()
         await _within(rules_task, deadline - time.monotonic() - 3.0)
         await _within(watch_task, 0.5)

@@ -4,6 +4,10 @@ through the alert path; between batches, the no-data clock, the repeats and a re
 A batch's notices stay in the pipeline until all of them are through the path; a ledger, outbox or journal
 error (disk full) retries the persisting where it stopped, never the evaluation, so alert state moves once
 per reading and no transition is lost or doubled. The rules cursor moves after that.
+
+Forecasts (issue 14): each batch's accepted readings go to the incidents' forecasters (`Incidents.observe`);
+after the batch's transitions went through the path, the forecasts due (`Incidents.due_at`) give their
+notices, which take the same path, and then the incidents that changed are written to the ledger.
 """
 
 from __future__ import annotations
@@ -15,12 +19,15 @@ import time
 from collections.abc import Callable
 
 from monitor.alerts.evaluator import AlertEvent, Evaluator
+from monitor.alerts.forecast_notice import CATEGORY as FORECAST
+from monitor.alerts.incidents import Incidents
 from monitor.alerts.ledger import Ledger
 from monitor.domain.pacing import Backoff, nap
 from monitor.ingest.clock import ClockFault
 from monitor.journal import Journal, JournalError
 from monitor.metrics import Metrics
 from monitor.notify.pipeline import Pipeline, due_repeats
+from monitor.notify.stages import Notice
 from monitor.service.reload import Reloader
 from monitor.store.lineprotocol import alert_line, screening_line
 
@@ -44,6 +51,7 @@ class Evaluation:
         persisted: Callable[[], None] = lambda: None,
         on_alert: Callable[[AlertEvent], None] | None = None,
         batch: int = BATCH,
+        incidents: Incidents | None = None,
     ) -> None:
         self.evaluator = evaluator
         self.journal = journal
@@ -64,6 +72,9 @@ class Evaluation:
         self._last_tick = 0.0
         self._last_repeat = time.monotonic()
         self._clock_faults: list[ClockFault] = []  # refused by ingest as dated in the future, not yet evaluated
+        # The incidents the alert path moves: fed each batch's readings, asked for forecasts after its path.
+        self.incidents = incidents if incidents is not None else getattr(pipeline.path, "incidents", None)
+        self._bind()
 
     async def run(self, stop: asyncio.Event) -> None:
         """Until `stop` is set and every journaled reading is evaluated."""
@@ -91,8 +102,11 @@ class Evaluation:
             if seq is None:
                 return False
             self._seq = seq
-        for n in await asyncio.to_thread(self.pipeline.drain):
-            if n.repeat:
+        finished = await asyncio.to_thread(self.pipeline.drain)
+        if self.incidents is not None:
+            finished += await asyncio.to_thread(self._forecast)
+        for n in finished:
+            if n.repeat or n.event.category == FORECAST:
                 continue
             self._points.append(alert_line(n.event, n.title))
             self.metrics.alerts.labels(n.event.state).inc()
@@ -108,6 +122,37 @@ class Evaluation:
         self._seq = None
         return True
 
+    def _forecast(self) -> list[Notice]:
+        """The forecasts due after the batch's transitions, their notices through the alert path (outbox), then
+        the incidents that changed into the ledger: what a restart restores, after what it owes the targets."""
+        assert self.incidents is not None
+        notices: list[AlertEvent] = []
+        for inc, issued_ns, forecasts in self.incidents.due_at(self.stream_ns):
+            notices += self.incidents.notices(inc, forecasts, issued_ns)
+        finished: list[Notice] = []
+        if notices:
+            self.pipeline.feed(notices)
+            finished = self.pipeline.drain()
+        changed = self.incidents.take_dirty()
+        try:
+            self.ledger.save_incidents(changed, self.stream_ns)
+        except sqlite3.Error:
+            self.incidents.unsaved(changed)
+            raise
+        return finished
+
+    def _bind(self) -> None:
+        """The rivers and limits of the thresholds in force, for the incidents' forecasters."""
+        if self.incidents is None:
+            return
+        thresholds, klass = self.evaluator.thresholds, self.reloader.default_class
+
+        def limit(station: str, parameter: str, ts_ns: int) -> float | None:
+            lim = thresholds.limit(station, parameter, klass, ts_ns)
+            return lim.value if lim is not None and lim.kind == "max" else None
+
+        self.incidents.bind(getattr(thresholds, "rivers", {}), limit)
+
     def clock_fault(self, fault: ClockFault) -> None:
         """Ingest's callback for a reading refused as future_timestamp: its sensor alert comes at the next step."""
         self._clock_faults.append(fault)
@@ -118,6 +163,7 @@ class Evaluation:
         if self.reloader.requested.is_set():
             self.reloader.requested.clear()
             self.pipeline.feed(self.reloader.apply())
+            self._bind()
             return 0
         if self._clock_faults:
             faults, self._clock_faults = self._clock_faults, []
@@ -146,6 +192,8 @@ class Evaluation:
         self.stations_seen.update(r.station for r in readings)
         events = self.evaluator.process(readings)
         self._points += [screening_line(*s) for s in self.evaluator.rules.suspects]
+        if self.incidents is not None:
+            self.incidents.observe(readings, [(s[0], s[1], s[2]) for s in self.evaluator.rules.suspects])
         self.stream_ns = max(self.stream_ns, max(r.ts_ns for r in readings))
         self.pipeline.feed(events, self.stream_ns, evaluated=self.evaluator.evaluated())
         self.metrics.readings_evaluated.inc(len(readings))

@@ -118,6 +118,12 @@ class Station:
     instruments: Mapping[str, InstrumentSettings] = field(default_factory=dict)  # parameter -> its own
     origin: str = ""  # path:line of [stations.<id>]
     lines: Mapping[str, str] = field(default_factory=dict)  # key -> path:line, for `show`
+    # HJ 212: the data logger's MN (unique across stations) and where its password (PW) is read from, never
+    # the password itself (station files are shared and committed). pw_file is absolute (resolved against
+    # the station file's folder). Empty: no HJ 212 logger at this station.
+    mn: str = ""
+    pw_env: str = ""
+    pw_file: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -240,6 +246,12 @@ class ScreenSettings:
     gap_factor: float | None = None  # silent for this many learnt intervals: a sensor alert (default 3; 0 = off)
     below_dl_run: int | None = None  # this many below-DL readings in a row where it reads above: a sensor alert
     maintenance_max_ns: int | None = None  # `maintenance_max`: flagged maintenance longer than this: sensor alert
+    # [0, 0.5): a run of equal readings less probable than this at the rate of equal successive readings learnt
+    # from the series itself is a stuck analyser, before `flatline` (default RUN_PROBABILITY; 0 = flatline only)
+    run_probability: float | None = None
+
+
+RUN_PROBABILITY = 1e-5
 
 
 @dataclass(frozen=True, slots=True)
@@ -326,6 +338,7 @@ class Screening:
     gap_factor: float = 3.0  # no reading for gap_factor × the learnt interval: a sensor alert; 0 = off
     below_dl_run: int = 3  # below-DL readings in a row, on a series that reads above it, for a sensor alert; 0 = off
     maintenance_max_ns: int = 8 * 3600 * 1_000_000_000  # maintenance longer than this: a sensor alert; 0 = off
+    run_probability: float = RUN_PROBABILITY  # a run of equal readings this improbable for the series: stuck
     check: CheckStandard | None = None  # the check standard recognised without a flag
     drift: DriftSpec | None = None  # drift screening against references (monitor.rules.drift); None = off
     timezone: str = ""  # the station's (for check times); "" = UTC
@@ -368,7 +381,14 @@ CLEAR_HOLD_CYCLE = -1  # `clear_hold = "cycle"` (the default): calm for one anal
 class AlertPolicy:
     """`[alerts]`: severity tiers by ratio, the two steps of an alert (unconfirmed, then confirmed), and
     hysteresis: a confirmed alert clears only after `clear_readings` calm readings in a row (below limit ×
-    clear_ratio) that have also lasted `clear_hold`, so one compliant reading inside a plume does not resolve it."""
+    clear_ratio) that have also lasted `clear_hold`, so one compliant reading inside a plume does not resolve it.
+
+    The trend of a limit series, in sigmas of its own noise (learnt per series, see monitor.alerts.trend), as a
+    station's chemist reads it: a reading under the limit by at most `near_band` sigmas whose slope over the
+    last `trend_readings` readings is `near_rise` standard errors or more is an unconfirmed first step, which
+    the next reading over the limit confirms; a reading within `clear_band` sigmas under the limit is not calm;
+    a first exceedance that jumps more than `sudden_band` sigmas above the series' level (a spike, a check
+    standard) needs one more reading over the limit. 0 turns each off."""
 
     tiers: tuple[tuple[float, str], ...] = DEFAULT_TIERS  # `severity`: (ratio, name), the mildest first
     clear_ratio: float = 1.0  # an alert clears below limit × clear_ratio ...
@@ -376,6 +396,11 @@ class AlertPolicy:
     origins: Mapping[str, str] = field(default_factory=dict)  # key -> path:line, for `show`
     confirm: int = 2  # readings in a row over the limit that confirm an alert; 1 = at the first (no unconfirmed step)
     clear_readings: int = 2  # calm readings in a row that clear a confirmed alert (with clear_hold)
+    near_band: float = 3.0  # noise sigmas under the limit within which a rising reading is a first step; 0 = off
+    near_rise: float = 2.0  # standard errors the slope over `trend_readings` must reach to count as rising
+    trend_readings: int = 6  # readings the slope is fitted over
+    clear_band: float = 2.0  # noise sigmas under the limit within which a reading is not calm (at most half the limit)
+    sudden_band: float = 8.0  # sigmas above the level that make a first exceedance sudden (+1 to confirm); 0 = off
 
 
 @dataclass(frozen=True, slots=True)
