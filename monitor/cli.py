@@ -41,6 +41,9 @@ def _parser() -> argparse.ArgumentParser:
 
     demo = sub.add_parser("demo", help="the Longjiang 2012 cadmium spill on an embedded broker and store")
     demo.add_argument("--speed", type=float, default=None, help="simulated seconds per real second (0: max)")
+    demo.add_argument(
+        "--hj212", action="store_true", help="through the HJ 212 path: one data logger per station over TCP"
+    )
 
     sim = sub.add_parser("simulate", help="publish a simulated scenario to a broker")
     sim.add_argument("--scenario", required=True)
@@ -136,7 +139,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             case "run":
                 return _run(args.config)
             case "demo":
-                return asyncio.run(run_demo(speed=DEFAULT_SPEED if args.speed is None else args.speed))
+                speed = DEFAULT_SPEED if args.speed is None else args.speed
+                return asyncio.run(run_demo(speed=speed, hj212=args.hj212))
             case "simulate":
                 return _simulate(args)
             case "replay":

@@ -24,3 +24,20 @@ def test_demo_runs_the_longjiang_incident_end_to_end(tmp_path: Path) -> None:
     stored = int(summary.split("stored ")[1].split("\n")[0])
     assert accepted == stored > 5000
     assert list(tmp_path.iterdir()) == []  # zero-install: nothing left behind in the working directory
+
+
+def test_demo_through_hj212_data_loggers_alerts_the_same_stations(tmp_path: Path) -> None:
+    """`riverwatch demo --hj212`: the same incident sent by one HJ 212 data logger per station over TCP."""
+    proc = subprocess.run(
+        [sys.executable, "-m", "monitor", "demo", "--hj212"], capture_output=True, text=True, timeout=120, cwd=tmp_path
+    )
+    out = proc.stdout
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert "6 HJ 212 data loggers" in out
+    summary = out[out.index("=== riverwatch demo summary ===") :]
+    assert "rejected 0" in summary
+    assert "stations in alarm, in order: lalang, yemao, luodong, sancha, nuomitan" in summary
+    sent = int(out.split("HJ 212 data loggers, ")[1].split(" readings")[0])
+    accepted = int(summary.split("readings accepted ")[1].split(",")[0])
+    stored = int(summary.split("stored ")[1].split("\n")[0])
+    assert sent == accepted == stored > 5000  # every reading a logger sent, once

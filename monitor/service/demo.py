@@ -3,13 +3,16 @@
 An embedded amqtt broker on a free loopback port, the embedded store and the console notifier in a
 temporary data_dir; the scenario is published as SenML station packs (amqtt relays well under 1k QoS 1
 messages/s, so one message per reading would be too slow) through MQTT into the same `Service` that
-`riverwatch run` uses.
+`riverwatch run` uses. `--hj212`: the same scenario through the HJ 212 path instead, one data logger per station
+(simulators/hj212) connected to the service's HJ 212 server on a free port, each waiting for its 9014.
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
+import os
 import socket
 import tempfile
 import time
@@ -17,9 +20,10 @@ from collections import Counter
 from pathlib import Path
 
 from monitor.alerts.evaluator import AlertEvent
-from monitor.config import Config, MqttConfig, NotifyConfig, ServiceConfig, ThresholdsConfig
+from monitor.config import Config, HJ212Config, MqttConfig, NotifyConfig, ServiceConfig, ThresholdsConfig
 from monitor.service.app import Service
-from monitor.thresholds import shipped_path
+from monitor.thresholds import ThresholdSet, load, shipped_path
+from simulators.hj212 import send_all, station_mn, uploads
 from simulators.longjiang import longjiang_2012, senml_packs
 from simulators.publish import publish
 
@@ -27,6 +31,7 @@ log = logging.getLogger("riverwatch.demo")
 
 # Simulated seconds per real second: the 36 days of the scenario in about 16 s.
 DEFAULT_SPEED = 200_000.0
+DEMO_PW_ENV = "RIVERWATCH_DEMO_HJ212_PW"  # the demo's loggers' password, set in the demo's own process only
 
 
 def _free_port() -> int:
@@ -35,7 +40,18 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-async def run_demo(speed: float = DEFAULT_SPEED, data_dir: Path | None = None, settle_timeout_s: float = 60.0) -> int:
+def _with_loggers(thresholds: ThresholdSet) -> ThresholdSet:
+    """Every station with a data logger (MN "RW<ID>", password from DEMO_PW_ENV), as a station file would say."""
+    os.environ.setdefault(DEMO_PW_ENV, "123456")
+    stations = {
+        sid: dataclasses.replace(st, mn=station_mn(st), pw_env=DEMO_PW_ENV) for sid, st in thresholds.stations.items()
+    }
+    return dataclasses.replace(thresholds, stations=stations)
+
+
+async def run_demo(
+    speed: float = DEFAULT_SPEED, data_dir: Path | None = None, settle_timeout_s: float = 60.0, hj212: bool = False
+) -> int:
     from amqtt.broker import Broker  # noqa: PLC0415  heavy optional broker, demo only
 
     port = _free_port()
@@ -50,15 +66,19 @@ async def run_demo(speed: float = DEFAULT_SPEED, data_dir: Path | None = None, s
     if data_dir is None:  # zero-install: nothing left behind
         tmp = tempfile.TemporaryDirectory(prefix="riverwatch-demo-")
         data_dir = Path(tmp.name)
+    files = (shipped_path("gb3838-2002.toml"), shipped_path("longjiang-stations.toml"))
+    hj212_port = _free_port() if hj212 else 0
     cfg = Config(
         mqtt=MqttConfig(url=f"mqtt://127.0.0.1:{port}", protocol="3.1.1", client_id="riverwatch-demo"),
-        thresholds=ThresholdsConfig(files=(shipped_path("gb3838-2002.toml"), shipped_path("longjiang-stations.toml"))),
+        thresholds=ThresholdsConfig(files=files),
         notify=NotifyConfig(urls=("console://",), utc_offset="+08:00"),
         service=ServiceConfig(data_dir=data_dir, http_listen=""),
+        hj212=HJ212Config(enabled=hj212, port=hj212_port),
         source="(demo)",
     )
     first_alert: list[AlertEvent] = []
-    service = Service(cfg, on_alert=first_alert.append)
+    thresholds = _with_loggers(load(list(files))) if hj212 else None
+    service = Service(cfg, thresholds=thresholds, on_alert=first_alert.append)
     stop, ready = asyncio.Event(), asyncio.Event()
     task = asyncio.create_task(service.run(stop, ready))
     started = time.monotonic()
@@ -67,24 +87,38 @@ async def run_demo(speed: float = DEFAULT_SPEED, data_dir: Path | None = None, s
         await asyncio.wait_for(service.ingest.subscribed.wait(), timeout=15)
         scenario = longjiang_2012()
         readings = scenario.readings()
-        messages = list(senml_packs(readings))
-        print(
-            f"riverwatch demo: {scenario.name}, {len(scenario.stations)} stations, {len(readings)} readings "
-            f"in {len(messages)} SenML packs over MQTT (embedded broker 127.0.0.1:{port})",
-            flush=True,
-        )
-        await asyncio.to_thread(
-            publish,
-            messages,
-            f"mqtt://127.0.0.1:{port}",
-            speed=speed,
-            qos=1,
-            window=200,
-            client_id="riverwatch-demo-publisher",
-        )
+        if hj212:
+            assert thresholds is not None
+            by_station, skipped = uploads(readings)
+            expected = sum(u.readings for ups in by_station.values() for u in ups)
+            print(
+                f"riverwatch demo: {scenario.name}, {len(by_station)} HJ 212 data loggers, {expected} readings in "
+                f"{sum(map(len, by_station.values()))} CN=2011 uploads to 127.0.0.1:{hj212_port} "
+                f"({sum(skipped.values())} readings without an HJ 212 code left out)",
+                flush=True,
+            )
+            await send_all(by_station, thresholds.stations, "127.0.0.1", hj212_port, speed=speed)
+        else:
+            messages = list(senml_packs(readings))
+            expected = len(messages)
+            print(
+                f"riverwatch demo: {scenario.name}, {len(scenario.stations)} stations, {len(readings)} readings "
+                f"in {len(messages)} SenML packs over MQTT (embedded broker 127.0.0.1:{port})",
+                flush=True,
+            )
+            await asyncio.to_thread(
+                publish,
+                messages,
+                f"mqtt://127.0.0.1:{port}",
+                speed=speed,
+                qos=1,
+                window=200,
+                client_id="riverwatch-demo-publisher",
+            )
         deadline = time.monotonic() + settle_timeout_s
         while time.monotonic() < deadline:
-            if service.summary().messages >= len(messages) and service.settled():
+            done = service.summary().readings if hj212 else service.summary().messages
+            if done >= expected and service.settled():
                 break
             await asyncio.sleep(0.1)
         else:
