@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from monitor.alerts.evaluator import AlertBook
+from monitor.alerts.trend import Trend, TrendSettings
 from monitor.notify.render_short import unconfirmed_message
 from monitor.rules import SeriesCheck
 from monitor.thresholds import Limit, ThresholdError, load, show
@@ -69,7 +70,10 @@ def test_the_near_notice_says_under_the_limit_in_english_and_chinese() -> None:
 def test_a_two_reading_spike_from_a_quiet_level_does_not_confirm_but_a_third_reading_over_does() -> None:
     rng = np.random.default_rng(3)
     flat = list(0.001 + 0.00005 * rng.standard_normal(20))
-    spike = AlertBook().update(check([*flat, 0.012, 0.010, 0.001, 0.001]))
+    jumps = TrendSettings(sudden_band=8.0)  # off by default: [alerts] sudden_band = 8 turns it on
+    spike = AlertBook(trend=Trend(jumps)).update(check([*flat, 0.012, 0.010, 0.001, 0.001]))
     assert [e.state for e in spike] == ["unconfirmed", "withdrawn"]
-    held = AlertBook().update(check([*flat, 0.012, 0.010, 0.011]))
+    held = AlertBook(trend=Trend(jumps)).update(check([*flat, 0.012, 0.010, 0.011]))
     assert [e.state for e in held] == ["unconfirmed", "firing"]
+    default = AlertBook().update(check([*flat, 0.012, 0.010, 0.001, 0.001]))
+    assert [e.state for e in default][:2] == ["unconfirmed", "firing"]  # two readings over confirm

@@ -164,8 +164,9 @@ def test_longjiang_every_station_that_truly_exceeded_is_caught_within_the_analys
         assert "liuzhou-hexi" not in {a.station for a in sc.alerts if a.water}  # its sensors may say things
     for station in PLUME_STATIONS:
         d = plain.first_latency()[(station, "cd")]
-        lat = d.notice_latency_ns  # the first notice: within one analyser cycle of the true crossing
-        assert lat is not None and -CD_CADENCE_NS <= lat <= CD_CADENCE_NS, (station, lat)
+        lat = d.notice_latency_ns  # the first notice: within one analyser cycle of the true crossing, or before
+        # it when the readings rise toward the limit within their noise (the "rising toward the limit" notice)
+        assert lat is not None and -3 * CD_CADENCE_NS <= lat <= CD_CADENCE_NS, (station, lat)
         assert d.latency_ns is not None and d.latency_ns >= lat
         early = trend.first_latency()[(station, "cd")]
         assert early.notice_latency_ns is not None and early.notice_latency_ns <= lat  # a trend rule never delays

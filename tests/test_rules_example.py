@@ -71,9 +71,11 @@ def test_the_trend_warning_comes_before_the_limit_at_every_station() -> None:
         for state in ("unconfirmed", "firing"):
             ahead = first[(station, "instantaneous", state)] - first[(station, "rate", state)]
             assert ahead >= 6 * HOUR, (station, state, ahead / HOUR)
-        # each confirmed by the next reading, two hours after its first notice
-        for rule in ("rate", "instantaneous"):
-            assert first[(station, rule, "firing")] - first[(station, rule, "unconfirmed")] == 2 * HOUR
+        # each confirmed by the next reading, two hours after its first notice; the limit's notice may open a
+        # reading earlier, under the limit but rising toward it within its noise ("rising toward the limit")
+        assert first[(station, "rate", "firing")] - first[(station, "rate", "unconfirmed")] == 2 * HOUR
+        step = first[(station, "instantaneous", "firing")] - first[(station, "instantaneous", "unconfirmed")]
+        assert step in (2 * HOUR, 4 * HOUR), (station, step / HOUR)
     # the intake's peak is 0.0037 mg/L: neither over its Class II limit nor rising fast enough to warn
     assert not [e for e in events if e.station == "liuzhou-hexi"]
     # one warning per station and incident, not one per noisy slope (none withdrawn); each clears once the

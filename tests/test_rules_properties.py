@@ -83,6 +83,7 @@ class Config:
         # one step per transition (the lifecycle's two steps are the Evaluator's, tested in test_alerts*)
         text += f'clear_ratio = {self.clear_ratio!r}\nclear_hold = "{self.hold * 15}min"\n'
         text += "confirm = 1\nclear_readings = 1\n"
+        text += "clear_band = 0\n"  # the noise band under the limit is the Evaluator's (tests/test_alert_trend.py)
         if self.persistence:
             n, d = self.persistence
             text += '\n[[rules]]\nkind = "persistence"\n'

@@ -165,6 +165,8 @@ class AlertBook:
             tier = np.where(violated, np.searchsorted(self._bounds, check.ratio, side="right"), 0)
             tier = np.maximum(tier, violated.astype(np.int64))  # a violation is at least the first tier
         confirm = check.confirm if check.confirm is not None else 1 if check.rule == "no_data" else self.confirm
+        if confirm <= 1:  # no unconfirmed step at all: neither a near notice nor a jump held for one more reading
+            near = np.zeros(n, dtype=bool)
         clear = self._clearing(check, i, current, cycles, trend)
         events: list[AlertEvent] = []
         while i < n:
@@ -174,7 +176,7 @@ class AlertBook:
                 if not len(later):
                     break
                 j = i + int(later[0])
-                sudden = trend is not None and bool(trend.sudden[j])
+                sudden = confirm > 1 and trend is not None and bool(trend.sudden[j])
                 first_near = not violated[j]  # near and rising: a first step under the limit, never confirms
                 current = _Open(
                     _alert_id(check.station, check.parameter, int(ts[j]), check.key),

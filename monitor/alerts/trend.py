@@ -49,7 +49,7 @@ class TrendSettings:
     near_rise: float = 2.0
     trend_readings: int = 6
     clear_band: float = 2.0
-    sudden_band: float = 8.0
+    sudden_band: float = 0.0
 
     @property
     def active(self) -> bool:

@@ -35,7 +35,7 @@ _ALERT_KEYS = (
     "sudden_band",
     "note",
 )
-_BANDS = {"near_band": 3.0, "near_rise": 2.0, "clear_band": 2.0, "sudden_band": 8.0}  # noise sigmas; 0 = off
+_BANDS = {"near_band": 3.0, "near_rise": 2.0, "clear_band": 2.0, "sudden_band": 0.0}  # noise sigmas; 0 = off
 
 
 @dataclass
