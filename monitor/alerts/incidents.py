@@ -84,8 +84,7 @@ class Incident:
     issued_ns: int = 0  # when `latest` was issued (reading time)
     notes: dict[str, ForecastNote] = field(default_factory=dict)  # the last notice per station
     saved: dict[str, Any] | None = None  # the ledger's state of a restored incident, until it is rebuilt
-    pending: bool = False  # a forecast issued at a transition, not yet through `due`
-    points: list[int] = field(default_factory=list)  # reading times at which an interval forecast is due
+    issued: list[tuple[int, list[StationForecast]]] = field(default_factory=list)  # not yet through `due`
     next_ns: int = 0  # the earliest reading time of the next interval forecast
     seen: dict[str, int] = field(default_factory=dict)  # newest reading fed per station (time order)
     ended: bool = False
@@ -169,6 +168,11 @@ class Incidents:
         self.open: dict[tuple[str, str], Incident] = {}
         self.dirty: set[str] = set()  # incident ids whose state the ledger should write (after the outbox)
         self._history: dict[tuple[str, str], deque[tuple[int, float]]] = {}
+        # This batch's accepted river readings in stream order, applied (history, forecasters) only up to the
+        # reading each transition comes from: what a forecast sees never depends on how the stream was batched.
+        self._rows: list[tuple[str, str, int, float]] = []
+        self._applied = 0
+        self._upto: dict[tuple[str, str, int], int] = {}  # (station, parameter, ts) -> rows up to that reading
         self._watch: dict[tuple[str, str], Incident] = {}  # (station, parameter) -> the incident it feeds
         self._ended: list[Incident] = []  # ended, not yet through `due` (its notices are withdrawn there)
         self._closed: dict[str, Incident] = {}  # ended, not yet written by the ledger
@@ -224,7 +228,9 @@ class Incidents:
 
         Only confirmed water alerts move an incident (its hits, its forecast): an unconfirmed notice, its
         withdrawal and a sensor alert are told the incident open on their river, if any (for routing to an
-        intake ahead of the front), and leave it as it is. Each confirmed transition issues a forecast."""
+        intake ahead of the front), and leave it as it is. Each confirmed transition issues a forecast, from
+        the readings up to the one it comes from."""
+        self._apply(self._upto.get((e.station, e.parameter, e.ts_ns), self._applied))
         if e.category == CATEGORY:
             return self.of(e)
         st = self.stations.get(e.station)
@@ -263,10 +269,17 @@ class Incidents:
         """A confirmed transition: the incident's last activity, and a forecast issued at it."""
         inc.last_ns = max(inc.last_ns, ts_ns)
         if inc.forecaster is not None:
-            inc.latest = inc.forecaster.issue(ts_ns)
-            inc.issued_ns = ts_ns
-            inc.pending = True
+            self._issue(inc, ts_ns)
         self.dirty.add(inc.id)
+
+    def _issue(self, inc: Incident, ts_ns: int) -> None:
+        """A forecast at this reading time, in force from now (messages rendered next show it) and queued for
+        `due`; it replaces one issued at the same reading time."""
+        assert inc.forecaster is not None
+        inc.latest, inc.issued_ns = inc.forecaster.issue(ts_ns), ts_ns
+        if inc.issued and inc.issued[-1][0] == ts_ns:
+            inc.issued.pop()
+        inc.issued.append((ts_ns, inc.latest))
 
     def _over(self, inc: Incident, now_ns: int) -> bool:
         """Ended: every station resolved for incident_end, or nothing confirmed for that long at all."""
@@ -288,54 +301,73 @@ class Incidents:
 
     # -- readings and forecasts -------------------------------------------------------------------------
     def observe(self, readings: Sequence[Reading], screened: Iterable[tuple[str, str, int]] = ()) -> None:
-        """Accepted readings of each incident's parameter at its river's stations, to its forecaster; others
-        skipped at the cost of a set lookup. `screened`: (station, parameter, ts) the screens set aside."""
+        """A batch: its accepted readings at river stations, to be applied in stream order as its transitions
+        come (`on_event`) and in full at `due_at`; others skipped at the cost of a set lookup. `screened`:
+        (station, parameter, ts) the screens set aside."""
+        self._apply(len(self._rows))
         skip = set(screened)
-        groups: dict[tuple[str, str], list[tuple[int, float]]] = {}
+        rows: list[tuple[str, str, int, float]] = []
+        upto: dict[tuple[str, str, int], int] = {}
         on_river = self._on_river
         for r in readings:
-            if r.station not in on_river or r.flag not in ACCEPTED_FLAGS:
+            if r.station not in on_river:
                 continue
-            if skip and (r.station, r.parameter, r.ts_ns) in skip:
-                continue
-            key = (r.station, r.parameter)
+            if r.flag in ACCEPTED_FLAGS and not (skip and (r.station, r.parameter, r.ts_ns) in skip):
+                rows.append((r.station, r.parameter, r.ts_ns, r.value))
+            upto.setdefault((r.station, r.parameter, r.ts_ns), len(rows))
+        self._rows, self._applied, self._upto = rows, 0, upto
+
+    def _apply(self, upto: int) -> None:
+        """This batch's rows before `upto`, not yet applied: to the history, and to the forecaster of the
+        incident each one feeds (with the interval forecasts they make due)."""
+        if upto <= self._applied:
+            return
+        rows, self._applied = self._rows[self._applied : upto], upto
+        groups: dict[str, tuple[Incident, list[tuple[str, int, float]]]] = {}
+        for station, parameter, t, v in rows:
+            key = (station, parameter)
             hist = self._history.get(key)
             if hist is None:
                 hist = self._history[key] = deque(maxlen=HISTORY)
-            hist.append((r.ts_ns, r.value))
-            if key in self._watch:
-                groups.setdefault(key, []).append((r.ts_ns, r.value))
-        for (station, _), rows in groups.items():
-            inc = self._watch[(station, _)]
-            self._feed(inc, station, rows)
+            hist.append((t, v))
+            inc = self._watch.get(key)
+            if inc is not None:
+                groups.setdefault(inc.id, (inc, []))[1].append((station, t, v))
+        for inc, fed in groups.values():
+            self._feed(inc, fed)
 
-    def _feed(self, inc: Incident, station: str, rows: list[tuple[int, float]]) -> None:
-        """Readings of one station, in time order, newer than what it was fed; and the interval forecasts due."""
-        st = self.stations.get(station)
-        if inc.forecaster is None or st is None or st.river_km is None:
+    def _feed(self, inc: Incident, rows: Sequence[tuple[str, int, float]], forecasts: bool = True) -> None:
+        """Readings (station, time, value) in stream order: each newer than what its station was fed, and no
+        gap of incident_end (never mix years). An interval forecast falls due at the first reading at least
+        `interval` after the last one; it sees the readings up to it."""
+        if inc.forecaster is None:
             return
-        rows.sort()
-        after, end, kept = inc.seen.get(station, -1), self.settings.incident_end_ns, []
-        for t, v in rows:  # newer than what it was fed, and no gap of incident_end: never mix years
-            if t <= after:
+        end, interval = self.settings.incident_end_ns, self.settings.interval_ns
+        buffered: dict[str, list[tuple[int, float]]] = {}
+        for station, t, v in rows:
+            st = self.stations.get(station)
+            if st is None or st.river_km is None or t <= inc.seen.get(station, -1) or t - inc.last_ns > end:
                 continue
-            if t - inc.last_ns > end:
-                break
-            kept.append((t, v))
+            buffered.setdefault(station, []).append((t, v))
+            inc.seen[station] = t
             inc.last_ns = max(inc.last_ns, t)
-        rows = kept
-        if not rows:
-            return
-        ts = np.fromiter((t for t, _ in rows), np.int64, len(rows))
-        values = np.fromiter((v for _, v in rows), np.float64, len(rows))
-        inc.forecaster.observe(station, st.river_km, ts, values)
-        inc.seen[station] = int(ts[-1])
-        interval = self.settings.interval_ns
-        for t in ts:  # reading times at which an interval forecast falls due: independent of batching
-            if t >= inc.next_ns:
-                inc.points.append(int(t))
-                inc.next_ns = int(t) + interval
-        inc.points.sort()
+            if forecasts and t >= inc.next_ns:
+                inc.next_ns = t + interval
+                if t > inc.issued_ns:  # a transition's forecast already covers it
+                    self._flush(inc, buffered)
+                    self._issue(inc, t)
+                    self.dirty.add(inc.id)
+        self._flush(inc, buffered)
+
+    def _flush(self, inc: Incident, buffered: dict[str, list[tuple[int, float]]]) -> None:
+        assert inc.forecaster is not None
+        for station, fed in buffered.items():
+            km = self.stations[station].river_km
+            assert km is not None
+            ts = np.fromiter((t for t, _ in fed), np.int64, len(fed))
+            values = np.fromiter((v for _, v in fed), np.float64, len(fed))
+            inc.forecaster.observe(station, km, ts, values)
+        buffered.clear()
 
     def due(self, now_ns: int) -> list[tuple[Incident, list[StationForecast]]]:
         """The forecasts issued since the last call: one at each confirmed transition, and at most one per
@@ -345,26 +377,14 @@ class Incidents:
 
     def due_at(self, now_ns: int) -> list[tuple[Incident, int, list[StationForecast]]]:
         """`due`, with the reading time each forecast was issued at (what its notices are stamped with)."""
+        self._apply(len(self._rows))
         out: list[tuple[Incident, int, list[StationForecast]]] = []
         for inc in self._ended:  # ended by a later transition: withdrawn first
             out.append((inc, now_ns, []))
         self._ended = []
         for inc in self.open.values():  # what was issued before the end, even when the batch runs past it
-            if inc.forecaster is None:
-                continue
-            if inc.pending:
-                inc.pending = False
-                out.append((inc, inc.issued_ns, inc.latest))
-            points = [p for p in inc.points if p <= now_ns]
-            if points:
-                inc.points = [p for p in inc.points if p > now_ns]
-                for p in points:
-                    if p <= inc.issued_ns:  # a transition's forecast already covers it
-                        continue
-                    inc.latest = inc.forecaster.issue(p)
-                    inc.issued_ns = p
-                    out.append((inc, p, inc.latest))
-                self.dirty.add(inc.id)
+            out += [(inc, t, forecasts) for t, forecasts in inc.issued]
+            inc.issued = []
         for inc in list(self.open.values()):
             if self._over(inc, now_ns):
                 self._end(inc)
@@ -441,9 +461,8 @@ class Incidents:
             st = self.stations.get(station)
             if parameter == inc.parameter and st is not None and st.river == inc.river and hist:
                 since = inc.opened_ns - self.settings.incident_end_ns
-                self._feed(inc, station, [r for r in hist if r[0] >= since])
-        inc.points = []  # the curve before the incident is context: forecasts start at its transitions
-        inc.next_ns = 0
+                self._feed(inc, [(station, t, v) for t, v in hist if t >= since], forecasts=False)
+        inc.next_ns = 0  # the curve before the incident is context: forecasts start at its transitions
 
     def _targets(self, inc: Incident) -> list[Target]:
         out = []
