@@ -28,6 +28,7 @@ from monitor.config import (
     ThresholdsConfig,
     load_config,
 )
+from monitor.config import section as config_section
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "riverwatch.example.toml"
 # A route is commented out in the example (it would send somewhere): one is added so that its keys are read.
@@ -40,14 +41,14 @@ _KEY = re.compile(r"^#?\s*([a-z][a-z0-9_]*)\s*=")
 def keys_read(monkeypatch: pytest.MonkeyPatch, path: Path) -> set[tuple[str, str]]:
     """(section, key) for every key config.py looks up while loading `path`, present or not."""
     read: set[tuple[str, str]] = set()
-    original = config._Section.get
+    original = config_section.Section.get
 
-    def spy(self: config._Section, key: str, kind: type | tuple[type, ...], default: typing.Any) -> typing.Any:
+    def spy(self: config_section.Section, key: str, kind: type | tuple[type, ...], default: typing.Any) -> typing.Any:
         read.add((re.sub(r"\[\d+\]$", "", self.name), key))
         return original(self, key, kind, default)
 
     with monkeypatch.context() as m:
-        m.setattr(config._Section, "get", spy)
+        m.setattr(config_section.Section, "get", spy)
         load_config(path)
     return read
 
