@@ -129,8 +129,10 @@ def test_readings_feed_only_the_incidents_parameter_at_its_rivers_stations(stati
             Reading("luodong", "cd", T0 + NS_PER_DAY // 10, 0.02, "maintenance"),  # flagged: not learnt from
         ]
     )
+    inc.due_at(T0 + NS_PER_DAY // 10)  # a batch's readings are applied by its transitions and, in full, here
     assert incident.seen == {"yemao": T0 + NS_PER_DAY // 10}
     inc.observe([reading("yemao", 0.05, 0.001)])  # older than what it was fed: the forecaster wants time order
+    inc.due_at(T0 + NS_PER_DAY // 10)
     assert incident.seen == {"yemao": T0 + NS_PER_DAY // 10}
 
 
