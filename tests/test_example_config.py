@@ -1,8 +1,8 @@
 """riverwatch.example.toml: it loads, its values are the defaults, and it documents every key the service reads.
 
-The keys are not listed here: they are the ones monitor/config.py asks for while it loads the example (every
+The keys are not listed here: they are the ones monitor.config asks for while it loads the example (every
 `_Section.get`, secrets' `_env` / `_file` forms included), and the sections are the fields of `Config`, so a
-key added to config.py without its line in the example fails this test.
+key added to monitor.config without its line in the example fails this test.
 """
 
 from __future__ import annotations
@@ -39,7 +39,7 @@ _KEY = re.compile(r"^#?\s*([a-z][a-z0-9_]*)\s*=")
 
 
 def keys_read(monkeypatch: pytest.MonkeyPatch, path: Path) -> set[tuple[str, str]]:
-    """(section, key) for every key config.py looks up while loading `path`, present or not."""
+    """(section, key) for every key monitor.config looks up while loading `path`, present or not."""
     read: set[tuple[str, str]] = set()
     original = config_section.Section.get
 
@@ -117,11 +117,11 @@ def test_example_documents_every_key(monkeypatch: pytest.MonkeyPatch, tmp_path: 
 
     lines = documented(text)
     missing = sorted(k for k in known if k not in lines)
-    assert missing == [], f"keys of monitor/config.py with no line in {EXAMPLE.name}"
+    assert missing == [], f"keys of monitor.config with no line in {EXAMPLE.name}"
     undocumented = sorted(k for k in known if not lines[k])
     assert undocumented == [], "keys without a comment above them that gives the default"
     unknown = sorted(k for k in lines if k not in known)
-    assert unknown == [], "keys in the example that monitor/config.py does not read"
+    assert unknown == [], "keys in the example that monitor.config does not read"
 
     # The check sees a key go: drop keepalive_s from the example and it is reported.
     without = "\n".join(line for line in text.splitlines() if not line.startswith("keepalive_s"))

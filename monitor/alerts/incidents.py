@@ -270,7 +270,7 @@ class Incidents:
         inc.last_ns = max(inc.last_ns, ts_ns)
         if inc.forecaster is not None:
             self._issue(inc, ts_ns)
-        self.dirty.add(inc.id)
+        self.dirty.add(inc.id)  # its last activity, also without a forecaster
 
     def _issue(self, inc: Incident, ts_ns: int) -> None:
         """A forecast at this reading time, in force from now (messages rendered next show it) and queued for
@@ -280,6 +280,7 @@ class Incidents:
         if inc.issued and inc.issued[-1][0] == ts_ns:
             inc.issued.pop()
         inc.issued.append((ts_ns, inc.latest))
+        self.dirty.add(inc.id)
 
     def _over(self, inc: Incident, now_ns: int) -> bool:
         """Ended: every station resolved for incident_end, or nothing confirmed for that long at all."""
@@ -343,12 +344,12 @@ class Incidents:
         if inc.forecaster is None:
             return
         end, interval = self.settings.incident_end_ns, self.settings.interval_ns
-        buffered: dict[str, list[tuple[int, float]]] = {}
+        buffered: dict[str, tuple[float, list[tuple[int, float]]]] = {}
         for station, t, v in rows:
             st = self.stations.get(station)
             if st is None or st.river_km is None or t <= inc.seen.get(station, -1) or t - inc.last_ns > end:
                 continue
-            buffered.setdefault(station, []).append((t, v))
+            buffered.setdefault(station, (st.river_km, []))[1].append((t, v))
             inc.seen[station] = t
             inc.last_ns = max(inc.last_ns, t)
             if forecasts and t >= inc.next_ns:
@@ -356,14 +357,11 @@ class Incidents:
                 if t > inc.issued_ns:  # a transition's forecast already covers it
                     self._flush(inc, buffered)
                     self._issue(inc, t)
-                    self.dirty.add(inc.id)
         self._flush(inc, buffered)
 
-    def _flush(self, inc: Incident, buffered: dict[str, list[tuple[int, float]]]) -> None:
+    def _flush(self, inc: Incident, buffered: dict[str, tuple[float, list[tuple[int, float]]]]) -> None:
         assert inc.forecaster is not None
-        for station, fed in buffered.items():
-            km = self.stations[station].river_km
-            assert km is not None
+        for station, (km, fed) in buffered.items():
             ts = np.fromiter((t for t, _ in fed), np.int64, len(fed))
             values = np.fromiter((v for _, v in fed), np.float64, len(fed))
             inc.forecaster.observe(station, km, ts, values)

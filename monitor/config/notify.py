@@ -6,7 +6,6 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from monitor.config.messages import MessagesConfig, RouteMessages, parse_messages, parse_route_messages
 from monitor.config.section import Section
 
 
@@ -27,7 +26,6 @@ class RouteConfig:
     # Early-warning forecast notices ("Forecast: cadmium at the Hexi intake from about 2 Feb 14:00"): for the
     # water company of an intake ahead of a plume; a route opts in.
     forecasts: bool = False
-    messages: RouteMessages = field(default_factory=RouteMessages)  # its wording (monitor.config.messages)
 
 
 ALERT_CATEGORIES = ("water", "sensor")
@@ -53,7 +51,6 @@ class NotifyConfig:
     front_velocity_km_per_day: float = 12.0  # for arrival estimates until two stations have been hit
     flap_max_transitions: int = 4  # more transitions than this within flap_window_s (reading time): flapping
     flap_window_s: float = 3600.0
-    messages: MessagesConfig = field(default_factory=MessagesConfig)  # wording (monitor.config.messages)
 
 
 def parse_notify(s: Section, base: Path) -> NotifyConfig:
@@ -85,7 +82,6 @@ def parse_notify(s: Section, base: Path) -> NotifyConfig:
         front_velocity_km_per_day=s.number("front_velocity_km_per_day", 12.0, 0.001),
         flap_max_transitions=int(s.number("flap_max_transitions", 4, 2)),
         flap_window_s=s.number("flap_window_s", 3600.0, 1.0),
-        messages=parse_messages(s, base),
     )
     s.done()
     return cfg
@@ -108,7 +104,6 @@ def _route(s: Section, base: Path) -> RouteConfig:
         categories=s.strings("categories", ALERT_CATEGORIES),
         unconfirmed=bool(s.get("unconfirmed", bool, False)),
         forecasts=bool(s.get("forecasts", bool, False)),
-        messages=parse_route_messages(s, base),
     )
     unknown = [c for c in cfg.categories if c not in ALERT_CATEGORIES]
     if unknown or not cfg.categories:
