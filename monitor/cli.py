@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import faulthandler
+import importlib.util
 import logging
 import os
 import re
@@ -22,6 +23,7 @@ from monitor.offline.commands import add_commands, parse_time
 from monitor.offline.errors import UsageError
 from monitor.service.app import Service, make_writer
 from monitor.service.demo import DEFAULT_SPEED, run_demo
+from monitor.service.outbox_command import outbox_command
 from monitor.store.batches import RetryableError
 from monitor.store.setaside import redrive
 from monitor.thresholds import ThresholdError, check, load_or_shipped, show
@@ -113,6 +115,16 @@ def _parser() -> argparse.ArgumentParser:
     rd.add_argument("--config", type=Path)
     rd.add_argument("--since", help="only those set aside since this time (ISO 8601 with offset)")
 
+    ob = sub.add_parser("outbox", help="notifications owed to each target, and those of targets no longer configured")
+    ob_sub = ob.add_subparsers(dest="outbox_command", required=True, metavar="SUBCOMMAND")
+    ob_list = ob_sub.add_parser("list", help="undelivered notifications per target; orphans (target not configured)")
+    ob_list.add_argument("--config", type=Path)
+    ob_drop = ob_sub.add_parser("drop", help="delete a target's undelivered notifications (they will not be sent)")
+    ob_drop.add_argument("target", metavar="TARGET_ID", help="the id `outbox list` shows")
+    ob_drop.add_argument("--force", action="store_true", help="also for a target still configured")
+    ob_drop.add_argument("--by", default=os.environ.get("USER", "operator"), help="who (for the audit log)")
+    ob_drop.add_argument("--config", type=Path)
+
     th = sub.add_parser("thresholds", help="threshold file tools")
     th_sub = th.add_subparsers(dest="thresholds_command", required=True, metavar="SUBCOMMAND")
     chk = th_sub.add_parser("check", help="validate threshold files; one path:line: message per problem")
@@ -139,6 +151,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             case "run":
                 return _run(args.config)
             case "demo":
+                if missing := _missing("amqtt", "demo", "riverwatch demo runs its own MQTT broker"):
+                    return missing
                 speed = DEFAULT_SPEED if args.speed is None else args.speed
                 return asyncio.run(run_demo(speed=speed, hj212=args.hj212))
             case "simulate":
@@ -151,9 +165,14 @@ def main(argv: Sequence[str] | None = None) -> int:
                 return _thresholds_show(args)
             case "store":
                 return _store_redrive(args)
+            case "outbox":
+                return outbox_command(args)
             case "alerts" | "silence" | "ack":
                 return _ledger_command(args)
             case "backtest" | "report":
+                plotting = args.command == "report" or args.plots or args.html is not None
+                if plotting and (missing := _missing("matplotlib", "plots", f"riverwatch {args.command} draws plots")):
+                    return missing
                 return int(args.handler(args))
     except KeyboardInterrupt:
         return 130
@@ -173,6 +192,8 @@ def _run(config: Path | None) -> int:
         return 2
     faulthandler.register(signal.SIGUSR1, all_threads=True)  # `kill -USR1 PID` prints every thread's stack
     if cfg.mqtt.embedded:
+        if missing := _missing("amqtt", "demo", "without an [mqtt] section riverwatch runs its own MQTT broker"):
+            return missing
         return asyncio.run(_run_with_embedded_broker(service))
 
     async def main() -> None:
@@ -208,6 +229,18 @@ async def _run_with_embedded_broker(service: Service) -> int:
     finally:
         await broker.shutdown()
     return 0
+
+
+def _missing(module: str, extra: str, why: str) -> int:
+    """1, after saying what to install, when an optional dependency is not installed; else 0."""
+    if importlib.util.find_spec(module) is not None:
+        return 0
+    print(
+        f"riverwatch: {why}, which needs {module}, not installed: pip install 'riverwatch[{extra}]' "
+        f"(in a clone: scripts/setup, or .venv/bin/pip install -e '.[{extra}]')",
+        file=sys.stderr,
+    )
+    return 1
 
 
 def _parse_time(text: str, flag: str) -> int:

@@ -6,10 +6,12 @@ several services in one process.
 
 from __future__ import annotations
 
+import platform
 import time
 from collections.abc import Callable
+from importlib import metadata
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info, generate_latest
 
 from monitor.domain.rejection import REASONS
 
@@ -29,6 +31,14 @@ HJ212_RESULTS = (
     "not_journaled",
     "other",
 )
+
+
+def package_version() -> str:
+    """The installed distribution's version; "unknown" when run from a tree that was never installed."""
+    try:
+        return metadata.version("riverwatch")
+    except metadata.PackageNotFoundError:
+        return "unknown"
 
 
 class Health:
@@ -64,6 +74,7 @@ class Metrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
         self.health = Health()
+        self._active_keys: set[tuple[str, str]] = set()
         r = self.registry
         self.messages_received = Counter("riverwatch_messages_received", "MQTT messages received", registry=r)
         self.readings_accepted = Counter("riverwatch_readings_accepted", "Readings accepted and journaled", registry=r)
@@ -131,11 +142,43 @@ class Metrics:
         for result in HJ212_RESULTS:
             self.hj212_packets.labels(result)
         self.journal_backlog = Gauge("riverwatch_journal_backlog", "Readings journaled but not yet stored", registry=r)
-        self.notify_backlog = Gauge("riverwatch_notify_backlog", "Notifications not yet delivered", registry=r)
+        self.notify_backlog = Gauge(
+            "riverwatch_notify_backlog", "Notifications not yet delivered to the configured targets", registry=r
+        )
+        # Rows of targets removed from the config: never sent, so not backlog; until `riverwatch outbox drop`.
+        self.notify_orphaned = Gauge(
+            "riverwatch_notify_orphaned",
+            "Undelivered notifications of targets no longer configured (riverwatch outbox list / drop)",
+            registry=r,
+        )
+        self.delivery_latency = Histogram(
+            "riverwatch_delivery_latency_seconds",
+            "From queued to delivered, per message",
+            buckets=(0.5, 1, 2, 5, 10, 30, 60, 300, 900, 3600),
+            registry=r,
+        )
+        self.active_alerts = Gauge("riverwatch_active_alerts", "Open alerts", ["category", "severity"], registry=r)
+        # exposed as riverwatch_build_info{version, python} 1: which build answers, for dashboards and bug reports
+        self.build_info = Info("riverwatch_build", "The running riverwatch and its Python", registry=r)
+        self.build_info.info({"version": package_version(), "python": platform.python_version()})
 
-    def bind_backlogs(self, journal_backlog: Callable[[], float], notify_backlog: Callable[[], float]) -> None:
+    def bind_backlogs(
+        self,
+        journal_backlog: Callable[[], float],
+        notify_backlog: Callable[[], float],
+        notify_orphaned: Callable[[], float] = lambda: 0.0,
+    ) -> None:
         self.journal_backlog.set_function(journal_backlog)
         self.notify_backlog.set_function(notify_backlog)
+        self.notify_orphaned.set_function(notify_orphaned)
+
+    def set_active_alerts(self, counts: dict[tuple[str, str], int]) -> None:
+        """Replace every (category, severity) count, so a series whose alerts all closed drops to 0, not stale."""
+        for key in self._active_keys - counts.keys():
+            self.active_alerts.labels(*key).set(0)
+        for key, n in counts.items():
+            self.active_alerts.labels(*key).set(n)
+        self._active_keys |= counts.keys()
 
     def exposition(self) -> bytes:
         return generate_latest(self.registry)

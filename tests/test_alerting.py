@@ -26,7 +26,7 @@ REPO = Path(__file__).resolve().parent.parent
 
 
 def single(station: str, ts: float, value: float) -> tuple[int, str, bytes]:
-    return int(ts * 1e9), f"river/{station}/cd", json.dumps({"ts": ts, "value": value}).encode()
+    return int(ts * 1e9), f"river/{station}/cd", json.dumps({"unit": "mg/L", "ts": ts, "value": value}).encode()
 
 
 @pytest.fixture
@@ -57,6 +57,8 @@ files = ["{repo}/thresholds/gb3838-2002.toml", "{repo}/thresholds/longjiang-stat
     "{one_step(tmp_path)}"]
 
 [notify]
+group_wait = 0  # one message per transition: these tests count them
+group_interval = 0
 urls = []
 utc_offset = "+08:00"
 repeat_interval_s = 2
@@ -173,6 +175,8 @@ client_id = "alerting-kill9"
 [thresholds]
 files = ["{REPO}/thresholds/gb3838-2002.toml", "{one_step(tmp_path)}"]
 [notify]
+group_wait = 0  # one message per transition: these tests count them
+group_interval = 0
 urls = ["{http_receiver.json_url()}"]
 retry_cap_s = 1
 """,
@@ -218,6 +222,8 @@ client_id = "alerting-longjiang"
 files = ["{repo}/thresholds/gb3838-2002.toml", "{repo}/thresholds/longjiang-stations.toml",
     "{one_step(tmp_path)}"]
 [notify]
+group_wait = 0  # one message per transition: these tests count them
+group_interval = 0
 urls = ["{http_receiver.json_url()}"]
 """,
     )
@@ -257,6 +263,8 @@ client_id = "alerting-restart"
 [thresholds]
 files = ["{REPO}/thresholds/gb3838-2002.toml", "{one_step(tmp_path)}"]
 [notify]
+group_wait = 0  # one message per transition: these tests count them
+group_interval = 0
 urls = ["{http_receiver.json_url()}"]
 """,
     )

@@ -196,7 +196,7 @@ def test_baseline_false_alarms_are_counted_and_the_confirmation_step_removes_mos
     text = out.getvalue()
     more = len(at_once.false_alerts) - len(plain.false_alerts)
     assert (
-        f"alerts.confirm=1 against longjiang-stations: {more} more false alarms "
+        f"alerts.confirm=1 against longjiang-stations: {more} more false alarm{'' if more == 1 else 's'} "
         f"({len(at_once.false_alerts)} against {len(plain.false_alerts)})"
     ) in text
     assert "variants side by side" in text

@@ -50,7 +50,7 @@ def test_sensor_alerts_are_never_false_alarms_and_every_false_one_has_its_fault(
     assert all(a.verdict == "false" for a in sc.water)  # a clean river: any water alert is false
     assert len(sc.withdrawn) <= len(sc.notices) and not at_once.score.notices
     # every false alert and false notice is explained by an injected fault of its own series
-    assert len(at_once.score.false_alerts) >= 10
+    assert at_once.score.false_alerts  # few since the spike screen is on by default: each still explained
     for e in (ev, at_once):
         assert {id(a) for a, _ in e.causes} >= {id(a) for a in e.score.false_alerts}
     for a, f in ev.causes + at_once.causes:

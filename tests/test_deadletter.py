@@ -16,8 +16,8 @@ from tests.service_proc import ServiceProcess
 
 BAD = [
     (0, "river/dl/cd", b"not json \xff"),
-    (0, "river/dl/cd", b'{"value": "high"}'),
-    (0, "river/dl", b'[{"n": "cd", "v": 0.001}, {"n": "unobtainium", "v": 1}]'),
+    (0, "river/dl/cd", b'{"unit": "mg/L", "value": "high"}'),
+    (0, "river/dl", b'[{"n": "cd", "u": "mg/L", "v": 0.001}, {"n": "unobtainium", "v": 1}]'),
 ]
 
 

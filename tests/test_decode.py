@@ -27,8 +27,8 @@ def test_single_reading_with_offset_timestamp() -> None:
 
 
 def test_epoch_seconds_and_missing_ts_means_receipt_time() -> None:
-    assert one("river/s1/cd", {"ts": 1326585600, "value": 0.001})[0][0].ts_ns == TS_2012
-    assert one("river/s1/cd", {"value": 0.001})[0][0].ts_ns == NOW
+    assert one("river/s1/cd", {"unit": "mg/L", "ts": 1326585600, "value": 0.001})[0][0].ts_ns == TS_2012
+    assert one("river/s1/cd", {"unit": "mg/L", "value": 0.001})[0][0].ts_ns == NOW
 
 
 @pytest.mark.parametrize(
@@ -44,7 +44,7 @@ def test_epoch_seconds_and_missing_ts_means_receipt_time() -> None:
 )
 def test_aliases(name: str, expected: str) -> None:
     assert resolve(name) == expected
-    readings, _ = one(f"river/s1/{name}", {"value": 7.0})
+    readings, _ = one(f"river/s1/{name}", {"unit": "" if expected == "ph" else "mg/L", "value": 7.0})
     assert readings[0].parameter == expected
 
 
@@ -72,7 +72,7 @@ def test_ph_has_no_unit_and_a_mass_unit_is_rejected_for_it() -> None:
 
 
 def test_flag_is_kept() -> None:
-    readings, _ = one("river/s1/cd", {"value": 0.002, "flag": "maintenance"})
+    readings, _ = one("river/s1/cd", {"unit": "mg/L", "value": 0.002, "flag": "maintenance"})
     assert readings[0].flag == "maintenance"
 
 
@@ -80,17 +80,21 @@ def test_flag_is_kept() -> None:
     ("topic", "doc", "reason"),
     [
         ("river/s1/cd", {"value": 1, "unit": "furlongs"}, "unknown_unit"),
-        ("river/s1/cd", {"value": "0.04"}, "not_numeric"),
-        ("river/s1/cd", {"value": True}, "not_numeric"),
-        ("river/s1/cd", {"value": None}, "not_numeric"),
-        ("river/s1/cd", {"value": -0.001}, "negative"),
+        ("river/s1/cd", {"unit": "mg/L", "value": "0.04"}, "not_numeric"),
+        ("river/s1/cd", {"unit": "mg/L", "value": True}, "not_numeric"),
+        ("river/s1/cd", {"unit": "mg/L", "value": None}, "not_numeric"),
+        ("river/s1/cd", {"unit": "mg/L", "value": -0.001}, "negative"),
         ("river/s1/unobtainium", {"value": 1}, "unknown_parameter"),
-        ("river/s1/cd", {"value": 1, "ts": "2012-01-15T08:00:00"}, "bad_timestamp"),
-        ("river/s1/cd", {"value": 1, "ts": "yesterday"}, "bad_timestamp"),
-        ("river/s1/cd", {"value": 1, "ts": 1e30}, "bad_timestamp"),
-        ("river/s1/cd", {"value": 1, "ts": 4102444800}, "future_timestamp"),  # 2100: a broken sensor clock
-        ("river/s1/cd", {"value": 1, "flag": 7}, "bad_flag"),
-        ("cd", {"value": 1}, "bad_topic"),
+        ("river/s1/cd", {"unit": "mg/L", "value": 1, "ts": "2012-01-15T08:00:00"}, "bad_timestamp"),
+        ("river/s1/cd", {"unit": "mg/L", "value": 1, "ts": "yesterday"}, "bad_timestamp"),
+        ("river/s1/cd", {"unit": "mg/L", "value": 1, "ts": 1e30}, "bad_timestamp"),
+        (
+            "river/s1/cd",
+            {"unit": "mg/L", "value": 1, "ts": 4102444800},
+            "future_timestamp",
+        ),  # 2100: a broken sensor clock
+        ("river/s1/cd", {"unit": "mg/L", "value": 1, "flag": 7}, "bad_flag"),
+        ("cd", {"unit": "mg/L", "value": 1}, "bad_topic"),
         ("river/s1/cd", [], "malformed"),
         ("river/s1/cd", "0.04", "malformed"),
     ],
@@ -103,9 +107,9 @@ def test_rejections_are_named(topic: str, doc: object, reason: str) -> None:
 
 
 def test_non_finite_and_oversized_and_garbage() -> None:
-    assert decode("river/s1/cd", b'{"value": NaN}', NOW).rejections[0].reason == "not_finite"
-    assert decode("river/s1/cd", b'{"value": Infinity}', NOW).rejections[0].reason == "not_finite"
-    assert decode("river/s1/cd", b'{"value": 1e999}', NOW).rejections[0].reason == "not_finite"
+    assert decode("river/s1/cd", b'{"unit": "mg/L", "value": NaN}', NOW).rejections[0].reason == "not_finite"
+    assert decode("river/s1/cd", b'{"unit": "mg/L", "value": Infinity}', NOW).rejections[0].reason == "not_finite"
+    assert decode("river/s1/cd", b'{"unit": "mg/L", "value": 1e999}', NOW).rejections[0].reason == "not_finite"
     assert decode("river/s1/cd", b"\xff\xfe garbage", NOW).rejections[0].reason == "malformed"
     big = b'{"value": 1, "pad": "' + b"x" * MAX_PAYLOAD + b'"}'
     assert decode("river/s1/cd", big, NOW).rejections[0].reason == "too_large"
@@ -141,23 +145,25 @@ def test_senml_base_unit_and_relative_time() -> None:
 
 
 def test_station_with_control_characters_is_rejected_but_spaces_are_kept() -> None:
-    assert one("river/bad\nstation/cd", {"value": 1})[1] == ["bad_station"]
-    assert one("river/trailing\\/cd", {"value": 1})[1] == ["bad_station"]
-    assert one("river/Lalang dam,km=0/cd", {"value": 1})[0][0].station == "Lalang dam,km=0"
+    assert one("river/bad\nstation/cd", {"unit": "mg/L", "value": 1})[1] == ["bad_station"]
+    assert one("river/trailing\\/cd", {"unit": "mg/L", "value": 1})[1] == ["bad_station"]
+    assert one("river/Lalang dam,km=0/cd", {"unit": "mg/L", "value": 1})[0][0].station == "Lalang dam,km=0"
 
 
 def test_station_and_parameter_are_the_last_topic_levels_for_any_root_depth() -> None:
-    readings, _ = one("bureau/guangxi/river/lalang/cd", {"value": 0.001})
+    readings, _ = one("bureau/guangxi/river/lalang/cd", {"unit": "mg/L", "value": 0.001})
     assert (readings[0].station, readings[0].parameter) == ("lalang", "cd")
 
 
 def test_below_detection_limit_convention_is_kept_as_the_limit_with_a_flag() -> None:
-    readings, rejected = one("river/s1/cd", {"value": "0.00005L"})  # the Chinese reports' "below 0.00005"
+    readings, rejected = one(
+        "river/s1/cd", {"unit": "mg/L", "value": "0.00005L"}
+    )  # the Chinese reports' "below 0.00005"
     assert rejected == []
     assert (readings[0].value, readings[0].flag) == (0.00005, "<DL")
     readings, _ = one("river/s1/cd", {"value": "<0.1", "unit": "ug/L"})
     assert readings[0].value == pytest.approx(0.0001) and readings[0].flag == "<DL"
-    assert one("river/s1/cd", {"value": "high"})[1] == ["not_numeric"]
+    assert one("river/s1/cd", {"unit": "mg/L", "value": "high"})[1] == ["not_numeric"]
 
 
 def test_the_short_json_path_agrees_with_json_loads() -> None:
@@ -202,7 +208,7 @@ def test_a_parameter_a_threshold_file_declares_is_decoded_with_that_catalogue() 
     d = decode("river/s1/water level", b'{"value": -12, "unit": "cm"}', NOW, catalogue=catalogue)
     assert [(r.parameter, r.value) for r in d.readings] == [("wlevel", -0.12)]
     assert [r.reason for r in decode("river/s1/wlevel", b'{"value": 1}', NOW).rejections] == ["unknown_parameter"]
-    assert decode("river/s1/orp", b'{"value": -150}', NOW).readings[0].value == -150.0  # redox: signed, shipped
+    assert decode("river/s1/orp", b'{"value": -150, "unit": "mV"}', NOW).readings[0].value == -150.0  # signed
     # The shipped parameters keep their rules under any catalogue: a negative pH is still a fault.
     assert [r.reason for r in decode("river/s1/ph", b'{"value": -1}', NOW, catalogue=catalogue).rejections] == [
         "negative"

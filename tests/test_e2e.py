@@ -37,6 +37,8 @@ token_env = "RW_TEST_TOKEN"
 flush_interval_s = 0.2
 
 [notify]
+group_wait = 0  # one message per transition: these tests count them
+group_interval = 0
 urls = ["{receiver.json_url()}"]
 """
 
@@ -78,11 +80,11 @@ def test_readings_land_exactly_once_with_their_timestamps_despite_bad_payloads(
     good = [single(station, "cd", T0 + 600 * i, round(0.0001 * (i % 30), 6)) for i in range(300)]
     bad = [
         (0, f"river/{station}/cd", b"not json"),
-        (0, f"river/{station}/cd", json.dumps({"value": "0.003"}).encode()),
-        (0, f"river/{station}/cd", json.dumps({"value": -1}).encode()),
+        (0, f"river/{station}/cd", json.dumps({"unit": "mg/L", "value": "0.003"}).encode()),
+        (0, f"river/{station}/cd", json.dumps({"unit": "mg/L", "value": -1}).encode()),
         (0, f"river/{station}/unobtainium", json.dumps({"value": 1}).encode()),
         (0, f"river/{station}/cd", json.dumps({"value": 1, "unit": "furlongs"}).encode()),
-        (0, f"river/{station}/cd", b'{"value": NaN}'),
+        (0, f"river/{station}/cd", b'{"unit": "mg/L", "value": NaN}'),
     ]
     stream = good[:100] + bad[:3] + good[100:200] + bad[3:] + good[200:]
     publish(stream, mosquitto.url, window=50)

@@ -82,9 +82,9 @@ files = ["{REPO}/thresholds/gb3838-2002.toml", "{REPO}/thresholds/longjiang-stat
 urls = ["json://127.0.0.1:{free_port()}/nobody-listens"]
 """
     now = time.time()
-    messages = [(0, f"river/{tag}-{i}/cd", b'{"value": 0.001}') for i in range(bomb)]
+    messages = [(0, f"river/{tag}-{i}/cd", b'{"unit": "mg/L", "value": 0.001}') for i in range(bomb)]
     real = [
-        (0, f"river/{station}/cd", json.dumps({"ts": now - 60 + k, "value": 0.001}).encode())
+        (0, f"river/{station}/cd", json.dumps({"unit": "mg/L", "ts": now - 60 + k, "value": 0.001}).encode())
         for k, station in enumerate(("xinzhan", "lalang"))
     ]
     svc = ServiceProcess(tmp_path, cfg)

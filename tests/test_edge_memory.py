@@ -30,7 +30,7 @@ BOUND_MIB = 96
 
 def pack(station_ts: int, k: int) -> bytes:
     """One SenML pack of RECORDS cadmium readings, one a second, as large as the decoder takes."""
-    records: list[dict[str, object]] = [{"bn": "cd", "bt": station_ts + k * RECORDS}]
+    records: list[dict[str, object]] = [{"bn": "cd", "bu": "mg/L", "bt": station_ts + k * RECORDS}]
     records += [{"v": round(0.001 + i * 1.3e-7, 10), "t": i} for i in range(RECORDS)]
     return json.dumps(records).encode()
 

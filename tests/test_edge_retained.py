@@ -48,6 +48,8 @@ flush_interval_s = 0.2
 files = ["{REPO}/thresholds/gb3838-2002.toml", "{REPO}/thresholds/longjiang-stations.toml"]
 
 [notify]
+group_wait = 0  # one message per transition: these tests count them
+group_interval = 0
 urls = ["{receiver.json_url()}"]
 """
 
@@ -55,13 +57,21 @@ urls = ["{receiver.json_url()}"]
 def test_retained_messages_are_ignored_by_default(
     fresh_mosquitto: Mosquitto, victoria: Victoria, http_receiver: HttpReceiver, tmp_path: Path
 ) -> None:
-    retain(fresh_mosquitto.host, fresh_mosquitto.port, "river/lalang/cd", json.dumps({"value": 0.02}).encode())
+    retain(
+        fresh_mosquitto.host,
+        fresh_mosquitto.port,
+        "river/lalang/cd",
+        json.dumps({"unit": "mg/L", "value": 0.02}).encode(),
+    )
     svc = ServiceProcess(tmp_path, config(fresh_mosquitto.url, victoria, http_receiver, None))
     try:
         svc.start()
         svc.wait(lambda: svc.metric("riverwatch_retained_ignored_total") >= 1, 20, "the retained message")
         now = time.time()
-        publish([(0, "river/yemao/cd", json.dumps({"ts": now, "value": 0.001}).encode())], fresh_mosquitto.url)
+        publish(
+            [(0, "river/yemao/cd", json.dumps({"unit": "mg/L", "ts": now, "value": 0.001}).encode())],
+            fresh_mosquitto.url,
+        )
         svc.wait(lambda: svc.metric("riverwatch_readings_accepted_total") >= 1, 20, "the live reading")
         assert journaled(tmp_path / "data", "lalang") == 0  # the broker's old value is not a new reading
         assert journaled(tmp_path / "data", "yemao") == 1
@@ -75,7 +85,12 @@ def test_an_accepted_retained_message_is_taken_once_across_restarts(
     """One retained exceedance without a time, the service restarted five times (and killed -9 once): stored
     once, and no restart notifies anything the first start did not."""
     station = "lalang"
-    retain(fresh_mosquitto.host, fresh_mosquitto.port, f"river/{station}/cd", json.dumps({"value": 0.02}).encode())
+    retain(
+        fresh_mosquitto.host,
+        fresh_mosquitto.port,
+        f"river/{station}/cd",
+        json.dumps({"unit": "mg/L", "value": 0.02}).encode(),
+    )
     svc = ServiceProcess(tmp_path, config(fresh_mosquitto.url, victoria, http_receiver, "accept"))
     after_first = 0
     try:

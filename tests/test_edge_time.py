@@ -47,7 +47,9 @@ def test_receipt_stamps_are_unique_per_series_even_in_one_instant() -> None:
     assert clock.stamp("s1", "pb", now) == now  # another series keeps the receipt time itself
     assert clock.stamp("s1", "cd", now - 10**9) == now + 1000  # a clock stepped back never goes back
     # A SenML pack without times: each record of one series gets its own time.
-    pack = json.dumps([{"n": "cd", "v": 0.001}, {"n": "cd", "v": 0.002}, {"n": "pb", "v": 0.003}]).encode()
+    pack = json.dumps(
+        [{"bu": "mg/L", "n": "cd", "v": 0.001}, {"n": "cd", "v": 0.002}, {"n": "pb", "v": 0.003}]
+    ).encode()
     d = decode("river/s2", pack, now, stamp=clock.stamp)
     assert [(r.parameter, r.ts_ns) for r in d.readings] == [("cd", now), ("cd", now + 1), ("pb", now)]
 
@@ -56,10 +58,10 @@ def test_a_clock_ahead_is_refused_reported_and_kept_out_of_the_journal(mosquitto
     """A reading an hour ahead (a logger on local time labelled UTC) is refused as future_timestamp, dead-lettered,
     reported once per series; the series' correct readings before and after it are all journaled."""
     now = time.time()
-    good_before = {"ts": now - 120, "value": 0.001}
-    ahead = {"ts": now + 3600, "value": 0.02}
-    slightly_ahead = {"ts": now + 30, "value": 0.002}  # within the 5-minute skew: a drifting crystal
-    good_after = {"ts": now - 60, "value": 0.003}
+    good_before = {"unit": "mg/L", "ts": now - 120, "value": 0.001}
+    ahead = {"unit": "mg/L", "ts": now + 3600, "value": 0.02}
+    slightly_ahead = {"unit": "mg/L", "ts": now + 30, "value": 0.002}  # within the 5-minute skew: a drifting crystal
+    good_after = {"unit": "mg/L", "ts": now - 60, "value": 0.003}
     msgs = [(0, "river/clk/cd", json.dumps(p).encode()) for p in (good_before, ahead, slightly_ahead, good_after)]
     journal = Journal(tmp_path / "journal.sqlite")
     faults: list[ClockFault] = []
@@ -120,11 +122,18 @@ password_env = "RW_INFLUX_PASSWORD"
 flush_interval_s = 0.2
 
 [notify]
+group_wait = 0  # one message per transition: these tests count them
+group_interval = 0
 urls = ["json://127.0.0.1:{free_port()}/nobody-listens"]
 """
     svc = ServiceProcess(tmp_path, cfg, env={"RW_INFLUX_PASSWORD": str(influxdb1.password)})
-    singles = [(0, f"river/{station_json}/cd", json.dumps({"value": i / 1e6}).encode()) for i in range(n_json)]
-    packs = [(0, f"river/{station_senml}", json.dumps([{"n": "pb", "v": i / 1e6}]).encode()) for i in range(n_senml)]
+    singles = [
+        (0, f"river/{station_json}/cd", json.dumps({"unit": "mg/L", "value": i / 1e6}).encode()) for i in range(n_json)
+    ]
+    packs = [
+        (0, f"river/{station_senml}", json.dumps([{"n": "pb", "u": "mg/L", "v": i / 1e6}]).encode())
+        for i in range(n_senml)
+    ]
     try:
         svc.start()
         sent = publish(singles + packs, mosquitto.url, window=1000)
@@ -178,11 +187,13 @@ flush_interval_s = 0.2
 files = ["{REPO}/thresholds/gb3838-2002.toml", "{REPO}/thresholds/longjiang-stations.toml"]
 
 [notify]
+group_wait = 0  # one message per transition: these tests count them
+group_interval = 0
 urls = ["{receiver.json_url()}"]
 """
     now = time.time()
     readings = [(now + 3600, 0.001), (now - 120, 0.02), (now - 60, 0.03)]  # cadmium limit (Class III): 0.005
-    msgs = [(0, "river/sancha/cd", json.dumps({"ts": ts, "value": v}).encode()) for ts, v in readings]
+    msgs = [(0, "river/sancha/cd", json.dumps({"unit": "mg/L", "ts": ts, "value": v}).encode()) for ts, v in readings]
     svc = ServiceProcess(tmp_path, cfg, env={"RW_INFLUX_PASSWORD": str(influxdb1.password)})
     try:
         svc.start()

@@ -49,6 +49,8 @@ client_id = "{client_id}"
 {influx}
 
 [notify]
+group_wait = 0  # one message per transition: these tests count them
+group_interval = 0
 urls = ["json://127.0.0.1:{free_port()}/nobody-listens"]
 """
 

@@ -54,6 +54,8 @@ def test_flapping_input_through_the_service(tmp_path: Path, mosquitto: Mosquitto
 url = "{mosquitto.url}"
 client_id = "flapping"
 [notify]
+group_wait = 0  # one message per transition: these tests count them
+group_interval = 0
 urls = ["{http_receiver.json_url()}"]
 flap_max_transitions = 3
 flap_window_s = 3600
@@ -64,7 +66,7 @@ flap_window_s = 3600
         values = TOGGLING + CALM
         publish(
             [
-                (0, "river/flappy/cd", json.dumps({"ts": T0 + 300 * i, "value": v}).encode())
+                (0, "river/flappy/cd", json.dumps({"unit": "mg/L", "ts": T0 + 300 * i, "value": v}).encode())
                 for i, v in enumerate(values)
             ],
             mosquitto.url,

@@ -18,11 +18,11 @@ LIMIT = 0.005
 def river() -> RiverDescription:
     return RiverDescription(
         "Test",
-        "测试河",
         50.0,
         (Reach(0.0, 100.0, V, "free", D),),
         (),
         (Tributary(45.0, "Side", 50.0),),
+        name_zh="测试河",
     )
 
 

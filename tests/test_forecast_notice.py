@@ -34,6 +34,8 @@ client_id = "forecast-notice"
 files = ["{repo}/thresholds/gb3838-2002.toml", "{repo}/thresholds/longjiang-stations.toml",
     "{one_step(tmp_path)}"]
 [notify]
+group_wait = 0  # one message per transition: these tests count them
+group_interval = 0
 [[notify.route]]
 url = "{http_receiver.json_url()}"
 forecasts = true

@@ -32,7 +32,7 @@ class BrokenDisk(Journal):
 
 def messages(station: str, n: int, start: int = 0) -> list[tuple[int, str, bytes]]:
     return [
-        (0, f"river/{station}/cd", json.dumps({"ts": T0 + 60 * i, "value": 0.001}).encode())
+        (0, f"river/{station}/cd", json.dumps({"unit": "mg/L", "ts": T0 + 60 * i, "value": 0.001}).encode())
         for i in range(start, start + n)
     ]
 
@@ -195,7 +195,7 @@ def _publish_packet(topic: bytes, payload: bytes, qos: int, mid: int = 0, props:
 
 
 def test_publish_parser_reads_3_1_1_and_5_and_leaves_the_rest_to_paho() -> None:
-    p = b'{"value": 0.004}'
+    p = b'{"unit": "mg/L", "value": 0.004}'
     assert parse_publish(0x32, _publish_packet(b"river/s1/cd", p, 1, 513), False) == Inbound("river/s1/cd", p, 513, 1)
     assert parse_publish(0x30, _publish_packet(b"river/s1/cd", p, 0), False) == Inbound("river/s1/cd", p, 0, 0)
     assert parse_publish(0x3B, _publish_packet(b"t/s/cd", p, 1, 7), False) == Inbound(
@@ -225,7 +225,7 @@ def test_a_topic_that_is_not_utf8_is_rejected_not_a_reconnect_loop() -> None:
     async def handover() -> list[Inbound]:
         control = PahoControl(aiomqtt.Client("127.0.0.1", identifier="t"), high=10)
         message = mqtt.MQTTMessage(mid=5, topic=b"river/s\xff1/cd")
-        message.payload, message.qos = json.dumps({"ts": T0, "value": 0.001}).encode(), 1
+        message.payload, message.qos = json.dumps({"unit": "mg/L", "ts": T0, "value": 0.001}).encode(), 1
         control._on_message(None, None, message)  # type: ignore[arg-type]
         return control.inbox
 

@@ -57,7 +57,7 @@ def test_a_sensor_alert_says_what_it_means(thresholds: ThresholdSet) -> None:
     assert en.title == f"[WARNING] SENSOR: {detail}"
     assert "not the water" in en.body and "Ratio" not in en.body
     zh = render(sensor, "zh", thresholds.stations, CST)
-    assert zh.title.startswith("[一般] 仪器告警：") and detail in zh.title
+    assert zh.title.startswith("[蓝色预警（Ⅳ级，一般）] 仪器告警：") and "污染团经过时将无法发现" in zh.title
     ok = render(dataclasses.replace(sensor, state="resolved", detail=""), "en", thresholds.stations, CST)
     assert ok.title.endswith("the instrument sees again") and ok.notify_type == "success"
 
@@ -184,7 +184,7 @@ def test_escalated_message(thresholds: ThresholdSet) -> None:
     en = render(events[1], "en", thresholds.stations, CST)
     zh = render(events[1], "zh", thresholds.stations, CST)
     assert "ESCALATED" in en.title and "critical" in en.body.lower()
-    assert "升级" in zh.title and "特别严重" in zh.body
+    assert "升级" in zh.title and "橙色预警（Ⅱ级，重大）" in zh.body and "特别严重" not in zh.body
     assert en.notify_type == "failure"
 
 

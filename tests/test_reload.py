@@ -26,7 +26,7 @@ class = "{klass}"
 
 
 def reading(ts: float, value: float) -> tuple[int, str, bytes]:
-    return int(ts * 1e9), "river/reload-st/cd", json.dumps({"ts": ts, "value": value}).encode()
+    return int(ts * 1e9), "river/reload-st/cd", json.dumps({"unit": "mg/L", "ts": ts, "value": value}).encode()
 
 
 def test_reload_on_change_and_on_sighup_keeps_the_rules_when_the_file_is_bad(
@@ -46,6 +46,8 @@ client_id = "reload"
 [thresholds]
 files = ["{gb}", "{stations}", "{one_step(tmp_path)}"]
 [notify]
+group_wait = 0  # one message per transition: these tests count them
+group_interval = 0
 urls = ["{http_receiver.json_url()}"]
 """,
     )

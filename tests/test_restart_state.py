@@ -22,7 +22,7 @@ DAY = 86400
 
 
 def single(station: str, ts: float, value: float) -> tuple[int, str, bytes]:
-    return int(ts * 1e9), f"river/{station}/cd", json.dumps({"ts": ts, "value": value}).encode()
+    return int(ts * 1e9), f"river/{station}/cd", json.dumps({"unit": "mg/L", "ts": ts, "value": value}).encode()
 
 
 def incident_and_velocity(message: str) -> tuple[str, str]:
@@ -45,6 +45,8 @@ client_id = "restart-plume"
 files = ["{REPO}/thresholds/gb3838-2002.toml", "{REPO}/thresholds/longjiang-stations.toml",
     "{one_step(tmp_path)}"]
 [notify]
+group_wait = 0  # one message per transition: these tests count them
+group_interval = 0
 urls = ["{http_receiver.json_url()}"]
 utc_offset = "+08:00"
 front_velocity_km_per_day = 10
@@ -84,6 +86,8 @@ client_id = "restart-flapping"
 [thresholds]
 files = ["{REPO}/thresholds/gb3838-2002.toml", "{one_step(tmp_path)}"]
 [notify]
+group_wait = 0  # one message per transition: these tests count them
+group_interval = 0
 urls = ["{http_receiver.json_url()}"]
 flap_max_transitions = 3
 flap_window_s = 3600

@@ -78,3 +78,29 @@ def test_shipped_station_files_describe_both_scenario_rivers() -> None:
     assert longjiang.dilution(100.0, 160.0) > 5
     pool = longjiang.reach_at(10.0)
     assert pool is not None and pool.kind == "pool"
+
+
+def test_chinese_names_of_the_shipped_rivers_for_messages() -> None:
+    """A zh message names the river a station is on: the Longjiang above the Rongjiang, the Liujiang below."""
+    rivers = load(default_files()).rivers
+    longjiang, beijiang = rivers["Longjiang"], rivers["Beijiang"]
+    assert longjiang.name_zh == "龙江" and beijiang.name_zh == "北江"
+    assert longjiang.name_zh_at(57.0) == "龙江" and longjiang.name_zh_at(160.0) == "柳江"
+    assert longjiang.name_zh_at(None) == "龙江" and beijiang.name_zh_at(100.0) == "北江"
+    assert [(t.name, t.name_zh) for t in longjiang.tributaries] == [("Rongjiang", "融江")]
+
+
+def test_a_name_zh_that_is_not_a_string_is_named(tmp_path: Path) -> None:
+    text = STATION.format(km=10.0) + RIVER.format(second_from=40.0).replace(
+        "[rivers.R]\n", "[rivers.R]\nname_zh = 3\n"
+    ).replace('name = "T"\n', 'name = "T"\nname_zh = ["x"]\n')
+    messages = [p.message for p in check([shipped_path(), _write(tmp_path, text)])]
+    assert "rivers.R.name_zh must be a string" in messages, messages
+    assert "rivers.R.tributaries[0].name_zh must be a string" in messages, messages
+    path = _write(
+        tmp_path,
+        STATION.format(km=10.0)
+        + RIVER.format(second_from=40.0).replace("[rivers.R]\n", '[rivers.R]\nname_zh = "河"\n'),
+    )
+    river = load([shipped_path(), path]).rivers["R"]
+    assert river.name_zh == "河" and river.name_zh_at(80.0) == "河"

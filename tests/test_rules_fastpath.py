@@ -20,7 +20,6 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from monitor.alerts.evaluator import AlertBook, AlertEvent, Evaluator
-from monitor.alerts.trend import TrendSettings
 from monitor.domain.reading import Reading
 from monitor.rules import QuietChecks, Rules, SeriesCheck
 from monitor.thresholds import ThresholdSet, load
@@ -106,7 +105,6 @@ STANDARD = """
     severity = { warning = 1, serious = 1.5, critical = 2 }
     clear_ratio = 0.9
     clear_hold = "15min"
-    sudden_band = 0  # the fast path's AlertBook has no trend: the Evaluator's jump rule is tested apart
 
     [instruments.zn]
     range = [0.0, 10.0]
@@ -366,8 +364,7 @@ def test_one_exceedance_among_100k_quiet_readings_fires_once(sets: tuple[Thresho
     assert ev.rules.late == 0
 
     # Without the open alerts (the benchmark's way): the same one event; then the series recovers.
-    rules, book = Rules(before, "III"), AlertBook(before.alerts.tiers, clear_hold_ns=before.alerts.clear_hold_ns)
-    book.trend.settings = TrendSettings(sudden_band=before.alerts.sudden_band)  # as the Evaluator sets it
+    rules, book = Rules(before, "III"), AlertBook.of(before.alerts)  # every [alerts] setting, as the Evaluator's
     checks = rules.evaluate(readings, now_ns=WALL)
     assert isinstance(checks[-1], QuietChecks) and len(checks[-1]) == 1999 and k not in checks[-1]
     assert [event(x) for c in checks for x in book.update(c)] == [event(e)]

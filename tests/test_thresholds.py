@@ -506,6 +506,7 @@ def test_screen_and_instrument_tables_layer_into_each_series_screening(tmp_path:
         range=(0.0, 0.05),
         detection_limit=0.0001,
         flatline=3,
+        spike_window=12,
         spike_mads=4.0,
         spike_floor=0.0005,
         check=shipped_cd_check,
@@ -513,9 +514,9 @@ def test_screen_and_instrument_tables_layer_into_each_series_screening(tmp_path:
     assert ts.screening("s", "cd").active
     # [screen] flatline 6 beats the shipped pH flatline 8; range and check standard stay the shipped ones
     assert ts.screening("elsewhere", "ph") == Screening(
-        range=(0.0, 14.0), flatline=6, spike_mads=4.0, check=CheckStandard(9.18, tolerance=0.01)
+        range=(0.0, 14.0), flatline=6, spike_window=12, spike_mads=4.0, check=CheckStandard(9.18, tolerance=0.01)
     )
-    assert ts.screening("elsewhere", "ph").spike_window == 0 and ts.screening("elsewhere", "ph").active
+    assert ts.screening("elsewhere", "ph").spike_window == 12 and ts.screening("elsewhere", "ph").active
     # the settings as the files set them (no defaults), in the order `show` prints them
     assert list(merged_settings(ts.screen_layers("s", "cd", shipped=False)).items()) == [
         ("flatline", 3),
@@ -528,7 +529,7 @@ def test_screen_and_instrument_tables_layer_into_each_series_screening(tmp_path:
     assert merged_settings(ts.screen_layers("s", "cd"))["check"] == shipped_cd_check
     text = show([GB, path], "s")
     cd = next(line for line in text.splitlines() if line.startswith("  cd: "))
-    assert cd.startswith("  cd: flatline 3, range (0.0, 0.05), ") and "detection_limit 0.0001" in cd
+    assert cd.startswith("  cd: flatline 3, spike_window 12, range (0.0, 0.05), ") and "detection_limit 0.0001" in cd
     assert cd.endswith(f"    {path}:14")
 
 
@@ -538,9 +539,11 @@ def test_the_shipped_instrument_defaults_screen_every_series_unless_turned_off(
     # out of the box, at a station no file describes (only the shipped defaults apply): what the instrument
     # can measure, its detection limit, its check standard, when it is stuck
     assert gb.screening("a-new-station", "cd") == Screening(
-        range=(0.0, 10.0), flatline=4, check=CheckStandard(0.010, tolerance=0.1)
+        range=(0.0, 10.0), flatline=4, spike_window=12, check=CheckStandard(0.010, tolerance=0.1)
     )
-    assert gb.screening("a-new-station", "do") == Screening(range=(0.0, 25.0), detection_limit=0.05, flatline=6)
+    assert gb.screening("a-new-station", "do") == Screening(
+        range=(0.0, 25.0), detection_limit=0.05, flatline=6, spike_window=12
+    )
     assert gb.screening("a-new-station", "cd").active
     assert merged_settings(gb.screen_layers("a-new-station", "cd", shipped=False)) == {}
     # `[screen] instrument_defaults = false`: only the instrument flags screen

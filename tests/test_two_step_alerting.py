@@ -23,7 +23,7 @@ REPO = Path(__file__).resolve().parent.parent
 
 def reading(station: str, hours: float, value: float) -> tuple[int, str, bytes]:
     ts = T0 + hours * H
-    return int(ts * 1e9), f"river/{station}/cd", json.dumps({"ts": ts, "value": value}).encode()
+    return int(ts * 1e9), f"river/{station}/cd", json.dumps({"unit": "mg/L", "ts": ts, "value": value}).encode()
 
 
 @pytest.fixture
@@ -52,6 +52,8 @@ client_id = "twostep-{request.node.name[:40]}"
 files = ["{REPO}/thresholds/gb3838-2002.toml", "{REPO}/thresholds/longjiang-stations.toml"]
 
 [notify]
+group_wait = 0  # one message per transition: these tests count them
+group_interval = 0
 urls = []
 utc_offset = "+08:00"
 

@@ -36,8 +36,8 @@ from monitor.alerts.trend import Trend, TrendSettings, TrendView
 from monitor.domain.params import PARAMETERS
 from monitor.domain.reading import Reading
 from monitor.rules import AlertKey, QuietChecks, Rules, SeriesCheck
-from monitor.thresholds import DEFAULT_TIERS, Limit, Problem, ThresholdError, ThresholdSet, load
-from monitor.thresholds.model import CLEAR_HOLD_CYCLE
+from monitor.thresholds import Limit, Problem, ThresholdError, ThresholdSet, load
+from monitor.thresholds.model import AlertPolicy
 
 log = logging.getLogger("riverwatch.alerts")
 
@@ -96,19 +96,43 @@ class _Open:
             self.peak_value, self.peak_ratio = value, ratio
 
 
+_POLICY = AlertPolicy()  # the one source of the book's defaults: a bare AlertBook() acts as an empty [alerts]
+
+
 @dataclass
 class AlertBook:
-    tiers: tuple[tuple[float, str], ...] = DEFAULT_TIERS
+    """Open alerts and their lifecycle. Its settings are an `[alerts]` table's (`AlertBook.of(policy)`, `use`);
+    the keyword fields are for tests that vary one of them."""
+
+    tiers: tuple[tuple[float, str], ...] = _POLICY.tiers
     open: dict[AlertKey, _Open] = field(default_factory=dict)
-    clear_hold_ns: int = CLEAR_HOLD_CYCLE  # for checks that do not carry their own; CLEAR_HOLD_CYCLE = one cycle
-    confirm: int = 2  # readings over the limit in a row that confirm an alert, for checks without their own
-    clear_readings: int = 2  # calm readings in a row that clear a confirmed water alert
+    clear_hold_ns: int = _POLICY.clear_hold_ns  # for checks that do not carry their own; CLEAR_HOLD_CYCLE = 1 cycle
+    confirm: int = _POLICY.confirm  # readings over the limit in a row that confirm an alert, for checks without one
+    clear_readings: int = _POLICY.clear_readings  # calm readings in a row that clear a confirmed water alert
     cadence: Cadence = field(default_factory=Cadence)
-    trend: Trend = field(default_factory=Trend)  # noise and trend of limit series: the near step, clear band, jumps
+    # noise and trend of limit series (the near step, clear band, jumps), with the policy's settings
+    trend: Trend = field(default_factory=lambda: Trend(TrendSettings.of(_POLICY)))
     moved: set[AlertKey] = field(default_factory=set)  # open alerts whose newest evaluated reading moved
 
     def __post_init__(self) -> None:
         self._bounds = np.array([t for t, _ in self.tiers], dtype=np.float64)
+
+    @classmethod
+    def of(cls, policy: AlertPolicy) -> AlertBook:
+        """A book that follows a loaded `[alerts]` table in every setting."""
+        book = cls()
+        book.use(policy)
+        return book
+
+    def use(self, policy: AlertPolicy) -> None:
+        """Every setting from `policy` (load and reload): tiers, the two steps, clearing and the trend."""
+        self.set_tiers(policy.tiers)
+        self.clear_hold_ns, self.confirm, self.clear_readings = (
+            policy.clear_hold_ns,
+            policy.confirm,
+            policy.clear_readings,
+        )
+        self.trend.settings = TrendSettings.of(policy)
 
     def set_tiers(self, tiers: tuple[tuple[float, str], ...]) -> None:
         """New tiers (reload): open alerts keep their tier, capped at the new top tier."""
@@ -387,21 +411,12 @@ class Evaluator:
 
     def __init__(self, thresholds: ThresholdSet, default_class: str = "III", fast: bool = True) -> None:
         self.rules = Rules(thresholds, default_class, fast)
-        self.book = AlertBook(thresholds.alerts.tiers)
+        self.book = AlertBook.of(thresholds.alerts)
         self._policy(thresholds)
 
     def _policy(self, thresholds: ThresholdSet) -> None:
         """The `[alerts]` settings and the expected intervals of the station files, into the book."""
-        a = thresholds.alerts
-        self.book.set_tiers(a.tiers)
-        self.book.clear_hold_ns, self.book.confirm, self.book.clear_readings = (
-            a.clear_hold_ns,
-            a.confirm,
-            a.clear_readings,
-        )
-        self.book.trend.settings = TrendSettings(
-            a.near_band, a.near_rise, a.trend_readings, a.clear_band, a.sudden_band
-        )
+        self.book.use(thresholds.alerts)
         self.book.cadence.fallback = {
             (sid, pid): every for sid, st in thresholds.stations.items() for pid, every in st.expect.items()
         }

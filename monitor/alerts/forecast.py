@@ -1,16 +1,20 @@
 """The plume forecast of one incident: when the front reaches each station and intake downstream, how high it
 peaks there, and whether and how long it exceeds that station's limit.
 
-The model routes an observed concentration curve downstream: the excess over the river's background at the
-most complete upstream station is shifted by the travel time of the described reaches (pools slow it),
-diluted by the tributaries between, decayed, and spread by dispersion (a Gaussian in time whose variance is
-2·D·τ/v²). It is fitted to what the stations have seen, so each new reading refines it:
-- speed: the ratio of the observed travel time between the two farthest stations hit to the described one
-  scales every described velocity downstream (a dry month runs every reach slower alike);
+The model routes an observed concentration curve downstream: the excess over the river's background at an
+upstream station is delayed and spread by the travel-time distribution of the described reaches (an inverse
+Gaussian: mean travel time, variance 2·D·L/v³ summed over the reaches; skewed, so a slow, dispersive pool's
+fore-run arrives early and its tail late, as a pool's does), diluted by the tributaries between and decayed.
+It is fitted to what the stations have seen, so each new reading refines it:
+- speed: the ratio to the described velocities at which the upstream curve, routed, crosses the downstream
+  station's limit when that station did (the two farthest stations hit); a dry month runs every reach
+  slower alike;
+- treatments: the described dosing points running at the forecast's time remove their share of the load;
 - attenuation: the observed peak at a downstream station against the peak routed to it from upstream (dosing,
   losses the description lacks), applied per km to the reaches ahead;
 - the source curve: the farthest station whose peak has passed; a front station still rising borrows the shape
-  routed from upstream, scaled to its own readings.
+  routed from upstream, scaled to its own readings; while no station has seen its peak, the rising curve
+  that says most about the front (routed to it, the highest) held at its highest for HOLD_HOURS.
 The band widens with what is unknown: wide while no station has seen its peak, narrow once two have.
 
 Memory: per station one hourly mean per hour seen (at most `MAX_HOURS`, the oldest dropped): O(stations × hours)
@@ -34,8 +38,10 @@ HOURS_PER_DAY = 24.0
 MAX_HOURS = 24 * 90  # a station's curve: 90 days of hourly means
 PASSED = 0.7  # a peak has passed when the latest hourly mean is under 70 % of the curve's maximum...
 PASSED_HOURS = 6  # ...and the maximum is at least this many hours old
+HOLD_HOURS = 24 * 10  # a curve that has not peaked anywhere is held at its highest for this long
 FRONT = 0.1  # the front: the first hour the excess reaches 10 % of its peak
 SPEED_BOUNDS = (0.2, 5.0)  # observed / described velocity, outside which an observation is not believed
+SPEED_GRID = tuple(float(x) for x in np.geomspace(*SPEED_BOUNDS, 41))  # the fit's candidates, 8 % apart
 ATTENUATION_BOUNDS = (0.05, 1.0)  # observed / routed peak between two stations: a plume never grows
 
 
@@ -112,6 +118,8 @@ class Forecaster:
         self.default_km_per_day = default_km_per_day
         self.curves: dict[str, _Curve] = {}
         self.hits: dict[str, tuple[float, int]] = {}  # station -> (river km, first confirmed crossing)
+        self._speed_cache: dict[tuple[str, str, int], float | None] = {}  # (up, down, crossing) -> fitted speed
+        self._now_ns = 0  # the time of the forecast being issued: which dosing points are running
 
     # -- what was seen ----------------------------------------------------------------------------------
     def observe(self, station: str, river_km: float, ts_ns: np.ndarray, values: np.ndarray) -> None:
@@ -134,6 +142,7 @@ class Forecaster:
             return []
         front_km = max(km for km, _ in seen.values())
         now_h = now_ns // NS_PER_HOUR
+        self._now_ns = now_ns
         speed = self._speed(seen)
         source = self._source(seen, now_h, speed)
         if source is None:
@@ -156,20 +165,63 @@ class Forecaster:
         return (b_km - a_km) / (self.default_km_per_day * speed)
 
     def _speed(self, seen: Mapping[str, tuple[float, int]]) -> float:
-        """Observed over described velocity, from the two farthest stations hit at least 1 km and 1 h apart."""
-        ordered = sorted(seen.values())
+        """Observed over described velocity, from the two farthest stations hit at least 1 km and 1 h apart.
+
+        Fitted on the crossing, not on the ratio of crossing times: the upstream curve routed at the fitted
+        speed (with the described dispersion) crosses the downstream station's limit when that station did.
+        Why: a limit that is a few per cent of the peak is crossed by the dispersed fore-run of the plume,
+        which outruns the water in a slow pool (Lalang to Yemao: the crossings alone said 2.4 times the
+        pools' speed, and Luodong was then told 70 h early). Where the downstream limit is unknown, the ratio
+        of crossing times is used."""
+        ordered = sorted((km, ns, s) for s, (km, ns) in seen.items())
+        limits = {t.station: t.limit for t in self.targets}
         for i in range(len(ordered) - 1, 0, -1):
-            (b_km, b_ns), (a_km, a_ns) = ordered[i], ordered[i - 1]
+            (b_km, b_ns, b), (a_km, a_ns, a) = ordered[i], ordered[i - 1]
             days = (b_ns - a_ns) / (NS_PER_HOUR * HOURS_PER_DAY)
             if b_km - a_km < 1.0 or days < 1.0 / HOURS_PER_DAY:
                 continue
             described = self._travel_days(a_km, b_km, 1.0)
             if described <= 0:
                 continue
-            ratio = described / days
+            fitted = self._speed_from_crossing(a, a_km, b, b_km, b_ns, limits.get(b))
+            ratio = fitted if fitted is not None else described / days
             if SPEED_BOUNDS[0] <= ratio <= SPEED_BOUNDS[1]:
                 return ratio
         return 1.0
+
+    def _speed_from_crossing(
+        self, a: str, a_km: float, b: str, b_km: float, b_ns: int, limit: float | None
+    ) -> float | None:
+        """The speed ratio at which a's curve, routed to b, first exceeds b's limit nearest b's crossing hour.
+
+        A search over SPEED_GRID, not a bisection: in a very dispersive pool the routed crossing is not
+        monotonic in the speed (slower water spreads more, and its fore-run can come earlier). Only a's curve
+        up to b's crossing decides it, so the answer is kept per crossing."""
+        key = (a, b, b_ns)
+        if key in self._speed_cache:
+            return self._speed_cache[key]
+        b_h = b_ns // NS_PER_HOUR
+        up, down = self._excess(a, b_h), self._excess(b, b_h)
+        fitted = None
+        if limit is not None and up is not None:
+            background = down[2] if down is not None else up[2]
+            level = limit - background
+            hours, excess, _ = up
+            if level > 0 and float(excess.max()) > level:
+                src = _Source(a_km, hours, excess, background, True)
+                best: tuple[float, float] | None = None
+                for ratio in SPEED_GRID:
+                    at = self._shift(src, b_km, ratio, 1.0, b_ns)
+                    over = np.flatnonzero(at.excess > level)
+                    if len(over):
+                        miss = abs(float(at.hours[over[0]]) - b_h)
+                        if best is None or miss < best[0]:
+                            best = (miss, ratio)
+                described_h = self._travel_days(a_km, b_km, 1.0) * HOURS_PER_DAY
+                if best is not None and best[0] <= max(3.0, 0.1 * described_h):
+                    fitted = best[1]
+        self._speed_cache[key] = fitted
+        return fitted
 
     def _excess(self, station: str, now_h: int) -> tuple[np.ndarray, np.ndarray, float] | None:
         c = self.curves.get(station)
@@ -211,11 +263,23 @@ class Forecaster:
             if fitted is not None:
                 return _Source(routed.km, fitted[0], fitted[1], fbg, False)
             return _Source(routed.km, routed.hours, routed.excess, fbg, False)
-        # No peak seen anywhere yet: the front's rising curve, mirrored about its latest hour.
-        h, e, bg = curves[front]
-        mirrored = np.concatenate([e, e[-2::-1]])
-        hours = np.arange(h[0], h[0] + len(mirrored), dtype=np.int64)
-        return _Source(seen[front][0], hours, mirrored, bg, False)
+        # No peak seen anywhere yet: a rising curve held at its highest hourly mean for HOLD_HOURS. Why not
+        # the front's curve mirrored about its latest hour (a peak now, the least it can be): a spill still
+        # rising at every station is as likely a long release; a mirrored curve routed downstream arrived
+        # days late and far too low. Of the stations hit, the one whose held curve routed to the front is
+        # highest: the front station has only just crossed, the stations above it know more of the plume.
+        best: tuple[float, _Source] | None = None
+        for s in by_km:
+            if s not in curves:
+                continue
+            h, e, bg = curves[s]
+            held = np.concatenate([e, np.full(HOLD_HOURS, float(e.max()))])
+            src = _Source(seen[s][0], np.arange(h[0], h[0] + len(held), dtype=np.int64), held, bg, False)
+            top = float(self._shift(src, seen[front][0], speed, 1.0).excess.max())
+            if best is None or top > best[0]:
+                best = (top, src)
+        assert best is not None
+        return best[1]
 
     def _attenuation(self, seen: Mapping[str, tuple[float, int]], now_h: int, speed: float) -> tuple[float, int]:
         """Per-km factor of observed to routed peaks between pairs of stations whose peaks have passed."""
@@ -238,28 +302,42 @@ class Forecaster:
             return 0.0, 0
         return float(np.mean(logs[-2:])), len(logs)
 
-    def _shift(self, src: _Source, to_km: float, speed: float, factor: float) -> _Source:
-        """The source's excess as it would pass `to_km`: later, diluted, decayed and spread."""
+    def _spread(self, a_km: float, b_km: float, speed: float) -> float:
+        """Variance (days²) of the travel time from a to b: 2·D·L/v³ summed over the reaches crossed."""
+        if self.river is None or not self.river.reaches:
+            v = self.default_km_per_day * speed
+            return 2.0 * 16.0 * (b_km - a_km) / v**3 if v > 0 else 0.0
+        cuts = sorted({a_km, b_km, *(x for r in self.river.reaches for x in (r.from_km, r.to_km) if a_km < x < b_km)})
+        var = 0.0
+        for lo, hi in itertools.pairwise(cuts):
+            mid = (lo + hi) / 2.0
+            v = self.river.velocity_at(mid) * speed
+            if v > 0:
+                var += 2.0 * self.river.dispersion_at(mid) * (hi - lo) / v**3
+        return var
+
+    def _shift(self, src: _Source, to_km: float, speed: float, factor: float, at_ns: int | None = None) -> _Source:
+        """The source's excess as it would pass `to_km`: later, diluted, decayed and spread.
+
+        The spread is the travel-time distribution of advection with dispersion (an inverse Gaussian with
+        the reaches' mean travel time and variance), not a symmetric Gaussian: in a slow, dispersive pool
+        (Péclet number of a few) the fore-run arrives well before the water's mean travel time and the
+        tail lags, and a symmetric kernel put the front days early (and so, fitted to a crossing, the
+        speed three times too slow)."""
         days = max(self._travel_days(src.km, to_km, speed), 0.0)
-        dilution, decay, dispersion = 1.0, 0.0, 0.0
+        dilution, decay = 1.0, 0.0
         if self.river is not None and self.river.reaches:
             dilution = self.river.dilution(src.km, to_km)
-            mid = (src.km + to_km) / 2.0
-            decay, dispersion = self.river.decay_at(mid), self.river.dispersion_at(mid)
-        else:
-            dispersion = 16.0
-        lag_h = round(days * HOURS_PER_DAY)
+            decay = self.river.decay_at((src.km + to_km) / 2.0)
+            factor *= self.river.treatment_factor(src.km, to_km, self._now_ns if at_ns is None else at_ns)
         excess = src.excess * (factor * math.exp(-decay * days) / dilution)
-        velocity = (to_km - src.km) / days if days > 0 else 0.0
-        if velocity > 0 and dispersion > 0:
-            sigma_h = math.sqrt(2.0 * dispersion * days) / velocity * HOURS_PER_DAY
-            if sigma_h >= 1.0:
-                half = int(min(4 * sigma_h, 24 * 30))
-                k = np.exp(-0.5 * (np.arange(-half, half + 1) / sigma_h) ** 2)
-                excess = np.convolve(excess, k / k.sum())
-                hours = np.arange(src.hours[0] - half, src.hours[0] - half + len(excess), dtype=np.int64) + lag_h
-                return _Source(to_km, hours, excess, src.background, src.peaked)
-        return _Source(to_km, src.hours + lag_h, excess, src.background, src.peaked)
+        var = self._spread(src.km, to_km, speed) if to_km > src.km else 0.0
+        kernel = _travel_kernel(days, var)
+        if kernel is None:
+            return _Source(to_km, src.hours + round(days * HOURS_PER_DAY), excess, src.background, src.peaked)
+        out = np.convolve(excess, kernel)
+        hours = np.arange(src.hours[0], src.hours[0] + len(out), dtype=np.int64)
+        return _Source(to_km, hours, out, src.background, src.peaked)
 
     def _route(
         self, src: _Source, t: Target, speed: float, attenuation_per_km: float, uncertainty: float, now_h: int
@@ -308,6 +386,24 @@ class Forecaster:
         for s, (km, rows) in d.get("curves", {}).items():
             f.curves[str(s)] = _Curve(float(km), {int(h): (float(sv), int(n)) for h, sv, n in rows})
         return f
+
+
+MAX_KERNEL_H = 24 * 60
+
+
+def _travel_kernel(mean_days: float, var_days2: float) -> np.ndarray | None:
+    """Hourly weights (lag 0, 1, ... h) of an inverse Gaussian travel time: mean `mean_days`, variance
+    `var_days2`; None when the spread is under an hour (a plain shift)."""
+    if mean_days <= 0 or var_days2 <= 0 or math.sqrt(var_days2) * HOURS_PER_DAY < 1.0:
+        return None
+    mu, lam = mean_days * HOURS_PER_DAY, mean_days**3 / var_days2 * HOURS_PER_DAY  # hours
+    sd = math.sqrt(mu**3 / lam)
+    t = np.arange(1, int(min(mu + 8 * sd, MAX_KERNEL_H)) + 1, dtype=np.float64)
+    k = np.sqrt(lam / (2 * math.pi * t**3)) * np.exp(-lam * (t - mu) ** 2 / (2 * mu**2 * t))
+    total = float(k.sum())
+    if total <= 0:
+        return None
+    return np.concatenate([[0.0], k / total])
 
 
 LAGS_H = range(-96, 97, 2)  # how far the routed shape may be moved in time to fit the front's readings

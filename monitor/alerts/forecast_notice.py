@@ -16,7 +16,7 @@ nothing twice. What was sent is kept per station in the incident (`ForecastNote`
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields, replace
 from typing import Any
 
 from monitor.alerts.forecast import StationForecast
@@ -42,14 +42,10 @@ class ForecastSettings:
 
 
 def settings_from(cfg: ForecastConfig) -> ForecastSettings:
-    """`[forecast]` of the service's configuration."""
-    return ForecastSettings(
-        interval_ns=cfg.interval_ns,
-        incident_end_ns=cfg.incident_end_ns,
-        horizon_ns=cfg.horizon_ns,
-        update_moved_ns=cfg.update_moved_ns,
-        update_peak_ratio=cfg.update_peak_ratio,
-    )
+    """`[forecast]` of the service's configuration: every key of it, by name, over the defaults here (the
+    keys not configurable yet keep theirs). A key added to ForecastConfig without a field here fails loudly
+    (TypeError) rather than being dropped."""
+    return replace(ForecastSettings(), **{f.name: getattr(cfg, f.name) for f in fields(cfg)})
 
 
 @dataclass(frozen=True, slots=True)

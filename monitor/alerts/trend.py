@@ -32,6 +32,8 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
+from monitor.thresholds.model import AlertPolicy
+
 NOISE_READINGS = 24  # readings the noise is learnt from (two days of a two-hourly metals analyser)
 MIN_DIFFS = 8  # successive differences needed before the noise is trusted
 NOISE_FLOOR = 0.01  # one sigma is at least 1 % of the limit (quantised or below-DL series read as noiseless)
@@ -41,15 +43,23 @@ _MAD_SIGMA = 1.4826 / math.sqrt(2.0)  # MAD of differences -> sigma of one readi
 _NS_PER_HOUR = 3.6e12
 
 
+_POLICY = AlertPolicy()  # the one source of the defaults below
+
+
 @dataclass(frozen=True, slots=True)
 class TrendSettings:
     """The `[alerts]` keys of the trend (see monitor.thresholds.model.AlertPolicy); 0 turns each part off."""
 
-    near_band: float = 3.0
-    near_rise: float = 2.0
-    trend_readings: int = 6
-    clear_band: float = 2.0
-    sudden_band: float = 0.0
+    near_band: float = _POLICY.near_band
+    near_rise: float = _POLICY.near_rise
+    trend_readings: int = _POLICY.trend_readings
+    clear_band: float = _POLICY.clear_band
+    sudden_band: float = _POLICY.sudden_band
+
+    @classmethod
+    def of(cls, policy: AlertPolicy) -> TrendSettings:
+        """The trend keys of a loaded `[alerts]` table."""
+        return cls(policy.near_band, policy.near_rise, policy.trend_readings, policy.clear_band, policy.sudden_band)
 
     @property
     def active(self) -> bool:

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 from paho.mqtt.client import topic_matches_sub
 
 from monitor.config.section import Section
+from monitor.domain.params import SHIPPED
 
 
 @dataclass(frozen=True)
@@ -41,6 +44,9 @@ class MqttConfig:
     # wait in its inbox, and decodes at most batch_max_bytes of payload at a time (docs/architecture.md).
     inbox_max_bytes: int = 8 * 1024 * 1024
     batch_max_bytes: int = 2 * 1024 * 1024
+    # Parameter id -> the unit its readings are in when they name none. Empty by default: a reading without a
+    # unit is refused (a µg/L logger taken as mg/L reads 1000x too high), except for a parameter with no unit (pH).
+    implied_units: Mapping[str, str] = field(default_factory=dict, hash=False)
 
     @property
     def host(self) -> str:
@@ -143,9 +149,34 @@ def parse_mqtt(s: Section, base: Path) -> MqttConfig:
         retained=retained,
         inbox_max_bytes=int(s.number("inbox_max_bytes", MqttConfig.inbox_max_bytes, 512 * 1024)),
         batch_max_bytes=int(s.number("batch_max_bytes", MqttConfig.batch_max_bytes, 256 * 1024)),
+        implied_units=parse_implied_units(s),
     )
     s.done()
     return cfg
+
+
+def parse_implied_units(s: Section) -> dict[str, str]:
+    """`implied_units = { cd = "ug/L" }`: a table, so each parameter's unit is written down; a list ("these send
+    the standard unit") would bring back the silent assumption. A shipped parameter's name or alias is read as
+    its id and its unit must convert to the standard one; another id is taken as one a threshold file declares
+    (if none does, readings of it are refused as before: the safe side)."""
+    raw: Any = s.get("implied_units", dict, {})
+    out: dict[str, str] = {}
+    for name, unit in raw.items():
+        key = f"implied_units.{name}"
+        if not isinstance(unit, str) or not unit.strip():
+            raise s.err(key, f'expected the unit its readings are in, such as "mg/L", got {unit!r}')
+        pid = SHIPPED.resolve(name) or name.strip().lower()
+        known = SHIPPED.get(pid)
+        if known is not None:
+            if not known.unit:
+                raise s.err(key, f"{pid} has no unit: its readings need none")
+            if SHIPPED.unit_factor(pid, unit) is None:
+                raise s.err(key, f"unknown unit {unit!r} for {pid} (its unit is {known.unit}, or one convertible)")
+        if pid in out:
+            raise s.err(key, f"{pid} is named twice")
+        out[pid] = unit
+    return out
 
 
 def parse_admission(s: Section) -> AdmissionConfig:

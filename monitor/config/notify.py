@@ -6,7 +6,15 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from monitor.config.section import Section
+from monitor.config.messages import MessagesConfig, RouteMessages, parse_messages, parse_route_messages
+from monitor.config.section import Section, duration
+
+# Grouping (Alertmanager's names): the first message of a new group waits GROUP_WAIT_S for the rest of its
+# burst (a restart's replay, a plume reaching three stations in one cycle), later changes of a group already
+# told go at most every GROUP_INTERVAL_S. 10 s keeps the first exceedance within seconds of its reading
+# (ingest, journal and the rules take well under a second) and covers a replayed burst (14 posts in 0.62 s).
+GROUP_WAIT_S = 10.0
+GROUP_INTERVAL_S = 120.0
 
 
 @dataclass(frozen=True)
@@ -26,6 +34,29 @@ class RouteConfig:
     # Early-warning forecast notices ("Forecast: cadmium at the Hexi intake from about 2 Feb 14:00"): for the
     # water company of an intake ahead of a plume; a route opts in.
     forecasts: bool = False
+    messages: RouteMessages = field(default_factory=RouteMessages)  # its wording (monitor.config.messages)
+    # Grouping and repeats for this route (s); None: [notify]'s group_wait / group_interval / repeat_interval_s.
+    group_wait_s: float | None = None
+    group_interval_s: float | None = None
+    repeat_interval_s: float | None = None
+
+
+@dataclass(frozen=True)
+class InhibitConfig:
+    """`[notify.inhibit]`: noise that an open alert already explains is muted (and noted in the audit log).
+
+    Only unconfirmed notices and their withdrawals are ever muted: a confirmed water alert is always sent,
+    because muting a real exceedance is worse than any noise. An open sensor alert on the same series marks
+    the water alert instead ("the instrument is suspect")."""
+
+    # An unconfirmed notice (or its withdrawal) of a series whose own sensor alert is open: the instrument
+    # already told its operator; the next reading confirms or withdraws it.
+    sensor_mutes_unconfirmed: bool = True
+    # A confirmed water alert on a series whose sensor alert is open carries a line saying so.
+    sensor_marks_water: bool = True
+    # An unconfirmed notice downstream of a station already confirmed in the same incident. Off by default:
+    # it is the first sign that the front has reached the station, which its operator may want to check.
+    upstream_mutes_unconfirmed: bool = False
 
 
 ALERT_CATEGORIES = ("water", "sensor")
@@ -51,6 +82,10 @@ class NotifyConfig:
     front_velocity_km_per_day: float = 12.0  # for arrival estimates until two stations have been hit
     flap_max_transitions: int = 4  # more transitions than this within flap_window_s (reading time): flapping
     flap_window_s: float = 3600.0
+    messages: MessagesConfig = field(default_factory=MessagesConfig)  # wording (monitor.config.messages)
+    group_wait_s: float = GROUP_WAIT_S  # the default of every target (a route may set its own)
+    group_interval_s: float = GROUP_INTERVAL_S
+    inhibit: InhibitConfig = field(default_factory=InhibitConfig)
 
 
 def parse_notify(s: Section, base: Path) -> NotifyConfig:
@@ -82,6 +117,30 @@ def parse_notify(s: Section, base: Path) -> NotifyConfig:
         front_velocity_km_per_day=s.number("front_velocity_km_per_day", 12.0, 0.001),
         flap_max_transitions=int(s.number("flap_max_transitions", 4, 2)),
         flap_window_s=s.number("flap_window_s", 3600.0, 1.0),
+        messages=parse_messages(s, base),
+        group_wait_s=_seconds(s, "group_wait", GROUP_WAIT_S),
+        group_interval_s=_seconds(s, "group_interval", GROUP_INTERVAL_S),
+        inhibit=_inhibit(Section(s.file, "notify.inhibit", s.get("inhibit", dict, {}))),
+    )
+    s.done()
+    return cfg
+
+
+def _seconds(s: Section, key: str, default_s: float) -> float:
+    """A duration key ("10s", "2min", or seconds) in seconds; the default when absent."""
+    return duration(s, key, int(default_s * 1e9)) / 1e9
+
+
+def _own_seconds(s: Section, key: str) -> float | None:
+    """A route's own duration, or None to take [notify]'s."""
+    return None if s.get(key, (str, int, float), None) is None else _seconds(s, key, 0.0)
+
+
+def _inhibit(s: Section) -> InhibitConfig:
+    cfg = InhibitConfig(
+        sensor_mutes_unconfirmed=bool(s.get("sensor_mutes_unconfirmed", bool, True)),
+        sensor_marks_water=bool(s.get("sensor_marks_water", bool, True)),
+        upstream_mutes_unconfirmed=bool(s.get("upstream_mutes_unconfirmed", bool, False)),
     )
     s.done()
     return cfg
@@ -104,7 +163,13 @@ def _route(s: Section, base: Path) -> RouteConfig:
         categories=s.strings("categories", ALERT_CATEGORIES),
         unconfirmed=bool(s.get("unconfirmed", bool, False)),
         forecasts=bool(s.get("forecasts", bool, False)),
+        messages=parse_route_messages(s, base),
+        group_wait_s=_own_seconds(s, "group_wait"),
+        group_interval_s=_own_seconds(s, "group_interval"),
+        repeat_interval_s=_own_seconds(s, "repeat_interval"),
     )
+    if cfg.repeat_interval_s is not None and cfg.repeat_interval_s < 1.0:
+        raise s.err("repeat_interval", "must be at least 1 s")
     unknown = [c for c in cfg.categories if c not in ALERT_CATEGORIES]
     if unknown or not cfg.categories:
         raise s.err("categories", f"must be a non-empty list of {', '.join(ALERT_CATEGORIES)}")

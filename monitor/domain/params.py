@@ -12,6 +12,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 
+from monitor.domain.units import CONDUCTIVITY, MASS, normal
+
 QUANTITIES = ("concentration", "minimum", "state")
 
 
@@ -19,8 +21,9 @@ QUANTITIES = ("concentration", "minimum", "state")
 class Parameter:
     """One parameter. `quantity` says how values behave: a concentration cannot be negative and converts by
     mass units; a minimum is a concentration held to a minimum limit (dissolved oxygen: a below-DL value never
-    proves compliance); a state variable (temperature, pH, redox, flow) may take any sign and has only the
-    units listed for it."""
+    proves compliance); a state variable (temperature, pH, redox, flow) has only the units listed for it.
+    `signed`: a negative value is a measurement, not a fault (both decoders ask it); unset, a state variable is
+    signed and a concentration is not."""
 
     id: str
     name: str
@@ -32,16 +35,16 @@ class Parameter:
     aliases: tuple[str, ...] = ()  # besides the id, the English name and the HJ 212 code
     # The unit HJ 212 data loggers send the code in (HJ 212-2017 Table B.1's default); "" = `unit`.
     hj212_unit: str = ""
+    signed: bool | None = None  # None: from `quantity` (set in __post_init__, so always a bool once built)
+
+    def __post_init__(self) -> None:
+        if self.signed is None:
+            object.__setattr__(self, "signed", self.quantity == "state")
 
     @property
     def concentration(self) -> bool:
         """Cannot be negative and converts by mass units (a minimum is a concentration too)."""
         return self.quantity != "state"
-
-    @property
-    def signed(self) -> bool:
-        """Whether a negative value is a measurement rather than a fault (redox, temperature, flow)."""
-        return self.quantity == "state"
 
 
 _UG = (("µg/l", 1.0), ("μg/l", 1.0), ("ug/l", 1.0), ("mg/l", 1000.0), ("g/m3", 1000.0), ("mg/m3", 1.0))
@@ -66,7 +69,7 @@ _SHIPPED: tuple[Parameter, ...] = (
     Parameter("tl", "thallium", "铊", "mg/L", "w20089", hj212_unit="ng/L"),
     Parameter("se", "selenium", "硒", "mg/L", "w20128", hj212_unit="µg/L"),
     Parameter("sb", "antimony", "锑", "mg/L"),
-    Parameter("ph", "pH", "pH", "", "w01001", quantity="state", units=(("ph", 1.0),)),
+    Parameter("ph", "pH", "pH", "", "w01001", quantity="state", units=(("ph", 1.0),), signed=False),
     Parameter("do", "dissolved oxygen", "溶解氧", "mg/L", "w01009", quantity="minimum", aliases=("dissolved_oxygen",)),
     Parameter("codmn", "permanganate index", "高锰酸盐指数", "mg/L", "w01019"),
     Parameter("cod", "chemical oxygen demand", "化学需氧量", "mg/L", "w01018"),
@@ -87,6 +90,7 @@ _SHIPPED: tuple[Parameter, ...] = (
         quantity="state",
         units=(("c", 1.0), ("degc", 1.0), ("cel", 1.0)),
         aliases=("temperature",),
+        signed=True,
     ),
     Parameter(
         "cond",
@@ -95,9 +99,10 @@ _SHIPPED: tuple[Parameter, ...] = (
         "µS/cm",
         "w01014",
         quantity="state",
-        units=(("μs/cm", 1.0), ("us/cm", 1.0), ("ms/cm", 1000.0), ("ms/m", 10.0)),
+        units=CONDUCTIVITY,
+        signed=False,
     ),
-    Parameter("turb", "turbidity", "浊度", "NTU", quantity="state", units=(("fnu", 1.0),)),
+    Parameter("turb", "turbidity", "浊度", "NTU", quantity="state", units=(("fnu", 1.0),), signed=False),
     Parameter("hardness", "total hardness as CaCO3", "总硬度", "mg/L"),
     # Added for the rest of GB 3838-2002 Tables 1-3 (interface.md allows new ids; the ones above never change).
     Parameter("bod5", "five-day biochemical oxygen demand", "五日生化需氧量", "mg/L"),
@@ -130,6 +135,7 @@ _SHIPPED: tuple[Parameter, ...] = (
         quantity="state",
         units=(("v", 1000.0),),
         aliases=("redox", "orp", "oxidation-reduction potential", "eh"),
+        signed=True,
     ),
     Parameter(
         "flow",
@@ -139,6 +145,7 @@ _SHIPPED: tuple[Parameter, ...] = (
         quantity="state",
         units=(("m³/s", 1.0), ("l/s", 1e-3), ("m3/h", 1 / 3600), ("m³/h", 1 / 3600)),
         aliases=("discharge",),
+        signed=False,
     ),
     Parameter("clo2", "chlorine dioxide", "二氧化氯", "mg/L"),
     Parameter("fcl", "free chlorine", "游离氯", "mg/L", aliases=("free_chlorine", "residual chlorine", "cl2", "余氯")),
@@ -151,10 +158,19 @@ _SHIPPED: tuple[Parameter, ...] = (
         quantity="state",
         units=(("abs/cm", 1.0), ("cm-1", 1.0), ("abs/m", 0.01), ("1/m", 0.01), ("m-1", 0.01)),
         aliases=("uv254", "uva254", "sac254"),
+        signed=False,
     ),
     Parameter("chla", "chlorophyll-a", "叶绿素a", "µg/L", units=_UG, aliases=("chlorophyll", "chl-a", "chl_a")),
     Parameter("pc", "phycocyanin", "藻蓝素", "cells/mL", units=(("cells/l", 1e-3),), aliases=("bga-pc",)),
-    Parameter("pc_rfu", "phycocyanin (RFU)", "藻蓝素(RFU)", "RFU", quantity="state", aliases=("phycocyanin rfu",)),
+    Parameter(
+        "pc_rfu",
+        "phycocyanin (RFU)",
+        "藻蓝素(RFU)",
+        "RFU",
+        quantity="state",
+        aliases=("phycocyanin rfu",),
+        signed=False,
+    ),
     Parameter(
         "biotox",
         "biotoxicity (% inhibition)",
@@ -163,19 +179,9 @@ _SHIPPED: tuple[Parameter, ...] = (
         quantity="state",
         units=(("percent", 1.0),),
         aliases=("biotoxicity", "toxicity", "生物毒性"),
+        signed=False,
     ),
 )
-
-# Factor to mg/L. "g/m3" is numerically mg/L.
-_MASS_UNITS: dict[str, float] = {
-    "mg/l": 1.0,
-    "g/m3": 1.0,
-    "g/m³": 1.0,
-    "ug/l": 1e-3,
-    "µg/l": 1e-3,  # micro sign U+00B5
-    "μg/l": 1e-3,  # greek mu U+03BC
-    "ng/l": 1e-6,
-}
 
 
 def names_of(p: Parameter) -> list[str]:
@@ -204,8 +210,8 @@ class Catalogue(Mapping[str, Parameter]):
             if p.id in self._by_id:
                 raise ValueError(f"parameter id {p.id!r} twice in one catalogue")
             self._by_id[p.id] = p
-            units = {p.unit.strip().lower(): 1.0}
-            units.update(p.units)
+            units = {normal(p.unit): 1.0}
+            units.update((normal(u), f) for u, f in p.units)
             self._units[p.id] = units
         # Ids first, then names and aliases: an alias never hides another parameter's id.
         for p in self._by_id.values():
@@ -259,21 +265,22 @@ class Catalogue(Mapping[str, Parameter]):
     def unit_factor(self, pid: str, unit: str | None) -> float | None:
         """Multiplier from `unit` to the parameter's standard unit; None when the unit is unknown for it.
 
-        A missing unit means the standard unit already. A concentration in a mass unit (mg/L, µg/L...) also
-        converts from every other mass unit; a state variable knows only the units listed for it.
+        A missing unit means the standard unit already (threshold files; a reading without a unit is decode's
+        to refuse). A concentration in a mass unit (mg/L, µg/L, ppm...) also converts from every other mass unit;
+        a state variable knows only the units listed for it. Spellings are folded by `units.normal`.
         """
         if unit is None:
             return 1.0
-        u = unit.strip().lower()
+        u = normal(unit)
         p = self._by_id.get(pid)
         if p is None:  # the first version's rule for ids it did not know: mass units
-            return _MASS_UNITS.get(u) if u else None
+            return MASS.get(u) if u else None
         own = self._units[pid].get(u)
         if own is not None:
             return own
-        std = p.unit.strip().lower()
-        if p.concentration and std in _MASS_UNITS and u in _MASS_UNITS:
-            return _MASS_UNITS[u] / _MASS_UNITS[std]
+        std = normal(p.unit)
+        if p.concentration and std in MASS and u in MASS:
+            return MASS[u] / MASS[std]
         return None
 
 

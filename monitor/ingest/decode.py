@@ -8,6 +8,16 @@ Time at the edge: a reading dated more than `max_skew_ns` ahead of the receiving
 clock, refused as `future_timestamp` (it would otherwise become the series' "now" and hide every correct
 reading after it). A reading without a time gets the receipt time from `stamp`, which the caller keeps
 strictly increasing per series, so a burst of untimed readings never collides on (station, parameter, ts).
+
+Inputs are taken as meant or refused by name, never guessed (issue 19):
+- A reading without a unit is refused (`unknown_unit`, "has no unit") unless its parameter has no unit (pH) or
+  `[mqtt].implied_units` names the unit its loggers send: a µg/L logger read as mg/L would be 1000x too high.
+- `time` and `timestamp` are read as `ts` (same parsing); two of them with different values are refused.
+- An epoch number's unit is its magnitude: below 1e11 seconds, below 1e14 milliseconds, below 1e17
+  microseconds, else nanoseconds (each boundary is 1973-03-03 in the next unit, so no date after that is
+  ambiguous). SenML times stay seconds (RFC 8428: `t` is an offset in seconds from `bt`).
+- The SenML draft's object form `{"bn": .., "bt": .., "bu": .., "e": [...]}` (draft-jennings-senml, which
+  older LwM2M devices send) is read as the RFC 8428 pack it maps to, field for field.
 """
 
 from __future__ import annotations
@@ -15,7 +25,7 @@ from __future__ import annotations
 import json
 import math
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import Any, NamedTuple
 
@@ -34,11 +44,14 @@ MAX_FLAG_LEN = 64
 MAX_FUTURE_NS = 300 * 10**9
 # SenML (RFC 8428 section 4.5.3): times below 2**28 are relative to now.
 SENML_RELATIVE_LIMIT = 2**28
-
-
-# Shipped parameters that may legitimately be negative (a negative pH, turbidity or chlorophyll is a fault, though
-# the catalogue calls them states); every other shipped one is a concentration or a positive quantity.
-_SIGNED = frozenset({"temp", "orp"})
+# Epoch numbers by magnitude: below each limit, the unit's nanoseconds (seconds, ms, µs; else ns).
+EPOCH_SECONDS_BELOW = 10**11
+EPOCH_MS_BELOW = 10**14
+EPOCH_US_BELOW = 10**17
+_MAX_NS = 2**33 * 10**9  # 2242-03-16: later is a broken clock, and past what every store takes
+# The single-reading keys that carry its time: one name, three spellings loggers use.
+TIME_KEYS = ("ts", "time", "timestamp")
+_NO_IMPLIED: Mapping[str, str] = {}
 _AMBIGUOUS_BACKSLASH = re.compile(r"\\[\\ ,=]")
 # SenML value fields other than the numeric `v`: riverwatch takes numbers only.
 _SENML_OTHER_VALUES = ("vs", "vb", "vd", "s")
@@ -76,6 +89,7 @@ class _Ctx(NamedTuple):
     now_ns: int
     max_skew_ns: int
     stamp: Stamp
+    implied: Mapping[str, str]  # parameter id -> the unit a reading without one is in ([mqtt].implied_units)
 
 
 class _Reject(Exception):
@@ -95,15 +109,23 @@ def decode(
     max_skew_ns: int = MAX_FUTURE_NS,
     stamp: Stamp = _receipt,
     hj212: HJ212Lookup = NO_LOOKUP,
+    implied_units: Mapping[str, str] = _NO_IMPLIED,
 ) -> Decoded:
     """Decode one MQTT message. Never raises: everything wrong becomes a Rejection.
 
     `catalogue` names the parameters and their units (the thresholds' catalogue: shipped plus declared);
     `stamp` gives a reading without a time its receipt time (ingest's keeps it unique per series);
-    `hj212` the station of an MN and station time zones, for a payload that is an HJ 212 frame."""
+    `hj212` the station of an MN and station time zones, for a payload that is an HJ 212 frame;
+    `implied_units` the unit of a reading that names none, per parameter id ([mqtt].implied_units)."""
     ctx = _LAST[0]
-    if ctx.now_ns != now_ns or ctx.names is not catalogue or ctx.stamp != stamp or ctx.max_skew_ns != max_skew_ns:
-        ctx = _LAST[0] = _Ctx(catalogue, _cache(catalogue), now_ns, max_skew_ns, stamp)  # once per batch, in ingest
+    if (
+        ctx.now_ns != now_ns
+        or ctx.names is not catalogue
+        or ctx.stamp != stamp
+        or ctx.max_skew_ns != max_skew_ns
+        or ctx.implied is not implied_units
+    ):  # once per batch, in ingest
+        ctx = _LAST[0] = _Ctx(catalogue, _cache(catalogue, implied_units), now_ns, max_skew_ns, stamp, implied_units)
     try:
         if payload[:2] == b"##":
             return _hj212(topic, payload, ctx, hj212)
@@ -116,7 +138,7 @@ def decode(
         return Decoded([], [Rejection("malformed", f"{type(e).__name__}: {str(e)[:100]}")])
 
 
-_LAST: list[_Ctx] = [_Ctx(SHIPPED, {}, -1, 0, _receipt)]
+_LAST: list[_Ctx] = [_Ctx(SHIPPED, {}, -1, 0, _receipt, _NO_IMPLIED)]
 
 
 def _decode(topic: str, payload: bytes | bytearray, ctx: _Ctx) -> Decoded:
@@ -132,21 +154,63 @@ def _decode(topic: str, payload: bytes | bytearray, ctx: _Ctx) -> Decoded:
             raise _Reject("bad_topic", "a SenML pack needs a topic <root>/<station>")
         return _senml(_station(levels[-1]), doc, ctx)
     if isinstance(doc, dict):
+        if "value" not in doc and "e" in doc:
+            return _senml_draft(topic, levels, doc, ctx)
         if len(levels) < 3:
             raise _Reject("bad_topic", "a single reading needs a topic <root>/<station>/<parameter>")
         station = _station(levels[-2])
+        ts_ns = _one_time(doc) if "time" in doc or "timestamp" in doc else _timestamp(doc.get("ts"))
         reading = _reading(
             station,
             levels[-1],
             doc.get("value"),
             doc.get("unit"),
             doc.get("flag"),
-            _timestamp(doc.get("ts")),
+            ts_ns,
             ctx,
             "value",
         )
         return Decoded([reading], [])
     raise _Reject("malformed", f"payload is a JSON {type(doc).__name__}, not an object or a SenML array")
+
+
+def _one_time(doc: dict[str, Any]) -> int | None:
+    """The time of a reading that spells its key `time` or `timestamp`: parsed as `ts` is, unless two keys give
+    different times (which one the logger meant cannot be known, and a wrong time moves the series' "now")."""
+    given = [(k, doc[k]) for k in TIME_KEYS if k in doc]
+    first_key, first = given[0]
+    first_ns = _timestamp(first)
+    for key, value in given[1:]:
+        if _timestamp(value) != first_ns:
+            raise _Reject(
+                "bad_timestamp",
+                f"{first_key}={json.dumps(first)[:40]} and {key}={json.dumps(value)[:40]} are different times: "
+                "send one (ts)",
+            )
+    return first_ns
+
+
+def _senml_draft(topic: str, levels: list[str], doc: dict[str, Any], ctx: _Ctx) -> Decoded:
+    """The SenML draft's object form, `{"bn", "bt", "bu", "ver", "e": [entries]}`: its base fields become the
+    first record of an RFC 8428 pack and its entries the records (their n, u, v, t mean the same). Taken
+    rather than refused because nothing in it is ambiguous; a draft entry's boolean `bv` or string `sv` is
+    refused as not_numeric, as in a pack."""
+    entries = doc["e"]
+    if not isinstance(entries, list):
+        raise _Reject("malformed", 'SenML draft form: "e" must be an array of entries')
+    other = sorted(k for k in doc if k not in ("e", "bn", "bt", "bu", "ver"))
+    if other:
+        raise _Reject(
+            "malformed",
+            f"SenML draft form {{'e': [...]}} with unknown top-level key(s) {', '.join(other)[:80]} "
+            "(it takes bn, bt, bu, ver and e)",
+        )
+    if not entries:
+        raise _Reject("malformed", "SenML draft form: empty e array")
+    if len(levels) < 2:
+        raise _Reject("bad_topic", "a SenML pack needs a topic <root>/<station>")
+    base = {k: doc[k] for k in ("bn", "bt", "bu") if k in doc}
+    return _senml(_station(levels[-1]), [base, *entries] if base else entries, ctx)
 
 
 def _hj212(topic: str, payload: bytes | bytearray, ctx: _Ctx, lookup: HJ212Lookup) -> Decoded:
@@ -240,7 +304,7 @@ def _reading(
         raise _Reject("not_finite", f"{value_key} of {param} is too large") from None
     if not math.isfinite(v):
         raise _Reject("not_finite", f"{value_key} {value!r} of {param} is not finite")
-    if v < 0 and not _signed(param, ctx.names):
+    if v < 0 and not _signed(param, ctx.names):  # a negative value is rare: the look-up only then
         raise _Reject("negative", f"{value_key} {value!r} of {param} is negative")
     if flag is not None and (
         not isinstance(flag, str) or not flag or len(flag) > MAX_FLAG_LEN or not flag.isprintable()
@@ -264,29 +328,30 @@ def _reading(
 
 
 def _signed(param: str, names: Catalogue) -> bool:
-    """A shipped parameter by `_SIGNED`; one a threshold file declares may be negative when it is a state."""
-    if param in SHIPPED:
-        return param in _SIGNED
+    """Whether a negative value of `param` is a measurement (Parameter.signed, which HJ 212 decoding asks too)."""
     p = names.get(param)
-    return p is not None and p.signed
+    return p is not None and bool(p.signed)
 
 
 # Per catalogue, (name, unit) -> (parameter id, factor) for pairs seen valid: most messages repeat a few pairs,
 # and resolving one costs more than the rest of a reading's checks. Bounded: cleared when full (names come
 # from the wire); the catalogue itself is held so that its id is not reused while its cache lives.
-_CACHES: dict[int, tuple[Catalogue, dict[tuple[str, str | None], tuple[str, float]]]] = {}
+_CACHES: dict[
+    tuple[int, int], tuple[Catalogue, Mapping[str, str], dict[tuple[str, str | None], tuple[str, float]]]
+] = {}
 _KNOWN_MAX = 4096
 _CATALOGUES_MAX = 4  # the one in force and the one a reload just replaced
 
 
-def _cache(catalogue: Catalogue) -> dict[tuple[str, str | None], tuple[str, float]]:
-    entry = _CACHES.get(id(catalogue))
-    if entry is not None and entry[0] is catalogue:
-        return entry[1]
+def _cache(catalogue: Catalogue, implied: Mapping[str, str]) -> dict[tuple[str, str | None], tuple[str, float]]:
+    """Per (catalogue, implied units): a unit-less reading's factor depends on both."""
+    entry = _CACHES.get((id(catalogue), id(implied)))
+    if entry is not None and entry[0] is catalogue and entry[1] is implied:
+        return entry[2]
     if len(_CACHES) >= _CATALOGUES_MAX:
         _CACHES.clear()
     cache: dict[tuple[str, str | None], tuple[str, float]] = {}
-    _CACHES[id(catalogue)] = (catalogue, cache)
+    _CACHES[(id(catalogue), id(implied))] = (catalogue, implied, cache)
     return cache
 
 
@@ -299,11 +364,22 @@ def _resolve_unit(name: Any, unit: Any, ctx: _Ctx) -> tuple[str, float]:
         raise _Reject("unknown_parameter", f"unknown parameter {name[:64]!r}")
     if unit is not None and not isinstance(unit, str):
         raise _Reject("unknown_unit", f"unit {unit!r} is not a string")
+    known = names.get(param)
+    expected = (known.unit if known is not None else "") or "no unit"
+    source = ""
+    if (unit is None or not unit.strip()) and known is not None and known.unit:
+        unit = ctx.implied.get(param)
+        if unit is None:
+            raise _Reject(
+                "unknown_unit",
+                f"{param} has no unit: send one ({expected}, or any unit convertible to it), or set "
+                f'[mqtt].implied_units = {{ {param} = "{expected}" }} for loggers that never send one',
+                parameter=param,
+            )
+        source = " (from [mqtt].implied_units)"
     factor = names.unit_factor(param, unit)
     if factor is None:
-        known = names.get(param)
-        expected = (known.unit if known is not None else "") or "no unit"
-        raise _Reject("unknown_unit", f"unknown unit {str(unit)[:32]!r} for {param} (expected {expected})")
+        raise _Reject("unknown_unit", f"unknown unit {str(unit)[:32]!r}{source} for {param} (expected {expected})")
     if len(ctx.cache) >= _KNOWN_MAX:
         ctx.cache.clear()
     ctx.cache[(name, unit)] = (param, factor)
@@ -311,12 +387,38 @@ def _resolve_unit(name: Any, unit: Any, ctx: _Ctx) -> tuple[str, float]:
 
 
 def _epoch_ns(seconds: Any) -> int:
+    """Epoch seconds (SenML's, RFC 3339's) as ns."""
     if isinstance(seconds, bool) or not isinstance(seconds, int | float):
         raise _Reject("bad_timestamp", f"time {str(seconds)[:40]!r} is not a number")
     # Compare before anything converts to float: a 400-digit int overflows math.isfinite.
     if (isinstance(seconds, float) and not math.isfinite(seconds)) or not 0 <= seconds < 2**33:  # 2**33 s: 2242
         raise _Reject("bad_timestamp", f"time {seconds!r} is out of range")
     return round(seconds * 1_000_000) * 1000  # microsecond resolution: floats carry no more
+
+
+def _epoch_any_ns(t: Any) -> int:
+    """An epoch number in the unit its magnitude says (EPOCH_*_BELOW); ints exactly, floats to the µs."""
+    if isinstance(t, bool) or not isinstance(t, int | float):
+        raise _Reject("bad_timestamp", f"ts {str(t)[:40]!r} is not a number")
+    if isinstance(t, float) and not math.isfinite(t):
+        raise _Reject("bad_timestamp", f"ts {t!r} is not finite")
+    if t < 0:
+        raise _Reject("bad_timestamp", f"ts {t!r} is before 1970")
+    if t < EPOCH_SECONDS_BELOW:
+        unit, ns = "seconds", t * 1_000_000_000 if isinstance(t, int) else round(t * 1_000_000) * 1000
+    elif t < EPOCH_MS_BELOW:
+        unit, ns = "milliseconds", t * 1_000_000 if isinstance(t, int) else round(t * 1000) * 1000
+    elif t < EPOCH_US_BELOW:
+        unit, ns = "microseconds", t * 1000 if isinstance(t, int) else round(t) * 1000
+    else:
+        unit, ns = "nanoseconds", t if isinstance(t, int) else round(t)
+    if ns >= _MAX_NS:
+        raise _Reject(
+            "bad_timestamp",
+            f"ts {str(t)[:40]} read as epoch {unit} (by its magnitude: seconds below 1e11, ms below 1e14, "
+            "µs below 1e17, else ns) is after 2242",
+        )
+    return ns
 
 
 def _timestamp(ts: Any) -> int | None:
@@ -338,7 +440,7 @@ def _timestamp(ts: Any) -> int | None:
         if 0 <= seconds < 2**33:  # what _epoch_ns checks; a datetime's timestamp is always a finite float
             return round(seconds * 1_000_000) * 1000
         return _epoch_ns(seconds)
-    return _epoch_ns(ts)
+    return _epoch_any_ns(ts)
 
 
 def _senml(station: str, records: list[Any], ctx: _Ctx) -> Decoded:
@@ -390,6 +492,12 @@ def _senml(station: str, records: list[Any], ctx: _Ctx) -> Decoded:
                 ts_ns = ctx.now_ns + _signed_ns(when)
             elif SENML_RELATIVE_LIMIT <= when < 2**33:  # the common case of what _epoch_ns checks (when is a number)
                 ts_ns = round(when * 1_000_000) * 1000
+            elif EPOCH_SECONDS_BELOW <= when < _MAX_NS * 10:  # 1e11 s is year 5138: ms, µs or ns sent as seconds
+                raise _Reject(
+                    "bad_timestamp",
+                    f"SenML record {i}: time {when:.0f} is not epoch seconds (RFC 8428: bt and t are seconds; "
+                    "this looks like milliseconds or finer)",
+                )
             else:
                 ts_ns = _epoch_ns(when)
             value = rec["v"]

@@ -53,7 +53,6 @@ FLAGS: dict[str, str | None] = {
     "S": "manual",
     "B": "comm_fault",
 }
-_SIGNED = frozenset({"temp", "orp"})  # shipped parameters a negative value is a measurement of
 _NOT_CODES = frozenset({"DataTime", "RF", "RtdInterval", "MinInterval", "RestartTime", "SystemTime"})
 
 Newest = Callable[[str, str], int | None]
@@ -203,7 +202,7 @@ def _reading(
     value = raw * factor
     if not math.isfinite(value):
         raise _Reject(Rejection("not_finite", f"{where}: not finite", station, pid, ts_ns))
-    if value < 0 and not (pid in _SIGNED if pid in SHIPPED else p.signed):
+    if value < 0 and not p.signed:  # Parameter.signed: the JSON decoder asks the same
         raise _Reject(Rejection("negative", f"{where}: a negative {p.name}", station, pid, ts_ns))
     if ts_ns > now_ns + max_skew_ns:
         ahead = (ts_ns - now_ns) / 1e9

@@ -262,6 +262,7 @@ class Ingest:
         """The readings to journal, and the retained payloads among them (to remember around the commit)."""
         now = time.time_ns()
         catalogue = self.catalogue()
+        implied = self.cfg.implied_units
         readings: list[Reading] = []
         retained: dict[str, Memo] = {}
         faults: dict[tuple[str, str], ClockFault] = {}
@@ -273,10 +274,18 @@ class Ingest:
                 when = self._retained_time(topic, payload, now, retained)
                 if when is None:
                     continue  # acknowledged with the batch, never journaled
-                decoded = decode(topic, payload, when, catalogue=catalogue, max_skew_ns=self.max_skew_ns)
+                decoded = decode(
+                    topic, payload, when, catalogue=catalogue, max_skew_ns=self.max_skew_ns, implied_units=implied
+                )
             else:
                 decoded = decode(
-                    topic, payload, now, catalogue=catalogue, max_skew_ns=self.max_skew_ns, stamp=self.receipts.stamp
+                    topic,
+                    payload,
+                    now,
+                    catalogue=catalogue,
+                    max_skew_ns=self.max_skew_ns,
+                    stamp=self.receipts.stamp,
+                    implied_units=implied,
                 )
             kept, refused = self.admission.admit(decoded.readings) if decoded.readings else ([], [])
             readings.extend(kept)

@@ -6,6 +6,9 @@ default, and a target that answers 200 after its read timeout has the message bu
 retry sends it a copy (measured: a receiver answering after 5 s got 2 copies per message with apprise's 4 s).
 A URL without them gets `[notify].timeout_s` / `connect_timeout_s`; apprise's whole-call limit sits above
 both, so it never abandons a send that its plugin is still waiting on.
+
+Grouping: the worker takes the row due first with the other undelivered rows of its group (Outbox.take) and
+sends them as one message (monitor.notify.group); on success all of them are marked delivered at once.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ import apprise
 
 from monitor.domain.pacing import nap
 from monitor.metrics import Metrics
+from monitor.notify.group import compose
 from monitor.notify.outbox import Outbox
 from monitor.notify.routes import private_url, target_id
 
@@ -49,7 +53,7 @@ async def deliver(
     delay = 1.0
     while True:
         try:
-            item = await asyncio.to_thread(outbox.next_for, target)
+            rows = await asyncio.to_thread(outbox.take, target)
         except sqlite3.Error as e:  # the outbox's disk is full or read-only: wait, the messages are still there
             log.error("notify: outbox %s; retrying in 5 s", e)
             await nap(wake, stop, 5.0)
@@ -57,24 +61,36 @@ async def deliver(
                 return
             continue
         now = time.time_ns()
-        if item is None or item[3] > now:
+        if not rows or rows[0].next_ns > now:
             if stop.is_set():
                 return
-            await nap(wake, stop, 5.0 if item is None else min(5.0, (item[3] - now) / 1e9))
+            await nap(wake, stop, 5.0 if not rows else min(5.0, (rows[0].next_ns - now) / 1e9))
             continue
-        row_id, msg, _attempts, _ = item
-        result = await ap.async_notify(body=msg.body, title=msg.title, notify_type=msg.notify_type, timeout=call_limit)
+        ids = [r.id for r in rows]
+        title, body, notify_type = compose(rows)
+        result = await ap.async_notify(body=body, title=title, notify_type=notify_type, timeout=call_limit)
         try:
             if result:
-                await asyncio.to_thread(outbox.delivered, row_id)
+                await asyncio.to_thread(outbox.delivered, *ids)
             else:
-                await asyncio.to_thread(outbox.failed, row_id, delay, _status(result))
+                await asyncio.to_thread(outbox.failed, ids[0], delay, _status(result), *ids[1:])
         except sqlite3.Error as e:
             # Sent (or not) but not recorded: it may be sent once more after the disk recovers.
             log.error("notify: cannot record the delivery in the outbox: %s", e)
         if result:
+            done = time.time_ns()
             metrics.notifications_sent.inc()
             metrics.health.ok(f"notify:{shown}")
+            for r in rows:
+                metrics.delivery_latency.observe((done - r.created_ns) / 1e9)
+            log.info(
+                "notify: delivered to %s: %s (%d transition(s), attempt %d, %.1f s after queued)",
+                target,
+                ", ".join(r.message.key for r in rows),
+                len(rows),
+                max(r.attempts for r in rows) + 1,
+                (done - min(r.created_ns for r in rows)) / 1e9,
+            )
             delay = 1.0
             continue
         metrics.notifications_failed.inc()

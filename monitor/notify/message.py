@@ -14,8 +14,28 @@ class Message:
     title: str
     body: str
     notify_type: str  # apprise's info / success / warning / failure
+    # Grouping (monitor.notify.group): the incident id or "station:<id>" (None: always sent alone), the
+    # transition's line in a grouped message and the incident's table as it stood, both rendered when queued.
+    group: str | None = None
+    change: str = ""
+    context: str = ""
+    urgent: bool = False  # critical, or at an intake: never waits longer than group_wait
+    language: str = "en"  # of the texts: a grouped message is worded in it
+
+
+@dataclass(frozen=True, slots=True)
+class Timing:
+    """A target's grouping times (s): 0 sends each transition as soon as it is queued."""
+
+    group_wait_s: float = 0.0
+    group_interval_s: float = 0.0
 
 
 def message_key(e: AlertEvent, repeat: bool = False) -> str:
     """(alert id, state, reading time): each state of an alert is queued once; a repeat is a new message."""
     return f"{e.alert_id}#{e.state}#{e.ts_ns}" + (f"#repeat{time.time_ns()}" if repeat else "")
+
+
+def group_key(e: AlertEvent, incident_id: str | None) -> str:
+    """Transitions of one incident go together; outside incidents, those of one station."""
+    return incident_id if incident_id else f"station:{e.station}"

@@ -1,16 +1,46 @@
-"""The outbox: each message recorded per target (SQLite under data_dir) before any send, keyed so that the same
-transition is never queued twice, and marked delivered only when apprise reports success."""
+"""The outbox: each transition recorded per target (SQLite under data_dir) before any send, keyed so that the
+same transition is never queued twice, and marked delivered only when apprise reports success.
+
+Grouping lives here too, because it must survive a kill -9: a row carries its group (incident id or
+"station:<id>"), its change line and incident table, and a not-before time (`next_ns`) set from the target's
+group_wait / group_interval when it is queued. The delivery worker takes the row that is due first together
+with every undelivered row of its group (`take`) and marks them all delivered in one transaction, so a
+restart mid-wait sends each transition once, in one message.
+"""
 
 from __future__ import annotations
 
 import sqlite3
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
-from monitor.notify.render import Message
+from monitor.notify.message import Message, Timing
 from monitor.notify.routes import target_id
+
+_COLUMNS = (  # added to outbox files written before grouping: their rows have no group and are sent alone
+    ("grp", "TEXT"),
+    ("change_line", "TEXT NOT NULL DEFAULT ''"),
+    ("group_context", "TEXT NOT NULL DEFAULT ''"),
+    ("todo", "TEXT NOT NULL DEFAULT ''"),
+    ("language", "TEXT NOT NULL DEFAULT 'en'"),
+)
+_SELECT = (
+    "SELECT id, key, title, body, notify_type, attempts, next_ns, grp, change_line, group_context, todo,"
+    " created_ns, language"
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Row:
+    id: int
+    message: Message
+    attempts: int
+    next_ns: int
+    todo: str  # the target's "what to do" lines (monitor.notify.templates), already in `message.body`
+    created_ns: int
 
 
 class Outbox:
@@ -29,47 +59,135 @@ class Outbox:
             " created_ns INTEGER NOT NULL, attempts INTEGER NOT NULL DEFAULT 0, next_ns INTEGER NOT NULL,"
             " delivered_ns INTEGER, last_error TEXT, UNIQUE(target, key))"
         )
+        have = {r[1] for r in self._db.execute("PRAGMA table_info(outbox)")}
+        for name, kind in _COLUMNS:
+            if name not in have:
+                self._db.execute(f"ALTER TABLE outbox ADD COLUMN {name} {kind}")
+        self._db.execute("CREATE INDEX IF NOT EXISTS outbox_undelivered ON outbox(target, delivered_ns, grp, next_ns)")
 
-    def add(self, m: Message, targets: Sequence[str] | None = None) -> int:
-        """Queue for the given target ids (all by default); returns how many rows were new."""
+    def add(
+        self,
+        m: Message,
+        targets: Sequence[str] | None = None,
+        *,
+        timing: Mapping[str, Timing] | None = None,
+        todo: Mapping[str, Sequence[str]] | None = None,
+    ) -> int:
+        """Queue for the given target ids (all by default); returns how many rows were new.
+
+        `timing` per target sets when a grouped row may go: a new group waits group_wait for more; a group
+        delivered less than group_interval ago waits for the rest of that interval; an urgent row never waits
+        longer than group_wait. `todo` per target is appended to the body and kept for grouped messages."""
         now = time.time_ns()
         with self._lock:
             before = self._db.total_changes
             self._db.execute("BEGIN IMMEDIATE")
-            self._db.executemany(
-                "INSERT OR IGNORE INTO outbox(target, key, title, body, notify_type, created_ns, next_ns)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?)",
-                [
-                    (t, m.key, m.title, m.body, m.notify_type, now, now)
-                    for t in (self._ids if targets is None else targets)
-                ],
-            )
-            self._db.execute("COMMIT")
+            try:
+                rows = []
+                for t in self._ids if targets is None else targets:
+                    lines = "\n".join((todo or {}).get(t, ()))
+                    body = m.body + ("\n\n" + lines if lines else "")
+                    tm = (timing or {}).get(t)
+                    group = m.group if tm is not None and (tm.group_wait_s or tm.group_interval_s) else None
+                    due = now if group is None or tm is None else self._due(t, group, tm, m.urgent, now)
+                    rows.append(
+                        (
+                            t,
+                            m.key,
+                            m.title,
+                            body,
+                            m.notify_type,
+                            now,
+                            due,
+                            group,
+                            m.change,
+                            m.context,
+                            lines,
+                            m.language,
+                        )
+                    )
+                self._db.executemany(
+                    "INSERT OR IGNORE INTO outbox(target, key, title, body, notify_type, created_ns, next_ns,"
+                    " grp, change_line, group_context, todo, language) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    rows,
+                )
+                self._db.execute("COMMIT")
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
             return self._db.total_changes - before
+
+    def _due(self, target: str, group: str, timing: Timing, urgent: bool, now: int) -> int:
+        """When a new row of this group may go (group_wait and group_interval both 0: grouping is off)."""
+        wait = now + int(timing.group_wait_s * 1e9)
+        (last,) = self._db.execute(
+            "SELECT max(delivered_ns) FROM outbox WHERE target = ? AND grp = ?", (target, group)
+        ).fetchone()
+        if last is None or now - last >= timing.group_interval_s * 1e9:
+            return wait  # a new group (or one quiet for a whole interval): wait for the rest of the burst
+        later = last + int(timing.group_interval_s * 1e9)
+        return min(later, wait) if urgent else later
+
+    def take(self, target: str) -> list[Row]:
+        """What the target's worker sends next: the row due first and, if it has a group, every undelivered row
+        of that group (oldest first). [] when nothing is undelivered; check `next_ns` of the first row."""
+        with self._lock:
+            first = self._db.execute(
+                _SELECT + " FROM outbox WHERE target = ? AND delivered_ns IS NULL ORDER BY next_ns, id LIMIT 1",
+                (target,),
+            ).fetchone()
+            if first is None:
+                return []
+            if first[7] is None:
+                return [_row(first)]
+            rows = self._db.execute(
+                _SELECT + " FROM outbox WHERE target = ? AND delivered_ns IS NULL AND grp = ? ORDER BY id",
+                (target, first[7]),
+            ).fetchall()
+        out = [_row(r) for r in rows]
+        due = min(r.next_ns for r in out)
+        return [Row(r.id, r.message, r.attempts, due, r.todo, r.created_ns) for r in out]
+
+    def last_queued(self, target: str, alert_id: str) -> int | None:
+        """When a message of this alert was last queued for the target (what its repeat_interval counts from)."""
+        with self._lock:
+            (last,) = self._db.execute(  # keys are "<alert id>#...": a range on the (target, key) index
+                "SELECT max(created_ns) FROM outbox WHERE target = ? AND key > ? AND key < ?",
+                (target, alert_id + "#", alert_id + "$"),
+            ).fetchone()
+        return None if last is None else int(last)
 
     def next_for(self, target: str) -> tuple[int, Message, int, int] | None:
         """The oldest undelivered message of a target: (id, message, attempts, next_try_ns)."""
         with self._lock:
             row = self._db.execute(
-                "SELECT id, key, title, body, notify_type, attempts, next_ns FROM outbox"
-                " WHERE target = ? AND delivered_ns IS NULL ORDER BY id LIMIT 1",
-                (target,),
+                _SELECT + " FROM outbox WHERE target = ? AND delivered_ns IS NULL ORDER BY id LIMIT 1", (target,)
             ).fetchone()
         if row is None:
             return None
-        return row[0], Message(row[1], row[2], row[3], row[4]), row[5], row[6]
+        r = _row(row)
+        return r.id, r.message, r.attempts, r.next_ns
 
-    def delivered(self, row_id: int) -> None:
+    def delivered(self, *row_ids: int) -> None:
+        """All of them in one transaction: a grouped message is delivered for every transition it carries."""
+        now = time.time_ns()
         with self._lock:
-            self._db.execute(
-                "UPDATE outbox SET delivered_ns = ?, attempts = attempts + 1 WHERE id = ?", (time.time_ns(), row_id)
-            )
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                self._db.executemany(
+                    "UPDATE outbox SET delivered_ns = ?, attempts = attempts + 1 WHERE id = ?",
+                    [(now, i) for i in row_ids],
+                )
+                self._db.execute("COMMIT")
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
 
-    def failed(self, row_id: int, retry_in_s: float, error: str) -> None:
+    def failed(self, row_id: int, retry_in_s: float, error: str, *more: int) -> None:
         with self._lock:
-            self._db.execute(
+            self._db.executemany(
                 "UPDATE outbox SET attempts = attempts + 1, next_ns = ?, last_error = ? WHERE id = ?",
-                (time.time_ns() + int(retry_in_s * 1e9), error[:500], row_id),
+                [(time.time_ns() + int(retry_in_s * 1e9), error[:500], i) for i in (row_id, *more)],
             )
 
     def pending(self) -> int:
@@ -77,6 +195,27 @@ class Outbox:
             (n,) = self._db.execute("SELECT count(*) FROM outbox WHERE delivered_ns IS NULL").fetchone()
             return int(n)
 
+    def orphans(self, known: Sequence[str]) -> dict[str, int]:
+        """Undelivered rows per target id not in `known` (a target removed from the config: nobody sends them)."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT target, count(*) FROM outbox WHERE delivered_ns IS NULL GROUP BY target"
+            ).fetchall()
+        skip = set(known)
+        return {str(t): int(n) for t, n in rows if t not in skip}
+
+    def drop(self, target: str) -> int:
+        """Delete a target's undelivered rows (its delivered ones stay: they still stop a copy); how many."""
+        with self._lock:
+            cur = self._db.execute("DELETE FROM outbox WHERE target = ? AND delivered_ns IS NULL", (target,))
+            return int(cur.rowcount)
+
     def close(self) -> None:
         with self._lock:
             self._db.close()
+
+
+def _row(r: tuple[object, ...]) -> Row:
+    group = None if r[7] is None else str(r[7])
+    m = Message(str(r[1]), str(r[2]), str(r[3]), str(r[4]), group, str(r[8]), str(r[9]), language=str(r[12]))
+    return Row(int(r[0]), m, int(r[5]), int(r[6]), str(r[10]), int(r[11]))  # type: ignore[call-overload]

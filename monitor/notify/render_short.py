@@ -12,25 +12,25 @@ from collections.abc import Mapping
 from datetime import tzinfo
 
 from monitor.alerts.evaluator import AlertEvent
-from monitor.domain.params import PARAMETERS
 from monitor.notify.message import Message, message_key
+from monitor.notify.terms import DEFAULT_TERMS, RULES_ZH, SENSORS_ZH, Terms, limit_text, parameter_name, station_name
+from monitor.notify.terms import unit as unit_of
 from monitor.notify.timefmt import clock, num, station_tz, when
 from monitor.thresholds import Station
-
-_SEVERITY_ZH = {"warning": "一般", "serious": "严重", "critical": "特别严重"}
 
 
 def _names(e: AlertEvent, language: str, stations: Mapping[str, Station]) -> tuple[str, str, str]:
     """(station, parameter, unit suffix) as a short message names them."""
-    st = stations.get(e.station)
-    p = PARAMETERS.get(e.parameter)
-    unit = f" {p.unit}" if p is not None and p.unit else ""
-    if language == "zh":
-        return (st.name_zh or st.name or e.station) if st else e.station, p.name_zh if p else e.parameter, unit
-    return (st.name or e.station) if st else e.station, p.name if p else e.parameter, unit
+    return (
+        station_name(e.station, stations, language),
+        parameter_name(e.parameter, language),
+        unit_of(e.parameter, language),
+    )
 
 
-def unconfirmed_message(e: AlertEvent, language: str, stations: Mapping[str, Station], tz: tzinfo) -> Message:
+def unconfirmed_message(
+    e: AlertEvent, language: str, stations: Mapping[str, Station], tz: tzinfo, terms: Terms = DEFAULT_TERMS
+) -> Message:
     """ "unconfirmed: cadmium at Luodong 0.012 mg/L (2.4x); re-check at 10:00", or its withdrawal."""
     tz = station_tz(stations.get(e.station), tz)
     sname, pname, unit = _names(e, language, stations)
@@ -38,7 +38,7 @@ def unconfirmed_message(e: AlertEvent, language: str, stations: Mapping[str, Sta
     if e.state == "unconfirmed" and e.near:
         return _near_message(e, zh, sname, pname, unit, tz)
     if e.state == "unconfirmed":
-        recheck = clock(e.ts_ns + e.cycle_ns, tz, e.ts_ns) if e.cycle_ns > 0 else ""
+        recheck = clock(e.ts_ns + e.cycle_ns, tz, e.ts_ns, language) if e.cycle_ns > 0 else ""
         if zh:
             title = f"待确认：{sname} {pname} {num(e.value)}{unit}（{num(e.ratio)} 倍限值）；" + (
                 f"{recheck} 复测" if recheck else "下一次监测复测"
@@ -46,7 +46,7 @@ def unconfirmed_message(e: AlertEvent, language: str, stations: Mapping[str, Sta
             lines = [
                 f"站点：{sname}（{e.station}），指标：{pname}（{e.parameter}）",
                 f"监测值：{num(e.value)}{unit}，监测时间 {when(e.ts_ns, tz)}",
-                f"标准限值：{e.limit.describe()}",
+                f"标准限值：{limit_text(e.limit, 'zh', e.rule)}",
                 "首次超标，尚未确认：下一次监测值仍超标即确认告警，否则撤销。"
                 + (f"下一次监测约在 {recheck}（分析周期 {_hours(e.cycle_ns, True)}）。" if recheck else ""),
                 f"告警编号：{e.alert_id}",
@@ -69,7 +69,7 @@ def unconfirmed_message(e: AlertEvent, language: str, stations: Mapping[str, Sta
                 f"Alert: {e.alert_id}",
             ]
         return Message(message_key(e), title, "\n".join(lines), "info")
-    at = clock(e.ts_ns, tz, e.started_ns)
+    at = clock(e.ts_ns, tz, e.started_ns, language)
     first = clock(e.started_ns, tz)
     if zh:
         title = f"已撤销：{sname} {pname} {first} 的超标未被 {at} 的监测值证实"
@@ -87,15 +87,15 @@ def unconfirmed_message(e: AlertEvent, language: str, stations: Mapping[str, Sta
             f" the {at} reading is {num(e.value)}{unit}, not over the limit.",
             f"Alert: {e.alert_id}",
         ]
-    if e.detail:
-        lines.append(e.detail)
+    if e.detail:  # the rule's reason: an English sentence, named by its rule in Chinese
+        lines.append(f"判定依据：{RULES_ZH.get(e.rule, '按规则判定')}" if zh else e.detail)
     return Message(message_key(e), title, "\n".join(lines), "info")
 
 
 def _near_message(e: AlertEvent, zh: bool, sname: str, pname: str, unit: str, tz: tzinfo) -> Message:
     """ "rising toward the limit: cadmium at Luodong 0.0047 mg/L (0.94x); re-check at 12:00": under the limit,
     and said so, never worded as an exceedance."""
-    recheck = clock(e.ts_ns + e.cycle_ns, tz, e.ts_ns) if e.cycle_ns > 0 else ""
+    recheck = clock(e.ts_ns + e.cycle_ns, tz, e.ts_ns, "zh" if zh else "en") if e.cycle_ns > 0 else ""
     if zh:
         title = f"接近限值并持续上升：{sname} {pname} {num(e.value)}{unit}（{num(e.ratio)} 倍限值）；" + (
             f"{recheck} 复测" if recheck else "下一次监测复测"
@@ -103,7 +103,7 @@ def _near_message(e: AlertEvent, zh: bool, sname: str, pname: str, unit: str, tz
         lines = [
             f"站点：{sname}（{e.station}），指标：{pname}（{e.parameter}）",
             f"监测值：{num(e.value)}{unit}，监测时间 {when(e.ts_ns, tz)}（未超标）",
-            f"标准限值：{e.limit.describe()}",
+            f"标准限值：{limit_text(e.limit, 'zh', e.rule)}",
             "监测值低于限值，但在该序列自身的噪声范围内，且近几次监测持续上升：下一次监测值超标即确认告警，"
             "回落到噪声范围以下则撤销。" + (f"下一次监测约在 {recheck}。" if recheck else ""),
             f"告警编号：{e.alert_id}",
@@ -126,15 +126,24 @@ def _near_message(e: AlertEvent, zh: bool, sname: str, pname: str, unit: str, tz
 
 
 def sensor_message(
-    e: AlertEvent, language: str, stations: Mapping[str, Station], tz: tzinfo, repeat: bool = False
+    e: AlertEvent,
+    language: str,
+    stations: Mapping[str, Station],
+    tz: tzinfo,
+    repeat: bool = False,
+    terms: Terms = DEFAULT_TERMS,
 ) -> Message:
     """A station that cannot see: what, since when and what it means (the check's detail), or that it sees again."""
     tz = station_tz(stations.get(e.station), tz)
     sname, pname, unit = _names(e, language, stations)
     zh = language == "zh"
     what = e.detail or e.limit.describe()
+    label = terms.severity(e.severity, language)
     if zh:
-        sev = _SEVERITY_ZH.get(e.severity, e.severity)
+        # The checks' details are English sentences: the fault is named from its kind instead.
+        fault, means = SENSORS_ZH.get(e.limit.kind) or SENSORS_ZH.get(e.rule) or ("仪器异常", "监测数据不可靠")
+        what = f"{fault}：{means}" if e.state != "resolved" else "仪器已恢复正常监测"
+        sev = label
         state = {"firing": "仪器告警", "escalated": "仪器告警升级", "resolved": "仪器恢复"}.get(e.state, e.state)
         title = f"[{sev}] {state}：{sname} {pname}：" + (what if e.state != "resolved" else "仪器已恢复正常监测")
         lines = [
@@ -147,7 +156,7 @@ def sensor_message(
         prefix = "[仍在告警] "
     else:
         state = {"firing": "SENSOR", "escalated": "SENSOR ESCALATED", "resolved": "SENSOR OK"}.get(e.state, e.state)
-        title = f"[{e.severity.upper()}] {state}: " + (
+        title = f"[{label.upper()}] {state}: " + (
             what if e.state != "resolved" else f"{pname} at {sname}: the instrument sees again"
         )
         lines = [

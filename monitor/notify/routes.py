@@ -25,6 +25,8 @@ from apprise.decorators import notify as apprise_plugin
 from monitor.alerts.evaluator import AlertEvent
 from monitor.alerts.incidents import Incident
 from monitor.config import SEVERITIES, NotifyConfig, RouteConfig
+from monitor.config.messages import MessagesConfig
+from monitor.notify.message import Timing
 from monitor.thresholds import Station
 
 log = logging.getLogger("riverwatch.notify")
@@ -50,6 +52,9 @@ class Target:
     url: str = field(repr=False)
     route: RouteConfig | None = None
     tags: frozenset[str] = frozenset()
+    timing: Timing = field(default_factory=Timing)  # its group_wait / group_interval (the route's, else [notify]'s)
+    repeat_interval_s: float = 4 * 3600.0  # the route's repeat_interval, else [notify].repeat_interval_s
+    messages: MessagesConfig = field(default_factory=MessagesConfig, repr=False)  # [notify]'s wording
 
     @property
     def id(self) -> str:
@@ -136,18 +141,39 @@ def event_tags(e: AlertEvent, stations: Mapping[str, Station], incident: Inciden
 
 
 def make_targets(cfg: NotifyConfig) -> list[Target]:
-    targets = [Target(u) for u in cfg.urls] + [Target(r.url, route=r) for r in cfg.routes]
+    """Every configured target, with its grouping and repeat times resolved ([notify]'s unless its route's)."""
+    common = Timing(cfg.group_wait_s, cfg.group_interval_s)
+    targets = [
+        Target(u, timing=common, repeat_interval_s=cfg.repeat_interval_s, messages=cfg.messages) for u in cfg.urls
+    ]
+    for r in cfg.routes:
+        timing = Timing(
+            cfg.group_wait_s if r.group_wait_s is None else r.group_wait_s,
+            cfg.group_interval_s if r.group_interval_s is None else r.group_interval_s,
+        )
+        repeat = cfg.repeat_interval_s if r.repeat_interval_s is None else r.repeat_interval_s
+        targets.append(Target(r.url, route=r, timing=timing, repeat_interval_s=repeat, messages=cfg.messages))
     if cfg.apprise_config is not None:
         ac = apprise.AppriseConfig()
         ac.add(str(cfg.apprise_config))
         for server in ac.services():
-            targets.append(Target(server.url(privacy=False), tags=frozenset(str(t).lower() for t in server.tags)))
+            tags = frozenset(str(t).lower() for t in server.tags)
+            url = server.url(privacy=False)
+            targets.append(
+                Target(url, tags=tags, timing=common, repeat_interval_s=cfg.repeat_interval_s, messages=cfg.messages)
+            )
     unique: dict[str, Target] = {}
     for t in targets:  # one worker per URL, or a message would go out twice
         if t.id in unique:
             log.warning("notify: %s is configured more than once; the first entry is used", private_url(t.url))
         unique.setdefault(t.id, t)
     return list(unique.values())
+
+
+def shortest_repeat_s(cfg: NotifyConfig) -> float:
+    """How often repeats must be considered so that each target's own repeat_interval is kept (the alert
+    path then sends a repeat only to the targets whose interval has passed)."""
+    return min([cfg.repeat_interval_s, *(r.repeat_interval_s for r in cfg.routes if r.repeat_interval_s)])
 
 
 def target_id(url: str) -> str:

@@ -20,6 +20,8 @@ record, which the rules loop writes after the batch's path (`Ledger.save_inciden
 
 from __future__ import annotations
 
+import dataclasses
+import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -29,12 +31,20 @@ from typing import Protocol
 from monitor.alerts.evaluator import AlertEvent
 from monitor.alerts.flapping import FlapGuard, Verdict
 from monitor.alerts.incidents import Incident, Incidents
-from monitor.alerts.ledger import Ledger
+from monitor.alerts.ledger import AlertRecord, Ledger
+from monitor.config.messages import RouteMessages
+from monitor.config.notify import InhibitConfig
 from monitor.metrics import Metrics
+from monitor.notify.inhibit import judge, suspect_line
+from monitor.notify.message import group_key
 from monitor.notify.outbox import Outbox
 from monitor.notify.render import Message, render
+from monitor.notify.render_group import change_line, group_context
 from monitor.notify.routes import Target
+from monitor.notify.templates import what_to_do
 from monitor.thresholds import Station
+
+log = logging.getLogger("riverwatch.notify")
 
 
 @dataclass(slots=True)
@@ -46,7 +56,8 @@ class Notice:
     released: bool = False  # a resolve held while flapping, sent now that the series has calmed
     incident: Incident | None = None
     verdict: Verdict | None = None  # the flap guard's, once asked (a repeat or a release is not asked: SEND)
-    muted: str | None = None  # why it is not sent: "flapping", "silence 3 (analyser maintenance)"
+    muted: str | None = None  # why it is not sent: "flapping", "silence 3 (analyser maintenance)", "inhibited by"
+    suspect: AlertRecord | None = None  # an open sensor alert on the same series: the message says so
     message: Message | None = None
     targets: tuple[str, ...] = ()  # target ids that want it
     done: int = 0  # stages of the path completed: running the path again resumes after them
@@ -84,12 +95,22 @@ class IncidentStage:
 
 
 class MuteStage:
-    """Flap holds and silences: a muted notice is recorded (audit, metric) and not queued for any target."""
+    """Flap holds, silences and inhibition (monitor.notify.inhibit): a muted notice is recorded (audit, metric)
+    and not queued for any target."""
 
-    def __init__(self, flaps: FlapGuard, ledger: Ledger, metrics: Metrics | None = None) -> None:
+    def __init__(
+        self,
+        flaps: FlapGuard,
+        ledger: Ledger,
+        metrics: Metrics | None = None,
+        inhibit: InhibitConfig | None = None,
+        stations: Callable[[], Mapping[str, Station]] = dict,
+    ) -> None:
         self.flaps = flaps
         self.ledger = ledger
         self.metrics = metrics
+        self.inhibit = inhibit if inhibit is not None else InhibitConfig()
+        self.stations = stations
 
     def exec(self, n: Notice) -> None:
         e = n.event
@@ -104,11 +125,25 @@ class MuteStage:
         silence = self.ledger.silence_for(e.station, e.parameter, time.time_ns())
         if silence is None:
             n.muted = None
+            self._inhibit(n, what)
             return
         n.muted = f"silence {silence.id} ({silence.reason})"
         if self.metrics is not None:
             self.metrics.notifications_silenced.inc()
         self.ledger.note("riverwatch", "suppressed", f"alert {e.alert_id}", f"{what} silenced by {n.muted}")
+
+    def _inhibit(self, n: Notice, what: str) -> None:
+        e = n.event
+        if e.category != "water" or n.repeat:
+            return
+        verdict = judge(e, n.incident, self.stations(), self.ledger.alerts(True), self.inhibit)
+        n.suspect = verdict.suspect
+        if verdict.muted is None:
+            return
+        n.muted = verdict.muted
+        if self.metrics is not None:
+            self.metrics.notifications_silenced.inc()
+        self.ledger.note("riverwatch", "muted", f"alert {e.alert_id}", f"{what} not sent: {verdict.muted}")
 
 
 class RenderStage:
@@ -123,16 +158,42 @@ class RenderStage:
         self.default_km_per_day = default_km_per_day
 
     def exec(self, n: Notice) -> None:
-        n.message = render(
-            n.event,
+        e, stations = n.event, self.stations()
+        m = render(
+            e,
             self.language,
-            self.stations(),
+            stations,
             self.tz,
             n.incident,
             self.default_km_per_day,
             repeat=n.repeat,
             flapping=n.verdict is Verdict.START,
         )
+        change = change_line(
+            e, n.incident, stations, self.language, self.tz, default_km_per_day=self.default_km_per_day
+        )
+        body = m.body
+        if n.suspect is not None:
+            mark = suspect_line(n.suspect, self.language)
+            body, change = f"{body}\n\n{mark}", f"{change} ({mark})"
+        context = group_context(
+            n.incident, stations, self.language, self.tz, event=e, default_km_per_day=self.default_km_per_day
+        )
+        n.message = dataclasses.replace(
+            m,
+            body=body,
+            group=group_key(e, n.incident.id if n.incident is not None else None),
+            change=change,
+            context=context,
+            urgent=e.severity == "critical" or _at_intake(e, stations),
+            language=self.language,
+        )
+
+
+def _at_intake(e: AlertEvent, stations: Mapping[str, Station]) -> bool:
+    """At a water intake itself (a plume merely heading for one waits like any other change)."""
+    st = stations.get(e.station)
+    return st is not None and st.intake
 
 
 class RouteStage:
@@ -151,16 +212,48 @@ class RouteStage:
 
 
 class OutboxStage:
-    """Committed to the outbox per target before any send; `queued` then wakes the delivery workers."""
+    """Committed to the outbox per target before any send, with each target's grouping times and "what to do"
+    lines; `queued` then wakes the delivery workers. A repeat goes only to the targets whose own
+    repeat_interval has passed since this alert was last queued for them."""
 
-    def __init__(self, outbox: Outbox, queued: Callable[[], None] = lambda: None) -> None:
+    def __init__(
+        self,
+        outbox: Outbox,
+        queued: Callable[[], None] = lambda: None,
+        targets: Sequence[Target] = (),
+        stations: Callable[[], Mapping[str, Station]] = dict,
+        language: str = "en",
+    ) -> None:
         self.outbox = outbox
         self.queued = queued
+        self.targets = {t.id: t for t in targets}
+        self.stations = stations
+        self.language = language
 
     def exec(self, n: Notice) -> None:
         if n.muted is not None or n.message is None or not n.targets:
             return
-        self.outbox.add(n.message, n.targets)
+        e, now = n.event, time.time_ns()
+        wanted = [
+            t
+            for t in n.targets
+            if not n.repeat
+            or t not in self.targets
+            or (last := self.outbox.last_queued(t, e.alert_id)) is None
+            or now - last >= self.targets[t].repeat_interval_s * 1e9
+        ]
+        if not wanted:
+            return
+        stations = self.stations()
+        timing, todo = {}, {}
+        for t in wanted:
+            target = self.targets.get(t)
+            if target is None:
+                continue
+            timing[t] = target.timing
+            route = target.route.messages if target.route is not None else RouteMessages()
+            todo[t] = what_to_do(target.messages, route, e, n.incident, stations, self.language)
+        self.outbox.add(n.message, wanted, timing=timing, todo=todo)
         self.queued()  # delivery starts now, while the ledger records it
 
 
@@ -176,6 +269,20 @@ class LedgerStage:
 
     def exec(self, n: Notice) -> None:
         e = n.event
+        if not n.repeat:
+            log.info(
+                "alert %s %s: %s %s %s at %s (%.2fx, %s)%s%s",
+                e.alert_id,
+                e.state,
+                e.category,
+                e.station,
+                e.parameter,
+                e.ts_ns,
+                e.ratio,
+                e.severity,
+                f" incident {n.incident.id}" if n.incident is not None else "",
+                f"; muted: {n.muted}" if n.muted is not None else f"; to {len(n.targets)} target(s)",
+            )
         if e.category == "forecast":  # kept with its incident (Ledger.save_incidents, after the batch's path)
             if self.metrics is not None:
                 self.metrics.alert_transitions.labels(e.category, e.state).inc()
@@ -217,15 +324,16 @@ def alert_path(
     default_km_per_day: float,
     metrics: Metrics | None = None,
     queued: Callable[[], None] = lambda: None,
+    inhibit: InhibitConfig | None = None,
 ) -> AlertPath:
     """The alert path, in its order."""
     return AlertPath(
         ledger,
         IncidentStage(incidents),
-        MuteStage(flaps, ledger, metrics),
+        MuteStage(flaps, ledger, metrics, inhibit, stations),
         RenderStage(stations, language, tz, default_km_per_day),
         RouteStage(targets, stations),
-        OutboxStage(outbox, queued),
+        OutboxStage(outbox, queued, targets, stations, language),
         LedgerStage(ledger, flaps, metrics),
         incidents=incidents,
     )

@@ -16,12 +16,21 @@ def when(ts_ns: int, tz: tzinfo, timespec: str = "seconds") -> str:
     return datetime.fromtimestamp(ts_ns / 1e9, tz).isoformat(sep=" ", timespec=timespec)
 
 
-def clock(ts_ns: int, tz: tzinfo, ref_ns: int | None = None) -> str:
-    """ "10:00", or "16 Jan 10:00" when it is not the day of `ref_ns`: short enough for a title."""
+def clock(ts_ns: int, tz: tzinfo, ref_ns: int | None = None, language: str = "en") -> str:
+    """ "10:00", or "16 Jan 10:00" ("1月16日 10:00") when it is not the day of `ref_ns`: short enough for a
+    title."""
     t = datetime.fromtimestamp(ts_ns / 1e9, tz)
     if ref_ns is not None and datetime.fromtimestamp(ref_ns / 1e9, tz).date() != t.date():
-        return t.strftime("%d %b %H:%M")
+        return f"{t.month}月{t.day}日 {t:%H:%M}" if language == "zh" else t.strftime("%d %b %H:%M")
     return t.strftime("%H:%M")
+
+
+def day_clock(ts_ns: int | None, tz: tzinfo, language: str) -> str:
+    """ "2 Feb 14:00" / "2月2日 14:00": what forecasts and grouped messages show (no seconds, no year)."""
+    if ts_ns is None:
+        return "未知" if language == "zh" else "?"
+    t = datetime.fromtimestamp(ts_ns / 1e9, tz)
+    return f"{t.month}月{t.day}日 {t:%H:%M}" if language == "zh" else f"{t.day} {t:%b %H:%M}"
 
 
 def station_tz(st: Station | None, default: tzinfo) -> tzinfo:

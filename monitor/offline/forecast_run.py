@@ -74,17 +74,6 @@ def replay_forecasts(
     return out
 
 
-def forecast_rows(
-    thresholds: ThresholdSet,
-    ds: Dataset,
-    default_class: str = "III",
-    settings: ForecastSettings | None = None,
-    default_km_per_day: float = 12.0,
-) -> list[ForecastRow]:
-    """Every forecast issued over the dataset (see `replay_forecasts`)."""
-    return replay_forecasts(thresholds, ds, default_class, settings, default_km_per_day).rows
-
-
 def _batches(ds: Dataset, size: int) -> Iterator[tuple[int, list[Reading]]]:
     st_names = np.array(ds.stations, dtype=object)
     pa_names = np.array(ds.parameters, dtype=object)
@@ -96,12 +85,13 @@ def _batches(ds: Dataset, size: int) -> Iterator[tuple[int, list[Reading]]]:
 
 def forecast_report(thresholds: ThresholdSet, ds: Dataset, default_class: str, path: Path) -> list[str]:
     """`backtest --forecasts`: every forecast issued, to a CSV file; scored when the data has a ground truth."""
-    rows = forecast_rows(thresholds, ds, default_class)
+    replay = replay_forecasts(thresholds, ds, default_class)
+    rows = replay.rows
     write_forecasts_csv(path, rows)
     lines = [f"{len(rows)} forecasts written to {path}"]
     if ds.truth is None:
         return [*lines, "forecasts not scored: the data has no ground truth"]
     for parameter in sorted({r.incident.split("/")[1] for r in rows if r.incident.count("/") >= 2}):
         lines += ["", f"forecasts of {parameter} against the ground truth (hours; share of the travel time)"]
-        lines += score_lines(score(rows, ds, thresholds, parameter, default_class))
+        lines += score_lines(score(rows, ds, thresholds, parameter, default_class, replay.notices))
     return lines

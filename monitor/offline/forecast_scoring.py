@@ -1,9 +1,11 @@
 """Forecasts against the ground truth: were the stations ahead told in time, and was the forecast right?
 
 For each station with a forecast: the lead time of the first forecast that said "exceeds" before the true
-crossing; the error of the forecast in force at the crossing (the last one issued before it) on the crossing
+crossing, and of the first forecast notice (what a water company is actually told: a forecast saying "exceeds"
+within the horizon); the error of the forecast in force at the crossing (the last one issued before it) on the crossing
 time, in hours and as a share of the travel time from the incident's first true crossing; its peak against the
-true worst value (a factor, >= 1); and "false" when it said "exceeds" for a station whose truth never did.
+true worst value (a factor, >= 1); and, for a station whose truth never exceeded, whether a forecast said
+"exceeds" (a row of the CSV) and whether a notice told it so (what counts for crying wolf).
 """
 
 from __future__ import annotations
@@ -15,7 +17,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
+from monitor.alerts.evaluator import AlertEvent
 from monitor.alerts.forecast import StationForecast
+from monitor.alerts.forecast_notice import ISSUED, UPDATED
 from monitor.offline.dataset import NS_PER_HOUR, Dataset, Exceedance
 from monitor.thresholds import ThresholdSet
 
@@ -50,6 +54,8 @@ class StationScore:
     arrival_share: float | None  # |error| / travel time from the incident's first true crossing
     peak_factor: float | None  # max(forecast, truth) / min(forecast, truth)
     false_warning: bool  # said "exceeds" although the truth never did
+    notice_lead_h: float | None = None  # first forecast notice (issued or updated) before the crossing, hours ahead
+    false_notice: bool = False  # a forecast notice although the truth never exceeded
 
 
 def _time(ns: int | None) -> str:
@@ -99,9 +105,14 @@ def score(
     thresholds: ThresholdSet,
     parameter: str = "cd",
     default_class: str = "III",
+    notices: Sequence[AlertEvent] = (),
 ) -> list[StationScore]:
-    """One score per station that got a forecast, in river order."""
+    """One score per station that got a forecast, in river order; `notices`: the forecast notices queued."""
     crossings = _crossings(ds, thresholds, parameter, default_class)
+    told: dict[str, list[int]] = {}
+    for n in notices:
+        if n.parameter == parameter and n.state in (ISSUED, UPDATED):
+            told.setdefault(n.station, []).append(n.ts_ns)
     first = min((e.start_ns for e in crossings.values()), default=None)
     by_station: dict[str, list[ForecastRow]] = {}
     for r in sorted(rows, key=lambda r: r.issued_ns):
@@ -110,11 +121,17 @@ def score(
     for station, rs in sorted(by_station.items(), key=lambda kv: kv[1][0].f.river_km):
         cross = crossings.get(station)
         if cross is None:
-            out.append(StationScore(station, None, None, None, None, None, any(r.f.exceeds for r in rs)))
+            out.append(
+                StationScore(
+                    station, None, None, None, None, None, any(r.f.exceeds for r in rs), None, bool(told.get(station))
+                )
+            )
             continue
         before = [r for r in rs if r.issued_ns < cross.start_ns]
         warned = next((r for r in before if r.f.exceeds), None)
         lead = (cross.start_ns - warned.issued_ns) / NS_PER_HOUR if warned else None
+        noticed = [ts for ts in told.get(station, []) if ts < cross.start_ns]
+        notice_lead = (cross.start_ns - min(noticed)) / NS_PER_HOUR if noticed else None
         err = share = factor = None
         if before:
             f = before[-1].f
@@ -124,7 +141,7 @@ def score(
             share = abs(err) / travel if travel > 0 else None
             if math.isfinite(cross.worst) and cross.worst > 0 and f.peak_value > 0:
                 factor = max(f.peak_value, cross.worst) / min(f.peak_value, cross.worst)
-        out.append(StationScore(station, cross.start_ns, lead, err, share, factor, False))
+        out.append(StationScore(station, cross.start_ns, lead, err, share, factor, False, notice_lead))
     return out
 
 
@@ -134,11 +151,15 @@ def score_lines(scores: Sequence[StationScore]) -> list[str]:
     def num(x: float | None, fmt: str) -> str:
         return "-" if x is None else format(x, fmt)
 
-    lines = [f"{'station':<16}{'crossed':<8}{'lead h':>8}{'arrival err h':>15}{'share':>8}{'peak x':>8}  false"]
+    lines = [
+        f"{'station':<16}{'crossed':<8}{'lead h':>8}{'notice h':>10}{'arrival err h':>15}{'share':>8}{'peak x':>8}"
+        "  false  false notice"
+    ]
     for s in scores:
         lines.append(
             f"{s.station:<16}{('yes' if s.crossing_ns is not None else 'no'):<8}{num(s.lead_h, '.0f'):>8}"
-            f"{num(s.arrival_error_h, '+.1f'):>15}{num(s.arrival_share, '.0%'):>8}{num(s.peak_factor, '.2f'):>8}"
-            f"  {'yes' if s.false_warning else 'no'}"
+            f"{num(s.notice_lead_h, '.0f'):>10}{num(s.arrival_error_h, '+.1f'):>15}{num(s.arrival_share, '.0%'):>8}"
+            f"{num(s.peak_factor, '.2f'):>8}  {'yes' if s.false_warning else 'no':<5}  "
+            f"{'yes' if s.false_notice else 'no'}"
         )
     return lines

@@ -19,6 +19,7 @@ import gc
 import logging
 import sqlite3
 import time
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -34,7 +35,7 @@ from monitor.ingest.deadletter import DeadLetterSink, FileSink, TopicSink
 from monitor.ingest.hj212_server import HJ212Server
 from monitor.ingest.mqtt import Ingest
 from monitor.journal import Journal, JournalError
-from monitor.metrics import Metrics
+from monitor.metrics import Metrics, package_version
 from monitor.notify.deliver import deliver
 from monitor.notify.outbox import Outbox
 from monitor.notify.pipeline import Pipeline
@@ -44,12 +45,14 @@ from monitor.notify.stages import alert_path
 from monitor.service.evaluate import Evaluation
 from monitor.service.http import start_http
 from monitor.service.reload import Reloader
+from monitor.service.startup import RulesInForce, changes, rules_in_force, startup_line
 from monitor.store.influx import Drain, EmbeddedStore, InfluxV1Writer, InfluxV2Writer, Writer
 from monitor.thresholds import ThresholdSet, load_or_shipped
 
 log = logging.getLogger("riverwatch.service")
 
 SHUTDOWN_BUDGET_S = 8.0  # of the 10 s promised by `riverwatch run`
+ACTIVE_ALERTS_EVERY_S = 5.0  # riverwatch_active_alerts from the ledger: one small query, fresher than a scrape
 
 
 def make_writer(cfg: Config) -> Writer:
@@ -109,6 +112,8 @@ class Service:
         self.ingest: Ingest
         self.hj212: HJ212Server | None = None  # [hj212].enabled: data loggers over TCP
         self.evaluation: Evaluation | None = None
+        self._rules_in_force: RulesInForce | None = None  # what the last summary line said, for the reload's diff
+        self._background: set[asyncio.Task[None]] = set()
 
     async def open(self, stop: asyncio.Event) -> bool:
         """Open the journal, the outbox, the ledger and the store; until data_dir takes writes, report unhealthy
@@ -143,7 +148,10 @@ class Service:
         else:
             return False
         self.metrics.health.ok("journal")
-        self.metrics.bind_backlogs(lambda: self.journal.backlog("store"), self.outbox.pending)
+        self._warn_orphans()
+        self.metrics.bind_backlogs(
+            lambda: self.journal.backlog("store"), self.notify_backlog, lambda: sum(self.orphans().values())
+        )
         self.evaluation = Evaluation(
             self.evaluator,
             self.journal,
@@ -184,6 +192,29 @@ class Service:
                 max_clock_skew_s=self.cfg.mqtt.max_clock_skew_s,
             )
         return True
+
+    @property
+    def target_ids(self) -> list[str]:
+        return [t.id for t in self.targets]
+
+    def orphans(self) -> dict[str, int]:
+        """Undelivered rows of targets no longer configured: nobody will send them, so they are no backlog."""
+        return self.outbox.orphans(self.target_ids)
+
+    def notify_backlog(self) -> int:
+        """Notifications owed to the configured targets (what the workers will still send)."""
+        configured = set(self.target_ids)  # orphans(()) knows no target: every target's undelivered rows
+        return sum(n for target, n in self.outbox.orphans(()).items() if target in configured)
+
+    def _warn_orphans(self) -> None:
+        for target, n in sorted(self.orphans().items()):
+            log.warning(
+                "outbox: %d undelivered notification(s) for target %s, which is no longer configured: they will "
+                "not be sent; `riverwatch outbox list` shows them, `riverwatch outbox drop %s` deletes them",
+                n,
+                target,
+                target,
+            )
 
     def _restore(self) -> None:
         """What the ledger kept at the last stop: open alerts continue instead of firing again, open incidents
@@ -234,6 +265,35 @@ class Service:
 
     def _swapped(self, thresholds: ThresholdSet) -> None:
         self.incidents.stations = thresholds.stations
+        with contextlib.suppress(RuntimeError):  # no loop: a reload outside run() (tests) says nothing
+            task = asyncio.get_running_loop().create_task(self._say_reloaded(thresholds))
+            self._background.add(task)
+            task.add_done_callback(self._background.discard)
+
+    async def _say(self) -> None:
+        """The start-up summary line (counting limit checks walks every station, so off the loop)."""
+        rules = await asyncio.to_thread(rules_in_force, self.thresholds, self.cfg.thresholds.default_class)
+        self._rules_in_force = rules
+        log.info(startup_line(package_version(), self.cfg, rules, self.targets, self.threshold_paths))
+
+    async def _say_reloaded(self, thresholds: ThresholdSet) -> None:
+        rules = await asyncio.to_thread(rules_in_force, thresholds, self.cfg.thresholds.default_class)
+        old, self._rules_in_force = self._rules_in_force, rules
+        what = changes(old, rules) if old is not None else "first summary"
+        log.info("in force after the reload: %s (%s)", rules.describe(self.cfg.thresholds.default_class), what)
+
+    async def _count_active_alerts(self, stop: asyncio.Event) -> None:
+        """riverwatch_active_alerts from the ledger's open alerts (what `riverwatch alerts --active` lists)."""
+        while True:
+            try:
+                active = await asyncio.to_thread(self.ledger.alerts, True)
+            except sqlite3.Error as e:  # the ledger is also written by the CLI: try again at the next round
+                log.warning("active alerts not counted: %s", e)
+            else:
+                self.metrics.set_active_alerts(dict(Counter((a.category, a.severity) for a in active)))
+            if stop.is_set():
+                return
+            await nap(None, stop, ACTIVE_ALERTS_EVERY_S)
 
     def _journaled(self) -> None:
         self._store_wake.set()
@@ -251,6 +311,7 @@ class Service:
         asyncio.get_running_loop().set_exception_handler(_log_loop_error)
         _tune_gc()
         http = await start_http(self.cfg.service.http_listen, self.metrics)
+        await self._say()
         if not await self.open(stop):
             if http is not None:
                 await http.cleanup()
@@ -273,6 +334,7 @@ class Service:
         rules_task = asyncio.create_task(self.evaluation.run(tail_stop))
         watch_task = asyncio.create_task(self.reloader.watch(tail_stop))
         notify_stop = asyncio.Event()
+        active_task = asyncio.create_task(self._count_active_alerts(notify_stop))
         notify_tasks = [
             asyncio.create_task(
                 deliver(
@@ -303,13 +365,16 @@ class Service:
         notify_stop.set()
         self._notify_wake.set()
         await _within(asyncio.gather(store_task, *notify_tasks), deadline - time.monotonic())
+        await _within(active_task, 0.5)
+        for task in list(self._background):
+            task.cancel()
         if http is not None:
             await http.cleanup()
         await self.writer.close()
         left = self.journal.backlog("store")
         if left:
             log.warning("%d readings stay journaled for the database; they are written at the next start", left)
-        if pending := self.outbox.pending():
+        if pending := self.notify_backlog():
             log.warning("%d notifications stay in the outbox; they are sent at the next start", pending)
         self.close()
 
@@ -337,7 +402,7 @@ class Service:
             self.journal.backlog("rules") == 0
             and self.journal.backlog("store") == 0
             and not self.journal.alert_lines(1)
-            and self.outbox.pending() == 0
+            and self.notify_backlog() == 0
         )
 
 

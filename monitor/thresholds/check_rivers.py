@@ -7,6 +7,7 @@ station outside them would silently fall back to a guessed speed.
 
 from __future__ import annotations
 
+import datetime as dt
 import itertools
 import math
 from collections.abc import Mapping
@@ -15,9 +16,9 @@ from typing import Any
 from monitor.thresholds.checking import Checker, SourceFile, dotted, is_number, suggest
 from monitor.thresholds.model import Problem, Station
 from monitor.thresholds.notation import fmt_number
-from monitor.thresholds.rivers import REACH_KINDS, Dam, Reach, RiverDescription, Tributary
+from monitor.thresholds.rivers import REACH_KINDS, Dam, Reach, RiverDescription, Treatment, Tributary
 
-_RIVER_KEYS = ("name_zh", "flow_m3s", "source", "note", "reaches", "dams", "tributaries")
+_RIVER_KEYS = ("name_zh", "flow_m3s", "source", "note", "reaches", "dams", "tributaries", "treatments")
 _REACH_KEYS = (
     "name",
     "from_km",
@@ -28,10 +29,12 @@ _REACH_KEYS = (
     "dispersion_km2_per_day",
     "decay_per_day",
     "velocity_by_flow",
+    "name_zh",
     "note",
 )
 _DAM_KEYS = ("km", "name", "note")
-_TRIBUTARY_KEYS = ("km", "name", "flow_m3s", "note")
+_TRIBUTARY_KEYS = ("km", "name", "name_zh", "flow_m3s", "note")
+_TREATMENT_KEYS = ("km", "name", "removal", "from", "until", "note")
 _NS_PER_DAY = 86_400 * 1_000_000_000
 _DEFAULT_DISPERSION = 16.0
 
@@ -95,24 +98,80 @@ class RiverChecker(Checker):
         flow = self._positive(raw, "flow_m3s", here)
         reaches = self._reaches(raw, here, flow)
         span = (reaches[0].from_km, reaches[-1].to_km) if reaches else None
-        dams = tuple(Dam(km, nm) for km, nm, _ in self._points(raw, "dams", _DAM_KEYS, here, span, with_flow=False))
+        dams = tuple(Dam(km, nm) for km, nm, _, _ in self._points(raw, "dams", _DAM_KEYS, here, span, with_flow=False))
         tributaries = tuple(
-            Tributary(km, nm, q) for km, nm, q in self._points(raw, "tributaries", _TRIBUTARY_KEYS, here, span)
+            Tributary(km, nm, q, zh)
+            for km, nm, q, zh in self._points(raw, "tributaries", _TRIBUTARY_KEYS, here, span, with_zh=True)
         )
+        treatments = self._treatments(raw, here, span)
         if tributaries and flow is None and "flow_m3s" not in raw:
             self._add(line, f"rivers.{name}: flow_m3s is needed to dilute by the tributaries' flows")
         if len(self.problems) != before or not reaches:
             return None
         return RiverDescription(
             name,
-            str(raw.get("name_zh", "")),
             flow or 0.0,
             reaches,
             tuple(sorted(dams, key=lambda d: d.km)),
             tuple(sorted(tributaries, key=lambda t: t.km)),
             str(raw.get("source", "")),
             f.where(*here),
+            str(raw.get("name_zh", "")),
+            tuple(sorted(treatments, key=lambda t: (t.km, t.from_ns))),
         )
+
+    def _treatments(
+        self, raw: Mapping[str, Any], here: tuple[str, ...], span: tuple[float, float] | None
+    ) -> list[Treatment]:
+        """`[[rivers.<name>.treatments]]`: dosing points, each at a km inside the reaches, with a removal in
+        [0, 1) and a running time (`from` and `until`: TOML date-times with their offset)."""
+        table = raw.get("treatments")
+        if table is None:
+            return []
+        if not isinstance(table, list) or not all(isinstance(p, dict) for p in table):
+            self._add(
+                self._at(*here, "treatments"), f"{dotted((*here, 'treatments'))} must be [[...treatments]] tables"
+            )
+            return []
+        out: list[Treatment] = []
+        for i, p in enumerate(table):
+            at = (*here, "treatments", str(i))
+            before = len(self.problems)
+            self._unknown_keys(p, _TREATMENT_KEYS, at)
+            self._string(p, "note", at)
+            km = self._km(p, "km", at, required=True)
+            nm = p.get("name")
+            if not isinstance(nm, str) or not nm.strip():
+                self._add(self._at(*at, "name") if "name" in p else self._at(*at), f"{dotted(at)}: needs a name")
+            removal = p.get("removal")
+            if not is_number(removal) or not 0.0 <= float(removal) < 1.0:
+                self._add(
+                    self._at(*at, "removal") if "removal" in p else self._at(*at),
+                    f"{dotted(at)}.removal: the share of the load removed, at least 0 and under 1, not {removal!r}",
+                )
+            start, end = self._moment(p, "from", at), self._moment(p, "until", at)
+            if start is not None and end is not None and not start < end:
+                self._add(self._at(*at, "until"), f"{dotted(at)}: until is not after from")
+            if km is not None and span is not None and not span[0] <= km <= span[1]:
+                self._add(
+                    self._at(*at, "km"),
+                    f"{dotted(at)}.km {fmt_number(km)} is outside the reaches "
+                    f"({fmt_number(span[0])} to {fmt_number(span[1])} km)",
+                )
+            if len(self.problems) == before and km is not None and start is not None and end is not None:
+                out.append(Treatment(km, str(nm), float(removal), start, end))
+        return out
+
+    def _moment(self, raw: Mapping[str, Any], key: str, here: tuple[str, ...]) -> int | None:
+        """A TOML offset date-time (2005-12-22T00:00:00+08:00) as epoch ns; a problem when missing or local."""
+        value = raw.get(key)
+        if not isinstance(value, dt.datetime) or value.tzinfo is None:
+            self._add(
+                self._at(*here, key) if key in raw else self._at(*here),
+                f"{dotted((*here, key))}: needs a date-time with its offset (2005-12-22T00:00:00+08:00), not {value!r}",
+            )
+            return None
+        return int(value.timestamp()) * 10**9
 
     def _reaches(self, raw: Mapping[str, Any], here: tuple[str, ...], flow: float | None) -> tuple[Reach, ...]:
         table = raw.get("reaches")
@@ -154,8 +213,8 @@ class RiverChecker(Checker):
         before = len(self.problems)
         name = dotted(at)
         self._unknown_keys(r, _REACH_KEYS, at)
-        self._string(r, "name", at)
-        self._string(r, "note", at)
+        for key in ("name", "name_zh", "note"):
+            self._string(r, key, at)
         lo = self._km(r, "from_km", at, required=True)
         hi = self._km(r, "to_km", at, required=True)
         if lo is not None and hi is not None and not lo < hi:
@@ -197,6 +256,7 @@ class RiverChecker(Checker):
             decay or 0.0,
             table,
             str(r.get("name", "")),
+            str(r.get("name_zh", "")),
         )
 
     def _velocity_table(self, r: Mapping[str, Any], at: tuple[str, ...]) -> tuple[tuple[float, float], ...]:
@@ -234,20 +294,23 @@ class RiverChecker(Checker):
         here: tuple[str, ...],
         span: tuple[float, float] | None,
         with_flow: bool = True,
-    ) -> list[tuple[float, str, float]]:
-        """Dams or tributaries: (km, name, flow), each at a km inside the reaches."""
+        with_zh: bool = False,
+    ) -> list[tuple[float, str, float, str]]:
+        """Dams or tributaries: (km, name, flow, name_zh), each at a km inside the reaches."""
         table = raw.get(key)
         if table is None:
             return []
         if not isinstance(table, list) or not all(isinstance(p, dict) for p in table):
             self._add(self._at(*here, key), f"{dotted((*here, key))} must be [[...{key}]] tables")
             return []
-        out: list[tuple[float, str, float]] = []
+        out: list[tuple[float, str, float, str]] = []
         for i, p in enumerate(table):
             at = (*here, key, str(i))
             before = len(self.problems)
             self._unknown_keys(p, allowed, at)
             self._string(p, "note", at)
+            if with_zh:
+                self._string(p, "name_zh", at)
             km = self._km(p, "km", at, required=True)
             nm = p.get("name")
             if not isinstance(nm, str) or not nm.strip():
@@ -262,7 +325,7 @@ class RiverChecker(Checker):
                     f"({fmt_number(span[0])} to {fmt_number(span[1])} km)",
                 )
             if len(self.problems) == before and km is not None and isinstance(nm, str):
-                out.append((km, nm, q or 0.0))
+                out.append((km, nm, q or 0.0, str(p.get("name_zh", ""))))
         return out
 
     # ---- single values

@@ -30,7 +30,7 @@ TOP_KEYS = (
     "parameters",
     "rivers",
 )
-_INDEXED = ("rules", "steps", "reaches", "dams", "tributaries")  # arrays of tables: shown as rules[0]
+_INDEXED = ("rules", "steps", "reaches", "dams", "tributaries", "treatments")  # arrays of tables: shown as rules[0]
 
 
 def suggest(word: str, choices: Iterable[str]) -> str:

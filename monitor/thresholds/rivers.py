@@ -33,6 +33,7 @@ class Reach:
     decay_per_day: float = 0.0
     velocity_by_flow: tuple[tuple[float, float], ...] = ()
     name: str = ""
+    name_zh: str = ""  # the river's Chinese name along this reach when it differs (below a confluence)
 
     @property
     def length_km(self) -> float:
@@ -68,6 +69,23 @@ class Tributary:
     km: float
     name: str
     flow_m3s: float
+    name_zh: str = ""
+
+
+@dataclass(frozen=True)
+class Treatment:
+    """An emergency response's dosing point (lime, PAC precipitate cadmium): from `from_ns` until `until_ns`
+    it removes `removal` of the load passing `km`.
+
+    Why in the description: a bureau knows where and since when it doses, and no station upstream of the
+    point can show its effect; the forecast applies it only once it has started (at the forecast's time),
+    never ahead of the operation it describes."""
+
+    km: float
+    name: str
+    removal: float
+    from_ns: int
+    until_ns: int
 
 
 @dataclass(frozen=True)
@@ -75,17 +93,19 @@ class RiverDescription:
     """`[rivers.<name>]`: the reaches in downstream order (contiguous), dams and tributaries.
 
     `flow_m3s` is the flow entering the first reach; `source` says where the figures come from; `origin`
-    is the `path:line` of the table.
+    is the `path:line` of the table; `name_zh` the river's Chinese name for messages (a reach's own
+    `name_zh` overrides it along that reach: `name_zh_at`).
     """
 
     name: str
-    name_zh: str
     flow_m3s: float
     reaches: tuple[Reach, ...]
     dams: tuple[Dam, ...] = ()
     tributaries: tuple[Tributary, ...] = ()
     source: str = ""
     origin: str = ""
+    name_zh: str = ""
+    treatments: tuple[Treatment, ...] = ()
 
     @property
     def from_km(self) -> float:
@@ -103,6 +123,12 @@ class RiverDescription:
         if self.reaches and km == self.reaches[-1].to_km:
             return self.reaches[-1]
         return None
+
+    def name_zh_at(self, km: float | None) -> str:
+        """The Chinese name of the river at `km`: the reach's where it has one (the Longjiang becomes the
+        Liujiang below the Rongjiang), else the river's; "" when neither is written down."""
+        r = self._nearest(km) if km is not None else None
+        return (r.name_zh if r is not None else "") or self.name_zh
 
     def _nearest(self, km: float) -> Reach | None:
         found = self.reach_at(km)
@@ -158,6 +184,15 @@ class RiverDescription:
         """Dams strictly below the upstream km and at or above the downstream one, in river order."""
         lo, hi = min(a_km, b_km), max(a_km, b_km)
         return tuple(sorted((d for d in self.dams if lo < d.km <= hi), key=lambda d: d.km))
+
+    def treatment_factor(self, a_km: float, b_km: float, now_ns: int) -> float:
+        """The share of the load left after the dosing points between a and b that are running at `now_ns`."""
+        lo, hi = min(a_km, b_km), max(a_km, b_km)
+        left = 1.0
+        for t in self.treatments:
+            if lo < t.km <= hi and t.from_ns <= now_ns < t.until_ns:
+                left *= 1.0 - t.removal
+        return left
 
     def tributaries_between(self, a_km: float, b_km: float) -> tuple[Tributary, ...]:
         """Tributaries joining below the upstream km and at or above the downstream one, in river order."""
