@@ -104,28 +104,30 @@ class _Tail:
         self.start = 1 << 62  # nothing covered until the first append
         self.firsts: list[int] = []
         self.chunks: list[list[Reading]] = []
+        self.arrivals: list[int] = []  # each chunk's received_ns
         self.size = 0
 
-    def add(self, first: int, readings: list[Reading]) -> None:
+    def add(self, first: int, readings: list[Reading], arrived_ns: int = 0) -> None:
         if self.chunks and first != self.firsts[-1] + len(self.chunks[-1]):
             self.reset(first)  # rows between are on disk only (another writer): cover again from here
         if not self.chunks:
             self.start = first
         self.firsts.append(first)
         self.chunks.append(readings)
+        self.arrivals.append(arrived_ns)
         self.size += len(readings)
         while self.size > self.limit and len(self.chunks) > 1:
             self._drop_first()
 
     def reset(self, next_seq: int) -> None:
         """Forget everything; cover again from `next_seq` (the disk has rows this tail cannot vouch for)."""
-        self.firsts, self.chunks, self.size = [], [], 0
+        self.firsts, self.chunks, self.arrivals, self.size = [], [], [], 0
         self.start = next_seq
 
     def _drop_first(self) -> None:
         self.size -= len(self.chunks[0])
         self.start = self.firsts[1] if len(self.firsts) > 1 else self.firsts[0] + len(self.chunks[0])
-        del self.firsts[0], self.chunks[0]
+        del self.firsts[0], self.chunks[0], self.arrivals[0]
 
     def covers(self, after: int) -> bool:
         return after + 1 >= self.start
@@ -144,6 +146,13 @@ class _Tail:
                 n += len(part)
             i += 1
         return out
+
+    def arrival(self, after: int) -> int | None:
+        """When the first reading after seq `after` was committed; None past the newest."""
+        i = max(bisect.bisect_right(self.firsts, after) - 1, 0)
+        if i < len(self.chunks) and after + 1 >= self.firsts[i] + len(self.chunks[i]):
+            i += 1  # `after` is the chunk's last reading: the next chunk's
+        return self.arrivals[i] if i < len(self.chunks) else None
 
     def release(self, upto: int) -> None:
         """Drop whole chunks every consumer has passed."""
@@ -234,7 +243,7 @@ class Journal:
             new = db.total_changes - before
             with self._mem:
                 if new == len(rows):  # one writer, AUTOINCREMENT: the batch took the seqs last-n+1 .. last
-                    self._tail.add(last - new + 1, list(readings))
+                    self._tail.add(last - new + 1, list(readings), now)
                 else:
                     self._tail.reset(last + 1)
             return new
@@ -252,6 +261,17 @@ class Journal:
             readings += part
             last = first + len(part) - 1
         return readings, last
+
+    def arrival(self, consumer: str, after: int = 0) -> int | None:
+        """When the consumer's next reading was received (time.time_ns at its commit): the oldest arrival of
+        the batch `take` gives it, what says whether readings came late (monitor.notify.pipeline)."""
+        with self._mem:
+            after = max(after, self._cursors[consumer])
+            if self._tail.covers(after):
+                return self._tail.arrival(after)
+        with self._guarded() as db:
+            row = db.execute("SELECT received_ns FROM readings WHERE seq > ? ORDER BY seq LIMIT 1", (after,)).fetchone()
+        return None if row is None else int(row[0])
 
     def _next(self, consumer: str, limit: int, after: int) -> list[tuple[int, list[Reading]]]:
         """(seq of the first, readings) runs: slices of the tail when it covers them (no wait for a commit's

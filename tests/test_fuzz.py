@@ -91,7 +91,9 @@ def _escaped(s: str, i: int, convention: str) -> bool:
 def _split(s: str, sep: str, convention: str, quotes: bool) -> list[str]:
     parts, start, quoted = [], 0, False
     for i, c in enumerate(s):
-        if _escaped(s, i, convention):
+        # Inside a string field both servers skip a backslash and the character after it (InfluxDB 1.x's
+        # scanFieldValue; tests/test_store_influxdb.py checks it on the real server).
+        if _escaped(s, i, "pairs" if quoted else convention):
             continue
         if quotes and c == '"':
             quoted = not quoted

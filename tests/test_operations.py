@@ -45,6 +45,8 @@ files = [{SHIPPED}, "{thresholds}"]
 [notify]
 urls = [{", ".join(f'"{u}"' for u in urls)}]
 retry_cap_s = 1
+group_wait = 0  # one message per transition: these tests count deliveries
+group_interval = 0
 """
 
 

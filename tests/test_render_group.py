@@ -39,12 +39,13 @@ def test_a_change_line_leads_with_what_changed(thresholds: ThresholdSet) -> None
         "Sancha now over the limit, 3.1x (warning); front 27.5 km/day; next: Nuomitan hydropower station about "
     )
     zh = change_line(e, inc, st, "zh", CST)
-    assert zh.startswith("三岔 超标 3.1 倍（蓝色预警（Ⅳ级，一般））；前锋 27.5 公里/天；下一站：糯米滩水电站 约 ")
+    head = "三岔 超标，为限值的 3.1 倍，蓝色预警（Ⅳ级，一般）；前锋 27.5 公里/天；下一站：糯米滩水电站 约 "
+    assert zh.startswith(head)
     assert zh.endswith("1月20日 01:27") and en.endswith("20 Jan 01:27")  # 20 km at 27.5 km/day after 08:00
     assert change_line(resolved, inc, st, "en", CST) == "Lalang hydropower station back under the limit"
     assert change_line(resolved, inc, st, "zh", CST) == "拉浪水电站 恢复达标"
     # Outside an incident the group may mix parameters: each line names its own.
-    assert change_line(e, None, st, "zh", CST) == "三岔 镉 超标 3.1 倍（蓝色预警（Ⅳ级，一般））"
+    assert change_line(e, None, st, "zh", CST) == "三岔 镉 超标，为限值的 3.1 倍，蓝色预警（Ⅳ级，一般）"
 
 
 def test_the_context_is_the_incidents_table(thresholds: ThresholdSet) -> None:

@@ -283,15 +283,20 @@ def test_required_client_certificate_missing_is_a_clear_error_and_retried(
     assert "Traceback" not in out, out[-3000:]
 
 
+def broker_lines(out: str, port: int) -> list[str]:
+    """The connection attempts' lines that name the broker (the start-up summary names it too)."""
+    return [ln for ln in out.splitlines() if f"127.0.0.1:{port}" in ln and "riverwatch.ingest" in ln]
+
+
 def test_untrusted_server_certificate_is_refused_clearly_and_retried(
     tls_broker: SecureMosquitto, start: Callable[..., Svc], tmp_path: Path
 ) -> None:
     other = make_pki(tmp_path / "other-ca")
     config = mqtt_section(tls_broker, "rw-sec-untrusted").replace(str(tls_broker.pki.ca_cert), str(other.ca_cert))
     svc = start(config + SERVICE, {"RW_SEC_MQTT_PW": SVC_PASSWORD})
-    svc.wait_until(lambda: svc.output().count(f"127.0.0.1:{tls_broker.port}") >= 3, 20, "3 refused attempts")
+    svc.wait_until(lambda: len(broker_lines(svc.output(), tls_broker.port)) >= 3, 20, "3 refused attempts")
     assert svc.metric("riverwatch_mqtt_connects_total") == 0
-    line = next(ln for ln in svc.output().splitlines() if f"127.0.0.1:{tls_broker.port}" in ln)
+    line = broker_lines(svc.output(), tls_broker.port)[0]
     assert re.search(r"(?i)certificate|ssl|tls", line), line
     assert "Traceback" not in svc.output()
     assert svc.terminate() == 0, svc.output()[-3000:]
@@ -317,7 +322,7 @@ def test_wrong_password_is_a_clear_error_degrades_health_and_is_retried(
     out = svc.output()
     assert_no_secret(svc, [wrong, SVC_PASSWORD])
     assert "Traceback" not in out
-    lines = [ln for ln in out.splitlines() if f"127.0.0.1:{tls_broker.port}" in ln]
+    lines = broker_lines(out, tls_broker.port)
     assert len(lines) >= 3, out[-3000:]
     # mosquitto answers a wrong password with CONNACK 135 "Not authorized" (MQTT 5) or 5 (3.1.1), which is
     # also its answer to an ACL refusal: the operator must be told it is the credentials.

@@ -79,6 +79,23 @@ def test_station_ids_cannot_break_or_inject_line_protocol(influxdb1: InfluxDB1) 
     assert len(series) == len(NASTY)
 
 
+def test_flags_with_quotes_and_backslashes_come_back_as_sent(influxdb1: InfluxDB1) -> None:
+    """A string field ends at its closing quote also after an escaped backslash (`flag="\\\\"`): the flag is
+    read back as sent and the line is one point (tests/test_fuzz.py's reference parser follows this)."""
+    influxdb1.create_database("flags")
+    writer = InfluxV1Writer(influxdb1.url, "flags", username=influxdb1.username, password=influxdb1.password)
+    flags = ["\\", 'a"b', "\\\\", 'end\\"', "x y,z=1"]
+    readings = [Reading("lalang", "cd", T2012 + i * 10**9, 0.001, f) for i, f in enumerate(flags)]
+
+    async def go() -> None:
+        await writer.write([reading_line(r) for r in readings])
+        await writer.close()
+
+    asyncio.run(go())
+    rows = influxdb1.points('SELECT "flag" FROM "water_quality"', db="flags")
+    assert [row["flag"] for row in rows] == flags
+
+
 def test_wrong_password_is_retried_not_thrown_away(influxdb1: InfluxDB1) -> None:
     influxdb1.create_database("auth")
     writer = InfluxV1Writer(influxdb1.url, "auth", username=influxdb1.username, password="wrong")

@@ -69,7 +69,7 @@ def test_unknown_unit(tmp_path: Path) -> None:
         + """
         [items.cd]
         kind = "max"
-        unit = "mg/m3"
+        unit = "mg/kg"
         limit = 0.005
 
         [items.ph]
@@ -80,7 +80,7 @@ def test_unknown_unit(tmp_path: Path) -> None:
         """,
     )
     assert lines(check([path])) == [
-        f"{path}:7: items.cd.unit: unknown unit 'mg/m3' for cd (use 'mg/L' or a unit convertible to it)",
+        f"{path}:7: items.cd.unit: unknown unit 'mg/kg' for cd (use 'mg/L' or a unit convertible to it)",
         f"{path}:12: items.ph.unit: unknown unit 'mg/L' for ph (use no unit ('') or a unit convertible to it)",
     ]
 

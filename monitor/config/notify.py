@@ -39,6 +39,9 @@ class RouteConfig:
     group_wait_s: float | None = None
     group_interval_s: float | None = None
     repeat_interval_s: float | None = None
+    # Also the notifications of stale readings ([notify].stale_after): the station operator who wants a
+    # logger's re-sent history; a bureau's route gets only what is happening now.
+    stale: bool = False
 
 
 @dataclass(frozen=True)
@@ -86,6 +89,9 @@ class NotifyConfig:
     group_wait_s: float = GROUP_WAIT_S  # the default of every target (a route may set its own)
     group_interval_s: float = GROUP_INTERVAL_S
     inhibit: InhibitConfig = field(default_factory=InhibitConfig)
+    # A reading that arrives more than this after its own time (s; 0: off) is stale: a logger re-sending its
+    # history. Its notifications say so and go only to routes with `stale = true` (monitor.notify.pipeline).
+    stale_after_s: float = 0.0
 
 
 def parse_notify(s: Section, base: Path) -> NotifyConfig:
@@ -121,6 +127,7 @@ def parse_notify(s: Section, base: Path) -> NotifyConfig:
         group_wait_s=_seconds(s, "group_wait", GROUP_WAIT_S),
         group_interval_s=_seconds(s, "group_interval", GROUP_INTERVAL_S),
         inhibit=_inhibit(Section(s.file, "notify.inhibit", s.get("inhibit", dict, {}))),
+        stale_after_s=_seconds(s, "stale_after", 0.0),
     )
     s.done()
     return cfg
@@ -167,6 +174,7 @@ def _route(s: Section, base: Path) -> RouteConfig:
         group_wait_s=_own_seconds(s, "group_wait"),
         group_interval_s=_own_seconds(s, "group_interval"),
         repeat_interval_s=_own_seconds(s, "repeat_interval"),
+        stale=bool(s.get("stale", bool, False)),
     )
     if cfg.repeat_interval_s is not None and cfg.repeat_interval_s < 1.0:
         raise s.err("repeat_interval", "must be at least 1 s")

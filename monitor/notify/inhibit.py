@@ -21,6 +21,11 @@ from monitor.notify.terms import SENSORS_ZH
 from monitor.thresholds import Station
 
 
+# Sensor alerts that make the series' own readings doubtful. A gap, a late station (no_data) or a logger clock
+# ahead says readings were missing or refused, not that the next one is wrong: it clears with that reading.
+DOUBTFUL = frozenset({"range", "stuck", "below_dl", "maintenance", "drift"})
+
+
 @dataclass(frozen=True, slots=True)
 class Inhibition:
     muted: str | None = None  # why the notice is not sent ("inhibited by ...")
@@ -38,7 +43,11 @@ def judge(
     if e.category != "water":
         return Inhibition()
     sensor = next(
-        (a for a in open_alerts if a.category == "sensor" and a.station == e.station and a.parameter == e.parameter),
+        (
+            a
+            for a in open_alerts
+            if a.category == "sensor" and a.rule in DOUBTFUL and a.station == e.station and a.parameter == e.parameter
+        ),
         None,
     )
     if sensor is not None and not e.confirmed and cfg.sensor_mutes_unconfirmed:

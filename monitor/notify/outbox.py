@@ -57,10 +57,12 @@ class Outbox:
             "CREATE TABLE IF NOT EXISTS outbox(id INTEGER PRIMARY KEY AUTOINCREMENT, target TEXT NOT NULL,"
             " key TEXT NOT NULL, title TEXT NOT NULL, body TEXT NOT NULL, notify_type TEXT NOT NULL,"
             " created_ns INTEGER NOT NULL, attempts INTEGER NOT NULL DEFAULT 0, next_ns INTEGER NOT NULL,"
-            " delivered_ns INTEGER, last_error TEXT, UNIQUE(target, key))"
+            " delivered_ns INTEGER, last_error TEXT, "
+            + "".join(f"{name} {kind}, " for name, kind in _COLUMNS)
+            + "UNIQUE(target, key))"
         )
         have = {r[1] for r in self._db.execute("PRAGMA table_info(outbox)")}
-        for name, kind in _COLUMNS:
+        for name, kind in _COLUMNS:  # an outbox from before grouping
             if name not in have:
                 self._db.execute(f"ALTER TABLE outbox ADD COLUMN {name} {kind}")
         self._db.execute("CREATE INDEX IF NOT EXISTS outbox_undelivered ON outbox(target, delivered_ns, grp, next_ns)")
@@ -147,6 +149,16 @@ class Outbox:
         out = [_row(r) for r in rows]
         due = min(r.next_ns for r in out)
         return [Row(r.id, r.message, r.attempts, due, r.todo, r.created_ns) for r in out]
+
+    def delivered_counts(self) -> tuple[int, int]:
+        """(transitions delivered, messages that carried them): a grouped message marks its rows delivered in
+        one transaction, at one time, so each (target, delivered_ns) is one message."""
+        with self._lock:
+            rows, messages = self._db.execute(
+                "SELECT count(*), count(DISTINCT target || ':' || delivered_ns) FROM outbox"
+                " WHERE delivered_ns IS NOT NULL"
+            ).fetchone()
+        return int(rows), int(messages)
 
     def last_queued(self, target: str, alert_id: str) -> int | None:
         """When a message of this alert was last queued for the target (what its repeat_interval counts from)."""

@@ -6,6 +6,11 @@ notifications: before the first transition at or after the moment the series cal
 batch whose readings reach that moment. So each transition is preceded by a calm check at its own reading
 time, and each batch ends with one at the newest reading time; the checks run when their turn comes, after
 the transitions before them have been through the flap guard (`drain`).
+
+Stale readings ([notify].stale_after: a logger re-sending its history) give notices marked `stale`, which only
+routes that ask for them get. An alert they leave firing is still news for everyone else: the first batch of
+readings that arrive on time sends it again (as a repeat, "reported late") to every target that wants it.
+If a restart comes in between, the repeat interval sends it instead (the stale notice counts as sent).
 """
 
 from __future__ import annotations
@@ -37,8 +42,10 @@ class Pipeline:
     Call `feed`, `feed_repeats` and `drain` from one thread at a time (the service's rules loop does).
     """
 
-    def __init__(self, path: Stage, flaps: FlapGuard, ledger: Ledger | None = None) -> None:
+    def __init__(self, path: Stage, flaps: FlapGuard, ledger: Ledger | None = None, stale_after_s: float = 0.0) -> None:
         self.path = path
+        self.stale_after_ns = int(stale_after_s * 1e9)  # 0: no reading is stale
+        self._late: dict[str, AlertEvent] = {}  # firing alerts told only as stale: sent again when on time
         self.flaps = flaps
         # where `evaluated` marks go: the alert path's own ledger unless given (None: not kept, as in the backtest)
         self.ledger = ledger if ledger is not None else path.ledger if isinstance(path, AlertPath) else None
@@ -46,19 +53,34 @@ class Pipeline:
         self._finished: list[Notice] = []
 
     def feed(
-        self, events: Iterable[AlertEvent], stream_ns: int | None = None, evaluated: dict[str, int] | None = None
+        self,
+        events: Iterable[AlertEvent],
+        stream_ns: int | None = None,
+        evaluated: dict[str, int] | None = None,
+        arrived_ns: int | None = None,
     ) -> None:
         """Transitions in time order. With `stream_ns` (readings' transitions, and the newest reading time of
         their batch), the calm clock moves with them; without (no data, reload), it stays where it is.
-        `evaluated` (Evaluator.evaluated) goes to the ledger after the transitions, whose records it updates."""
+        `evaluated` (Evaluator.evaluated) goes to the ledger after the transitions, whose records it updates.
+        `arrived_ns`: when the batch's readings were received (Journal.arrival), for staleness."""
+        events = list(events)
+        if self._late and arrived_ns is not None and stream_ns is not None and not self.stale(stream_ns, arrived_ns):
+            moved = {e.alert_id for e in events}
+            late = [e for a, e in self._late.items() if a not in moved]  # a transition now tells it anyway
+            self._late.clear()
+            self._queue.extend(Notice(e, repeat=True, late=True) for e in late)
         for e in events:
             if stream_ns is not None:
                 self._queue.append(_Calm(e.ts_ns))
-            self._queue.append(Notice(e))
+            stale = arrived_ns is not None and self.stale(e.ts_ns, arrived_ns)
+            self._queue.append(Notice(e, stale=stale))
         if stream_ns is not None:
             self._queue.append(_Calm(stream_ns))
         if evaluated and self.ledger is not None:
             self._queue.append(_Evaluated(evaluated))
+
+    def stale(self, ts_ns: int, arrived_ns: int) -> bool:
+        return self.stale_after_ns > 0 and arrived_ns - ts_ns > self.stale_after_ns
 
     def feed_repeats(self, events: Iterable[AlertEvent]) -> None:
         self._queue.extend(Notice(e, repeat=True) for e in events)
@@ -84,8 +106,19 @@ class Pipeline:
             self.path.exec(item)
             self._queue.popleft()
             self._finished.append(item)
+            self._owe(item)
         finished, self._finished = self._finished, []
         return finished
+
+    def _owe(self, n: Notice) -> None:
+        """Keep what a stale notice left firing (sent again on time), forget what a later one ended."""
+        e = n.event
+        if n.repeat or e.category == "forecast":
+            return
+        if n.stale and n.muted is None and e.confirmed and e.state in ("firing", "escalated"):
+            self._late[e.alert_id] = e
+        else:
+            self._late.pop(e.alert_id, None)
 
     def __len__(self) -> int:
         return len(self._queue)

@@ -1,7 +1,8 @@
 """One message for several transitions of one incident (or, outside incidents, of one station): it leads with
-what changed ("三岔 超标 3.1 倍；前锋 12.5 公里/天；下一站：糯米滩水电站 约 14:00"), then the incident's stations
-as they stand (state, latest value, ratio, since). The grouping itself is monitor.notify.group; this module
-only words it, from texts rendered when each transition was queued (the outbox keeps them)."""
+what changed ("三岔 超标，为限值的 3.1 倍；前锋 12.5 公里/天；下一站：糯米滩水电站 约 14:00"), then the
+incident's stations as they stand (state, latest value, ratio, since). The grouping itself is
+monitor.notify.group; this module only words it, from texts rendered when each transition was queued
+(the outbox keeps them)."""
 
 from __future__ import annotations
 
@@ -37,12 +38,17 @@ _WORDS = {
         "closed": "back under the limit",
         "ahead": "  {station}{where}: front expected about {at}",
         "more": " (+{n} more)",
+        "stale": "[STALE]",
+        "stale_line": "Stale data: from a reading of {at} that arrived late (a data logger re-sending its history).",
+        "late": "[REPORTED LATE]",
+        "late_line": "Reported late: raised from re-sent history (reading of {at}); the readings now arriving on time"
+        " keep it open.",
     },
     "zh": {
-        "firing": "超标 {ratio} 倍（{severity}）",
+        "firing": "超标，为限值的 {ratio} 倍，{severity}",
         "escalated": "升级为{severity}，浓度为限值的 {ratio} 倍",
         "resolved": "恢复达标",
-        "unconfirmed": "首次超标 {ratio} 倍，待确认",
+        "unconfirmed": "首次超标，为限值的 {ratio} 倍，待确认",
         "near": "接近限值并持续上升（{ratio} 倍）",
         "withdrawn": "超标未被证实，已撤销",
         "sensor": "仪器告警：{what}",
@@ -59,6 +65,10 @@ _WORDS = {
         "closed": "已恢复达标",
         "ahead": "  {station}{where}：前锋预计约 {at} 到达",
         "more": "（另有 {n} 条）",
+        "stale": "[补传数据]",
+        "stale_line": "补传数据：来自 {at} 的监测数据，收到时已超过时效（数据采集仪补传历史数据）。",
+        "late": "[迟报]",
+        "late_line": "迟报：该告警由补传的历史数据（{at}）触发，当前按时到达的数据表明仍未解除。",
     },
 }
 
@@ -152,6 +162,13 @@ def group_context(
             at = day_clock(a.eta_ns, station_tz(a.station, tz), lang)
             lines.append(w["ahead"].format(station=station_name(a.station.id, stations, lang), where=where, at=at))
     return "\n".join(lines)
+
+
+def stale_label(e: AlertEvent, late: bool, language: str, tz: tzinfo) -> tuple[str, str]:
+    """The title label and the body line of a notice from stale readings (or, `late`, its repeat on time)."""
+    w = _WORDS[_lang(language)]
+    kind = "late" if late else "stale"
+    return w[kind], w[kind + "_line"].format(at=day_clock(e.ts_ns, tz, _lang(language)))
 
 
 def group_message(changes: Sequence[str], context: str, language: str) -> tuple[str, str]:

@@ -33,6 +33,7 @@ log = logging.getLogger("riverwatch.notify")
 UNCONFIRMED = "unconfirmed"  # the apprise tag of a target that gets unconfirmed notices
 FORECAST = "forecast"  # the category of early-warning forecast notices (monitor.alerts.forecast_notice)
 FORECAST_TAG = "category:forecast"  # the apprise tag of a target that gets them
+STALE_TAG = "stale"  # the apprise tag of a target that gets the notifications of stale readings
 # apprise logs DingTalk tokens and WeCom keys in full at DEBUG.
 if logging.getLogger("apprise").getEffectiveLevel() < logging.INFO:
     logging.getLogger("apprise").setLevel(logging.INFO)
@@ -59,6 +60,11 @@ class Target:
     @property
     def id(self) -> str:
         return target_id(self.url)
+
+    @property
+    def wants_stale(self) -> bool:
+        """Notifications of stale readings: a route with `stale = true`, an apprise target tagged `stale`."""
+        return STALE_TAG in self.tags if self.tags else self.route is not None and self.route.stale
 
     def wants(self, e: AlertEvent, stations: Mapping[str, Station], incident: Incident | None) -> bool:
         if e.category == FORECAST:

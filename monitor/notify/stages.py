@@ -39,9 +39,10 @@ from monitor.notify.inhibit import judge, suspect_line
 from monitor.notify.message import group_key
 from monitor.notify.outbox import Outbox
 from monitor.notify.render import Message, render
-from monitor.notify.render_group import change_line, group_context
+from monitor.notify.render_group import change_line, group_context, stale_label
 from monitor.notify.routes import Target
 from monitor.notify.templates import what_to_do
+from monitor.notify.terms import DEFAULT_TERMS, Terms
 from monitor.thresholds import Station
 
 log = logging.getLogger("riverwatch.notify")
@@ -54,6 +55,8 @@ class Notice:
     event: AlertEvent
     repeat: bool = False  # re-sent because nobody acknowledged it: changes no state
     released: bool = False  # a resolve held while flapping, sent now that the series has calmed
+    stale: bool = False  # from a reading that arrived later than [notify].stale_after: stale routes only
+    late: bool = False  # a repeat of an alert that only stale notices told of, sent when readings are on time
     incident: Incident | None = None
     verdict: Verdict | None = None  # the flap guard's, once asked (a repeat or a release is not asked: SEND)
     muted: str | None = None  # why it is not sent: "flapping", "silence 3 (analyser maintenance)", "inhibited by"
@@ -150,15 +153,21 @@ class RenderStage:
     """Title and body, also for a muted notice: its title goes with the alert point into the database."""
 
     def __init__(
-        self, stations: Callable[[], Mapping[str, Station]], language: str, tz: tzinfo, default_km_per_day: float
+        self,
+        stations: Callable[[], Mapping[str, Station]],
+        language: str,
+        tz: tzinfo,
+        default_km_per_day: float,
+        terms: Callable[[], Terms] = lambda: DEFAULT_TERMS,
     ) -> None:
         self.stations = stations
         self.language = language
         self.tz = tz
         self.default_km_per_day = default_km_per_day
+        self.terms = terms  # asked per notice: a threshold reload may rename a river
 
     def exec(self, n: Notice) -> None:
-        e, stations = n.event, self.stations()
+        e, stations, terms = n.event, self.stations(), self.terms()
         m = render(
             e,
             self.language,
@@ -168,16 +177,27 @@ class RenderStage:
             self.default_km_per_day,
             repeat=n.repeat,
             flapping=n.verdict is Verdict.START,
+            terms=terms,
         )
         change = change_line(
-            e, n.incident, stations, self.language, self.tz, default_km_per_day=self.default_km_per_day
+            e, n.incident, stations, self.language, self.tz, default_km_per_day=self.default_km_per_day, terms=terms
         )
         body = m.body
+        if n.stale or n.late:
+            label, line = stale_label(e, n.late, self.language, self.tz)
+            m = dataclasses.replace(m, title=f"{label} {m.title}")
+            body, change = f"{body}\n\n{line}", f"{label} {change}"
         if n.suspect is not None:
             mark = suspect_line(n.suspect, self.language)
             body, change = f"{body}\n\n{mark}", f"{change} ({mark})"
         context = group_context(
-            n.incident, stations, self.language, self.tz, event=e, default_km_per_day=self.default_km_per_day
+            n.incident,
+            stations,
+            self.language,
+            self.tz,
+            event=e,
+            default_km_per_day=self.default_km_per_day,
+            terms=terms,
         )
         n.message = dataclasses.replace(
             m,
@@ -208,7 +228,8 @@ class RouteStage:
             n.targets = ()
             return
         stations = self.stations()
-        n.targets = tuple(t.id for t in self.targets if t.wants(n.event, stations, n.incident))
+        wanted = (t for t in self.targets if t.wants_stale or not n.stale)  # stale readings: stale routes only
+        n.targets = tuple(t.id for t in wanted if t.wants(n.event, stations, n.incident))
 
 
 class OutboxStage:
@@ -283,6 +304,10 @@ class LedgerStage:
                 f" incident {n.incident.id}" if n.incident is not None else "",
                 f"; muted: {n.muted}" if n.muted is not None else f"; to {len(n.targets)} target(s)",
             )
+            if n.stale and n.muted is None:
+                self.ledger.note(
+                    "riverwatch", "stale", f"alert {e.alert_id}", f"{e.state} from a late reading: stale routes only"
+                )
         if e.category == "forecast":  # kept with its incident (Ledger.save_incidents, after the batch's path)
             if self.metrics is not None:
                 self.metrics.alert_transitions.labels(e.category, e.state).inc()
@@ -325,13 +350,14 @@ def alert_path(
     metrics: Metrics | None = None,
     queued: Callable[[], None] = lambda: None,
     inhibit: InhibitConfig | None = None,
+    terms: Callable[[], Terms] = lambda: DEFAULT_TERMS,
 ) -> AlertPath:
     """The alert path, in its order."""
     return AlertPath(
         ledger,
         IncidentStage(incidents),
         MuteStage(flaps, ledger, metrics, inhibit, stations),
-        RenderStage(stations, language, tz, default_km_per_day),
+        RenderStage(stations, language, tz, default_km_per_day, terms),
         RouteStage(targets, stations),
         OutboxStage(outbox, queued, targets, stations, language),
         LedgerStage(ledger, flaps, metrics),

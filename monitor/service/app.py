@@ -42,6 +42,7 @@ from monitor.notify.pipeline import Pipeline
 from monitor.notify.render import parse_offset
 from monitor.notify.routes import make_targets
 from monitor.notify.stages import alert_path
+from monitor.notify.terms import Terms
 from monitor.service.evaluate import Evaluation
 from monitor.service.http import start_http
 from monitor.service.reload import Reloader
@@ -251,8 +252,10 @@ class Service:
             default_km_per_day=n.front_velocity_km_per_day,
             metrics=self.metrics,
             queued=lambda: _call_soon(loop, self._notify_wake.set),  # the path runs in a worker thread
+            inhibit=n.inhibit,
+            terms=lambda: Terms(messages=n.messages, rivers=self.thresholds.rivers),
         )
-        return Pipeline(path, self.flaps)
+        return Pipeline(path, self.flaps, stale_after_s=n.stale_after_s)
 
     @property
     def thresholds(self) -> ThresholdSet:

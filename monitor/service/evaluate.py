@@ -23,6 +23,7 @@ from monitor.alerts.forecast_notice import CATEGORY as FORECAST
 from monitor.alerts.incidents import Incidents
 from monitor.alerts.ledger import Ledger
 from monitor.domain.pacing import Backoff, nap
+from monitor.domain.reading import Reading
 from monitor.ingest.clock import ClockFault
 from monitor.journal import Journal, JournalError
 from monitor.metrics import Metrics
@@ -158,6 +159,12 @@ class Evaluation:
         self._clock_faults.append(fault)
         self.wake.set()
 
+    def _take(self) -> tuple[list[Reading], int, int | None]:
+        """The next batch, and when its oldest reading arrived if staleness is asked for (one tail lookup)."""
+        readings, last = self.journal.take("rules", self.batch, self.done)
+        stale = bool(readings) and self.pipeline.stale_after_ns > 0
+        return readings, last, self.journal.arrival("rules", self.done) if stale else None
+
     async def _next(self, stop: asyncio.Event) -> int | None:
         """Feed the pipeline the next work; the journal seq it completes (0: none), None when caught up."""
         if self.reloader.requested.is_set():
@@ -183,7 +190,7 @@ class Evaluation:
             if due:
                 self.pipeline.feed_repeats(due)
                 return 0
-        readings, last = await asyncio.to_thread(self.journal.take, "rules", self.batch, self.done)
+        readings, last, arrived = await asyncio.to_thread(self._take)
         if not readings:
             if stop.is_set():
                 return None
@@ -195,6 +202,6 @@ class Evaluation:
         if self.incidents is not None:
             self.incidents.observe(readings, [(s[0], s[1], s[2]) for s in self.evaluator.rules.suspects])
         self.stream_ns = max(self.stream_ns, max(r.ts_ns for r in readings))
-        self.pipeline.feed(events, self.stream_ns, evaluated=self.evaluator.evaluated())
+        self.pipeline.feed(events, self.stream_ns, evaluated=self.evaluator.evaluated(), arrived_ns=arrived)
         self.metrics.readings_evaluated.inc(len(readings))
         return last
