@@ -20,7 +20,6 @@ from monitor.config.notify import InhibitConfig
 from monitor.notify.terms import SENSORS_ZH
 from monitor.thresholds import Station
 
-
 # Sensor alerts that make the series' own readings doubtful. A gap, a late station (no_data) or a logger clock
 # ahead says readings were missing or refused, not that the next one is wrong: it clears with that reading.
 DOUBTFUL = frozenset({"range", "stuck", "below_dl", "maintenance", "drift"})
