@@ -232,10 +232,17 @@ class RouteStage:
         n.targets = tuple(t.id for t in wanted if t.wants(n.event, stations, n.incident))
 
 
+# An alert's last transitions: sent only to the targets that were sent the alert (as Alertmanager sends a
+# resolved notification only where the firing one went): a target that was not told of it (silenced, held as
+# flapping, or told only through stale-data routes) is not told it ended. A resolve released when a flapping
+# series calms is the exception: the targets were told its notices are held until then.
+ENDS = ("resolved", "withdrawn")
+
+
 class OutboxStage:
     """Committed to the outbox per target before any send, with each target's grouping times and "what to do"
     lines; `queued` then wakes the delivery workers. A repeat goes only to the targets whose own
-    repeat_interval has passed since this alert was last queued for them."""
+    repeat_interval has passed since this alert was last queued for them; an end only where the alert went."""
 
     def __init__(
         self,
@@ -255,14 +262,17 @@ class OutboxStage:
         if n.muted is not None or n.message is None or not n.targets:
             return
         e, now = n.event, time.time_ns()
-        wanted = [
-            t
-            for t in n.targets
-            if not n.repeat
-            or t not in self.targets
-            or (last := self.outbox.last_queued(t, e.alert_id)) is None
-            or now - last >= self.targets[t].repeat_interval_s * 1e9
-        ]
+        if e.state in ENDS and e.category != "forecast" and not n.released:  # only to those told of the alert
+            wanted = [t for t in n.targets if self.outbox.last_queued(t, e.alert_id) is not None]
+        else:
+            wanted = [
+                t
+                for t in n.targets
+                if not n.repeat
+                or t not in self.targets
+                or (last := self.outbox.last_queued(t, e.alert_id)) is None
+                or now - last >= self.targets[t].repeat_interval_s * 1e9
+            ]
         if not wanted:
             return
         stations = self.stations()
