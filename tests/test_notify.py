@@ -57,7 +57,8 @@ def test_a_sensor_alert_says_what_it_means(thresholds: ThresholdSet) -> None:
     assert en.title == f"[WARNING] SENSOR: {detail}"
     assert "not the water" in en.body and "Ratio" not in en.body
     zh = render(sensor, "zh", thresholds.stations, CST)
-    assert zh.title.startswith("[蓝色预警（Ⅳ级，一般）] 仪器告警：") and "污染团经过时将无法发现" in zh.title
+    # an instrument fault is never an emergency plan's level: the plain tier
+    assert zh.title.startswith("[一般] 仪器告警：") and "污染团经过时将无法发现" in zh.title
     ok = render(dataclasses.replace(sensor, state="resolved", detail=""), "en", thresholds.stations, CST)
     assert ok.title.endswith("the instrument sees again") and ok.notify_type == "success"
 

@@ -52,7 +52,7 @@ def render(
         )
         return Message(m.key, ("[频繁波动] " if zh else "[FLAPPING] ") + m.title, f"{m.body}\n{line}", m.notify_type)
     if e.category == "sensor":
-        return sensor_message(e, language, stations, tz, repeat=repeat, terms=terms)
+        return sensor_message(e, language, stations, tz, repeat=repeat)
     p = PARAMETERS.get(e.parameter)
     st = stations.get(e.station)
     tz = station_tz(st, tz)

@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from datetime import tzinfo
 
 from monitor.alerts.evaluator import AlertEvent
+from monitor.config.messages import SEVERITY_PROFILES
 from monitor.notify.message import Message, message_key
 from monitor.notify.terms import DEFAULT_TERMS, RULES_ZH, SENSORS_ZH, Terms, limit_text, parameter_name, station_name
 from monitor.notify.terms import unit as unit_of
@@ -131,14 +132,14 @@ def sensor_message(
     stations: Mapping[str, Station],
     tz: tzinfo,
     repeat: bool = False,
-    terms: Terms = DEFAULT_TERMS,
 ) -> Message:
     """A station that cannot see: what, since when and what it means (the check's detail), or that it sees again."""
     tz = station_tz(stations.get(e.station), tz)
     sname, pname, unit = _names(e, language, stations)
     zh = language == "zh"
     what = e.detail or e.limit.describe()
-    label = terms.severity(e.severity, language)
+    # An instrument fault is no environmental emergency: never an emergency plan's level (蓝色预警（Ⅳ级）...).
+    label = SEVERITY_PROFILES["standard"]["zh" if zh else "en"].get(e.severity, e.severity)
     if zh:
         # The checks' details are English sentences: the fault is named from its kind instead.
         fault, means = SENSORS_ZH.get(e.limit.kind) or SENSORS_ZH.get(e.rule) or ("仪器异常", "监测数据不可靠")
