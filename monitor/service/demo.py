@@ -69,6 +69,7 @@ async def run_demo(
         data_dir = Path(tmp.name)
     files = (shipped_path("gb3838-2002.toml"), shipped_path("longjiang-stations.toml"))
     hj212_port = _free_port() if hj212 else 0
+    paced_s = GROUP_WAIT_S * DEFAULT_SPEED / speed / 500  # 10 s of real time at 200,000x: 20 ms
     cfg = Config(
         mqtt=MqttConfig(url=f"mqtt://127.0.0.1:{port}", protocol="3.1.1", client_id="riverwatch-demo"),
         thresholds=ThresholdsConfig(files=files),
@@ -77,8 +78,8 @@ async def run_demo(
         notify=NotifyConfig(
             urls=("console://",),
             utc_offset="+08:00",
-            group_wait_s=GROUP_WAIT_S * DEFAULT_SPEED / speed / 500,
-            group_interval_s=GROUP_WAIT_S * DEFAULT_SPEED / speed / 500,
+            group_wait_s=paced_s,
+            group_interval_s=paced_s,
         ),
         service=ServiceConfig(data_dir=data_dir, http_listen=""),
         hj212=HJ212Config(enabled=hj212, port=hj212_port),
