@@ -49,6 +49,9 @@ class Tally:
     max_notices_week: int = 0
     blind_due: int = 0
     blind_announced: int = 0
+    hidden: int = 0  # blinding faults the series' own noise hides for two cycles
+    hidden_announced: int = 0  # ... announced before they ended
+    unexplained_sensor: int = 0  # sensor alerts on the baselines that no injected fault explains
     sensor_alerts: int = 0
     incidents: dict[str, IncidentTally] = field(default_factory=dict)
 
@@ -92,6 +95,9 @@ def measure(variants: Sequence[Variant], seeds: Sequence[int], days: float, log:
             t.max_notices_week = max(t.max_notices_week, ev.max_notices_per_week)
             t.blind_due += len(ev.blinding_due)
             t.blind_announced += len(ev.blinding_announced)
+            t.hidden += len(ev.blinding_hidden)
+            t.hidden_announced += sum(1 for b in ev.blinding_hidden if b.later_ns is not None)
+            t.unexplained_sensor += len(ev.unexplained_sensor)
             t.sensor_alerts += len(sc.sensor)
         for name in INCIDENTS:
             ds = load_source(Source(scenario=name, seed=seed))
@@ -137,8 +143,22 @@ def done_means(t: Tally, days: float, seeds: str) -> Table:
             "",
             "blinding faults announced within 2 cycles",
             "all",
-            f"{t.blind_announced}/{t.blind_due} ({t.sensor_alerts} sensor alerts)",
+            f"{t.blind_announced}/{t.blind_due} ({t.sensor_alerts} sensor alerts in all)",
             ok(t.blind_announced == t.blind_due),
+        ],
+        [
+            "",
+            "blinding faults hidden in the series' noise for 2 cycles, announced before they end",
+            "(trade-off)",
+            f"{t.hidden_announced}/{t.hidden}",
+            "-",
+        ],
+        [
+            "",
+            "sensor alerts no injected fault explains",
+            "0",
+            str(t.unexplained_sensor),
+            ok(t.unexplained_sensor == 0),
         ],
     ]
     for name, it in t.incidents.items():

@@ -85,3 +85,38 @@ def test_a_future_reading_does_not_move_the_no_data_clock_beyond_the_wall_clock(
     rules = Rules(TS, "III")
     rules.evaluate([Reading("luodong", "cd", T0 + 30 * 24 * H, 0.0005, None)], now_ns=T0)
     assert rules.stream_time(T0) == T0
+
+
+def test_a_long_blank_on_a_series_that_reads_below_its_dl_now_and_then_raises_a_sensor_alert() -> None:
+    """Cadmium near 0.0005 mg/L reads "<DL" one reading in five: no run of 12 above ever arms the old test, so a
+    blank (reagent out) went unannounced for as long as it lasted. The learnt rate at which a below-DL reading
+    follows another makes the sixth in a row improbable."""
+    normal = [Reading("luodong", "cd", T0 + i * 2 * H, 0.0005, "<DL") if i % 5 == 4 else None for i in range(200)]
+    readings = [
+        r or Reading("luodong", "cd", T0 + i * 2 * H, 0.00062 + 0.00001 * (i % 3), None) for i, r in enumerate(normal)
+    ]
+    blank_from = T0 + 200 * 2 * H
+    readings += [Reading("luodong", "cd", blank_from + i * 2 * H, 0.0005, "<DL") for i in range(10)]
+    readings.append(Reading("luodong", "cd", blank_from + 10 * 2 * H, 0.00064, None))
+    ev = Evaluator(TS, "III")
+    events = ev.process(readings, now_ns=readings[-1].ts_ns)
+    below = [e for e in events if e.rule == "below_dl"]
+    assert [e.state for e in below] == ["firing", "resolved"]
+    assert below[0].ts_ns < blank_from + 6 * 2 * H  # improbable by the sixth blank reading
+    assert "below its detection limit" in below[0].detail
+    assert not [e for e in events if e.rule != "below_dl"]
+
+
+def test_a_series_that_reads_below_its_dl_in_short_runs_raises_nothing() -> None:
+    values = [(0.0005, "<DL") if i % 7 in (3, 4, 5) else (0.0006 + 0.00001 * (i % 7), None) for i in range(300)]
+    readings = [Reading("luodong", "cd", T0 + i * 2 * H, v, f) for i, (v, f) in enumerate(values)]
+    ev = Evaluator(TS, "III")
+    assert ev.process(readings, now_ns=readings[-1].ts_ns) == []
+
+
+def test_a_spike_in_a_new_series_first_hours_sends_nothing() -> None:
+    """Six readings are enough to judge a spike (the window fills up to 12): a young series, a new station or
+    the first hours after installation, no longer sends "unconfirmed" then "withdrawn" for a one-off."""
+    nh3n = [0.15, 0.16, 0.14, 0.15, 0.17, 0.15, 0.16, 3.4, 0.15, 0.16]
+    events = _events(_readings("nh3n", nh3n, every=H))
+    assert events == []

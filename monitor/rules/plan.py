@@ -127,6 +127,10 @@ class SeriesState:
     eq_hits: int = 0
     eq_pairs: int = 0
     stuck_rate: float = math.nan  # the equal-values rate the current run of equal values is judged by
+    # how often a below-DL reading follows a below-DL one, and the rate the current below-DL run is judged by
+    dl_hits: int = 0
+    dl_pairs: int = 0
+    dl_rate: float = math.nan
     sensor_active: int = 0  # bits of monitor.rules.sensors.KINDS active at the end of the last batch
     drift: DriftState | None = None  # only for series with `drift` configured
 

@@ -50,6 +50,7 @@ QUALITY = (
     "drift",  # set by monitor.rules.drift, after the screens here
 )
 MIN_STUCK_RUN = 3  # equal values in a row that may be a stuck analyser, however unlikely the series repeats one
+SPIKE_WARMUP = 6  # readings a series needs before its spikes are judged (against all it has, until spike_window)
 MAD_TO_SIGMA = 1.4826  # a normal distribution's standard deviation per median absolute deviation
 
 Suspect = tuple[str, str, int, float, str]  # (station, parameter, ts_ns, value, reason)
@@ -271,16 +272,24 @@ def spikes(plan: Plan, st: SeriesState, sv: np.ndarray, window: int) -> np.ndarr
     allv = np.concatenate((hist, sv))
     h, m = len(hist), len(sv)
     raw = np.zeros(m, dtype=np.int8)
+    mads = plan.screen.spike_mads
+    floor = plan.screen.spike_floor
     js = np.arange(m)[h + np.arange(m) >= window]
     if js.size:
         rows = sliding_window_view(allv[:-1], window)[h + js - window]
         med = np.median(rows, axis=1)
         mad = np.median(np.abs(rows - med[:, None]), axis=1)
-        mads = plan.screen.spike_mads
-        floor = plan.screen.spike_floor
         thr = mads * np.maximum(MAD_TO_SIGMA * mad, floor)
         dev = sv[js] - med
         raw[js] = np.where(dev > thr, 1, np.where(-dev > thr, -1, 0))
+    # A young series (a new station, a first start) is judged against the readings it has, once it has
+    # SPIKE_WARMUP: at most window - SPIKE_WARMUP readings per series ever take this loop.
+    for j in range(max(0, SPIKE_WARMUP - h), min(m, window - h)):
+        past = allv[: h + j]
+        med_j = float(np.median(past))
+        thr_j = mads * max(MAD_TO_SIGMA * float(np.median(np.abs(past - med_j))), floor)
+        dev_j = float(sv[j]) - med_j
+        raw[j] = 1 if dev_j > thr_j else -1 if -dev_j > thr_j else 0
     st.screen.extend(np.zeros(m, dtype=np.int64), sv)
     st.screen.keep_last(window)
     return raw

@@ -1,10 +1,10 @@
 """Sensor health: a station that cannot see says so, as its own alert category ("sensor"), never as pollution.
 
 Per series, from the screened readings of a batch: stuck (a flatline run), out of the instrument's range, a
-below-detection-limit run where the series normally reads above it (a blank: reagent out, sample line blocked),
-maintenance longer than planned, and silence beyond the interval learnt from the series' own cadence (when no
-station file or rule sets one). Each alert names the station, the parameter, since when and what it means, and
-clears at the first reading that shows the instrument sees again.
+below-detection-limit run the series does not make (after a long run above the DL, or improbable at its learnt
+rate: a blank), maintenance longer than planned, and silence beyond the interval learnt from the series' own
+cadence (when no station file or rule sets one). Each alert names the station, the parameter, since when and
+what it means, and clears at the first reading that shows the instrument sees again.
 
 Memory O(1) per series (a few scalars in its SeriesState: each run's start and length, the learnt interval);
 time O(readings) numpy per batch, plus one SeriesCheck per kind only when the kind is, or was, active.
@@ -12,12 +12,14 @@ time O(readings) numpy per batch, plus one SeriesCheck per kind only when the ki
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Collection
 
 import numpy as np
 
 from monitor.domain.params import PARAMETERS
 from monitor.rules.checks import AlertKey, SeriesCheck
+from monitor.rules.learnt import at_run_start, counts_before, rate
 from monitor.rules.plan import Plan, SeriesState
 from monitor.rules.runs import run_lengths, run_starts
 from monitor.rules.screen import BELOW_DL, FLATLINE, IGNORED, OK, RANGE, SUSPECT
@@ -26,6 +28,8 @@ from monitor.rules.wording import number, unit_suffix
 from monitor.thresholds import Limit, format_duration
 
 ABOVE_BEFORE = 12  # readings above the DL in a row before a below-DL run that make "normally reads above"
+DL_LEARN_RUN = 12  # below-DL readings deeper in a run than this teach the learnt rate nothing
+DL_PRIOR = 0.5  # the rate a below-DL reading follows another before the series has taught any (worth 4 events)
 KINDS = ("range", "stuck", "below_dl", "maintenance", "gap", "clock", "drift")
 _BIT = {k: 1 << i for i, k in enumerate(KINDS)}
 _MEANS = {
@@ -212,19 +216,33 @@ class SensorHealth:
         judged: np.ndarray,
         opened: Collection[AlertKey],
     ) -> SeriesCheck | None:
-        """A run of below-DL readings on a series whose run of readings above the DL just before was long: the
-        analyser reads a blank. A series that often reads below its DL never raises this."""
+        """A run of below-DL readings that this series does not make: either the run of readings above the DL
+        just before it was long (a series that normally reads above), or the run is improbable at the rate,
+        learnt from this series, at which a below-DL reading follows another (a series near its DL that reads
+        below it now and then). Either way the analyser reads a blank. The rate a run is judged by is the one
+        learnt before it began, and readings deep in a run teach nothing (a blank must not teach that blanks
+        are normal)."""
         b = quality[judged] == BELOW_DL
         below_len = run_lengths(b, st.dl_run)
         above_len = run_lengths(~b, st.above_run)
+        prev_below = np.concatenate(([st.dl_run], below_len[:-1]))
         prev_above = np.concatenate(([st.above_run], above_len[:-1]))
-        starts = b & (np.concatenate(([st.dl_run], below_len[:-1])) == 0)
+        starts = b & (prev_below == 0)
         armed_at = np.where(starts, prev_above >= ABOVE_BEFORE, False)
         # forward-fill "armed" within each below run (a run continuing from the last batch keeps its own)
         idx = np.where(starts, np.arange(len(b)), -1)
         last_start = np.maximum.accumulate(idx)
         armed = np.where(last_start >= 0, armed_at[np.maximum(last_start, 0)], st.dl_armed) & b
         since = run_starts(b, ts[judged], st.dl_since)
+        alpha = plan.screen.run_probability
+        if alpha > 0:
+            learn = (prev_below > 0) & (prev_below <= DL_LEARN_RUN)
+            hits, pairs, st.dl_hits, st.dl_pairs = counts_before(b, learn, st.dl_hits, st.dl_pairs)
+            q = at_run_start(rate(hits, pairs, DL_PRIOR), starts, b, st.dl_rate)
+            with np.errstate(divide="ignore", invalid="ignore"):
+                improbable = b & ((below_len - 1) * np.log(q) < math.log(alpha))
+            st.dl_rate = float(q[-1]) if b[-1] else math.nan
+            armed = armed | improbable
         cond = armed & (below_len >= plan.screen.below_dl_run)
         st.dl_run, st.above_run = int(below_len[-1]), int(above_len[-1])
         st.dl_armed = bool(armed[-1]) if b[-1] else False
