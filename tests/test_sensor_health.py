@@ -120,3 +120,19 @@ def test_a_spike_in_a_new_series_first_hours_sends_nothing() -> None:
     nh3n = [0.15, 0.16, 0.14, 0.15, 0.17, 0.15, 0.16, 3.4, 0.15, 0.16]
     events = _events(_readings("nh3n", nh3n, every=H))
     assert events == []
+
+
+def test_a_spike_followed_by_an_unflagged_check_standard_raises_nothing() -> None:
+    """Seen on a baseline (seed 20, Luodong): a 0.012 spike, then the analyser's unflagged 0.010 check, then the
+    river again. The check read right after the spike looked like the spike's confirmation (a level shift), and
+    the two readings over the limit confirmed a cadmium alert on a clean river."""
+    cd = [0.00061, 0.00055, 0.00068, 0.00059, 0.00064, 0.00057, 0.0006, 0.00066, 0.00058, 0.00062, 0.00056, 0.00065]
+    cd += [0.01197, 0.010, 0.00059, 0.00063]
+    assert _events(_readings("cd", cd)) == []
+
+
+def test_a_plume_that_passes_through_the_check_value_after_a_jump_still_alerts() -> None:
+    cd = [0.00061, 0.00055, 0.00068, 0.00059, 0.00064, 0.00057, 0.0006, 0.00066, 0.00058, 0.00062, 0.00056, 0.00065]
+    cd += [0.012, 0.010, 0.0105, 0.013, 0.016]
+    events = [(r, s) for r, s, _ in _events(_readings("cd", cd))]
+    assert ("instantaneous", "firing") in events

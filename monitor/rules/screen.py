@@ -163,7 +163,12 @@ def _confirm(
         st.spike_dir_before = int(raw[-1])
     chk = plan.screen.check
     cand = np.zeros(m, dtype=np.int8)  # 0: none, SPIKE or CHECK (held), or CHECK at a check time (set at once)
-    prev_ok = np.concatenate(([st.last_ok], sv[:-1])) if m else sv
+    # The reading before each, skipping a possible spike: a check standard read right after a spike must stand
+    # out from the river's level, not from the spike (else spike and check confirm each other as a plume).
+    spiky = first_spike & (q[seq] == OK)
+    last = np.maximum.accumulate(np.where(~spiky, np.arange(m), -1)) if m else np.zeros(0, dtype=np.int64)
+    before_last = np.concatenate(([-1], last[:-1])) if m else last
+    prev_ok = np.where(before_last >= 0, sv[np.maximum(before_last, 0)], st.last_ok) if m else sv
     if chk is not None and m:
         cv, tol = chk.value, chk.tolerance
         near = np.abs(sv - cv) <= tol * abs(cv) if cv else sv == 0.0
@@ -249,12 +254,14 @@ def _back(
     pending: int | None,
 ) -> bool:
     """Whether the reading after a held one goes back (the held one was not the river) or agrees."""
+    chk = plan.screen.check
+    near = chk is not None and (abs(nxt - chk.value) <= chk.tolerance * abs(chk.value) if chk.value else nxt == 0.0)
     if kind == SPIKE:
+        if near:  # a check standard after a spike shows no level shift: the spike goes, the check is held in turn
+            return True
         direction = held_dir if pending is None else int(raw[pending])
         return nxt_dir != direction
-    chk = plan.screen.check
     assert chk is not None
-    near = abs(nxt - chk.value) <= chk.tolerance * abs(chk.value) if chk.value else nxt == 0.0
     if near:
         return False
     if before != before:  # NaN: nothing before to go back to
