@@ -8,21 +8,20 @@ import faulthandler
 import importlib.util
 import logging
 import os
-import re
 import signal
 import sys
 from collections.abc import Sequence
-from datetime import UTC, datetime
 from pathlib import Path
 
 from monitor import __version__
-from monitor.alerts.ledger import Ledger, LedgerError
 from monitor.config import ConfigError, load_config
 from monitor.journal import Journal, JournalError
-from monitor.offline.commands import add_commands, parse_time
-from monitor.offline.errors import UsageError
+from monitor.offline.commands import add_commands
 from monitor.service.app import Service, make_writer
+from monitor.service.check_command import check_config
 from monitor.service.demo import DEFAULT_SPEED, run_demo
+from monitor.service.http import ListenError
+from monitor.service.ledger_command import UsageError, ledger_command, parse_offset_time
 from monitor.service.outbox_command import outbox_command
 from monitor.store.batches import RetryableError
 from monitor.store.setaside import redrive
@@ -87,9 +86,11 @@ def _parser() -> argparse.ArgumentParser:
     si_sub = si.add_subparsers(dest="silence_command", required=True, metavar="SUBCOMMAND")
     si_add = si_sub.add_parser("add", help="add a silence")
     si_add.add_argument("--config", type=Path)
-    si_add.add_argument("--station", required=True)
-    si_add.add_argument("--parameter")
-    si_add.add_argument("--until", required=True, help="ISO 8601 time with offset")
+    si_add.add_argument("--station", required=True, help="a station id of the threshold files")
+    si_add.add_argument("--parameter", help="a parameter id, name or alias (cadmium, cd, 镉); default: all")
+    when = si_add.add_mutually_exclusive_group(required=True)
+    when.add_argument("--until", help="ISO 8601 time with offset, e.g. 2026-12-09T08:00+08:00")
+    when.add_argument("--duration", help="from now, e.g. 6h, 90min, 2d")
     si_add.add_argument("--reason", required=True)
     si_add.add_argument("--by", default=os.environ.get("USER", "operator"), help="who (for the audit log)")
     si_list = si_sub.add_parser("list", help="list active silences")
@@ -125,6 +126,11 @@ def _parser() -> argparse.ArgumentParser:
     ob_drop.add_argument("--by", default=os.environ.get("USER", "operator"), help="who (for the audit log)")
     ob_drop.add_argument("--config", type=Path)
 
+    ck = sub.add_parser(
+        "check", help="validate the config, its threshold files and every notification URL (offline); exit 2 if bad"
+    )
+    ck.add_argument("--config", type=Path, required=True, help="the service's TOML config")
+
     th = sub.add_parser("thresholds", help="threshold file tools")
     th_sub = th.add_subparsers(dest="thresholds_command", required=True, metavar="SUBCOMMAND")
     chk = th_sub.add_parser("check", help="validate threshold files; one path:line: message per problem")
@@ -159,6 +165,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 return _simulate(args)
             case "replay":
                 return _replay(args)
+            case "check":
+                return check_config(args.config)
             case "thresholds" if args.thresholds_command == "check":
                 return _thresholds_check(args.paths)
             case "thresholds":
@@ -168,7 +176,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             case "outbox":
                 return outbox_command(args)
             case "alerts" | "silence" | "ack":
-                return _ledger_command(args)
+                return ledger_command(args)
             case "backtest" | "report":
                 plotting = args.command == "report" or args.plots or args.html is not None
                 if plotting and (missing := _missing("matplotlib", "plots", f"riverwatch {args.command} draws plots")):
@@ -194,7 +202,11 @@ def _run(config: Path | None) -> int:
     if cfg.mqtt.embedded:
         if missing := _missing("amqtt", "demo", "without an [mqtt] section riverwatch runs its own MQTT broker"):
             return missing
-        return asyncio.run(_run_with_embedded_broker(service))
+        try:
+            return asyncio.run(_run_with_embedded_broker(service))
+        except ListenError as e:
+            print(f"riverwatch: {cfg.source}: {e}", file=sys.stderr)
+            return 2
 
     async def main() -> None:
         stop = asyncio.Event()
@@ -204,7 +216,11 @@ def _run(config: Path | None) -> int:
         loop.add_signal_handler(signal.SIGHUP, service.request_reload)
         await service.run(stop)
 
-    asyncio.run(main())
+    try:
+        asyncio.run(main())
+    except ListenError as e:
+        print(f"riverwatch: {cfg.source}: {e}", file=sys.stderr)
+        return 2
     return 0
 
 
@@ -243,71 +259,11 @@ def _missing(module: str, extra: str, why: str) -> int:
     return 1
 
 
-def _parse_time(text: str, flag: str) -> int:
-    """Silences and listings take a time with its offset: a bare local time is too easy to get wrong."""
-
-    if not re.search(r"(Z|[+-]\d\d:?\d\d)$", text.strip()):
-        raise UsageError(f"{flag} {text!r} needs a UTC offset, e.g. {text}+08:00")
-    return parse_time(text, flag, UTC)
-
-
-def _ledger_command(args: argparse.Namespace) -> int:
-    """alerts / silence / ack: they work on the ledger in data_dir, also while the service runs."""
-
-    try:
-        cfg = load_config(args.config)
-        ledger = Ledger(cfg.service.data_dir / "alerts.sqlite")
-    except ConfigError as e:
-        print(f"riverwatch: {e}", file=sys.stderr)
-        return 2
-    try:
-        if args.command == "alerts":
-            since = _parse_time(args.since, "--since") if args.since else None
-            rows = ledger.alerts(active_only=args.active, since_ns=since)
-            print(
-                f"{'ALERT':<34} {'STATE':<11} {'CATEGORY':<8} {'SEVERITY':<9} {'STARTED (UTC)':<17} "
-                f"{'UPDATED (UTC)':<17} {'PEAK':>10} {'RATIO':>7}  ACK"
-            )
-            for a in rows:
-                print(
-                    f"{a.alert_id:<34} {a.state:<11} {a.category:<8} {a.severity:<9} {_utc(a.started_ns):<17} "
-                    f"{_utc(a.updated_ns):<17} {a.peak_value:>10.4g} {a.peak_ratio:>7.3g}  "
-                    f"{a.acked_by or ''}{' (flapping)' if a.flapping else ''}"
-                )
-        elif args.command == "ack":
-            a = ledger.ack(args.alert_id, args.by)
-            print(
-                f"acknowledged {a.alert_id} ({a.state}, {a.severity}) by {args.by}: repeats stop, escalations "
-                "still notify"
-            )
-        elif args.silence_command == "add":
-            sid = ledger.add_silence(
-                args.station, args.parameter, _parse_time(args.until, "--until"), args.reason, args.by
-            )
-            print(f"silence {sid}: {args.station}/{args.parameter or '*'} until {args.until} ({args.reason})")
-        elif args.silence_command == "list":
-            for s in ledger.silences(include_expired=args.all):
-                state = "expired" if s.expired_ns else "active"
-                print(
-                    f"{s.id:>4} {s.station}/{s.parameter or '*'} {_utc(s.starts_ns)} .. {_utc(s.until_ns)} "
-                    f"{state} by {s.created_by}: {s.reason}"
-                )
-        else:
-            ledger.expire_silence(args.id, args.by)
-            print(f"silence {args.id} expired")
-    except (LedgerError, UsageError) as e:
-        print(f"riverwatch: {e}", file=sys.stderr)
-        return 2
-    finally:
-        ledger.close()
-    return 0
-
-
 def _store_redrive(args: argparse.Namespace) -> int:
     """Also while the service runs: a row is claimed before it is sent, so the two never send one twice."""
     try:
         cfg = load_config(args.config)
-        since = _parse_time(args.since, "--since") if args.since else 0
+        since = parse_offset_time(args.since, "--since") if args.since else 0
         journal = Journal(cfg.service.data_dir / "journal.sqlite")
     except (ConfigError, UsageError, JournalError) as e:
         print(f"riverwatch: {e}", file=sys.stderr)
@@ -343,14 +299,10 @@ def _store_redrive(args: argparse.Namespace) -> int:
         journal.close()
 
 
-def _utc(ts_ns: int) -> str:
-    return datetime.fromtimestamp(ts_ns / 1e9, UTC).strftime("%Y-%m-%d %H:%M")
-
-
 def _thresholds_show(args: argparse.Namespace) -> int:
 
     try:
-        cfg = load_config(args.config)
+        cfg = load_config(args.config, secrets=())
         paths = list(args.paths) or load_or_shipped(cfg.thresholds.files)[0]
         print(show(paths, args.station, cfg.thresholds.default_class))
     except ConfigError as e:
