@@ -12,6 +12,7 @@ import signal
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from urllib.parse import quote, unquote, urlsplit, urlunsplit
 
 from monitor import __version__
 from monitor.config import ConfigError, load_config
@@ -21,7 +22,8 @@ from monitor.service.app import Service, make_writer
 from monitor.service.check_command import check_config
 from monitor.service.demo import DEFAULT_SPEED, run_demo
 from monitor.service.http import ListenError
-from monitor.service.ledger_command import UsageError, ledger_command, parse_offset_time
+from monitor.service.ledger_command import UsageError as BadArgument
+from monitor.service.ledger_command import ledger_command, parse_offset_time
 from monitor.service.outbox_command import outbox_command
 from monitor.store.batches import RetryableError
 from monitor.store.setaside import redrive
@@ -49,6 +51,7 @@ def _parser() -> argparse.ArgumentParser:
     sim = sub.add_parser("simulate", help="publish a simulated scenario to a broker")
     sim.add_argument("--scenario", required=True)
     sim.add_argument("--mqtt", help="broker URL, e.g. mqtt://127.0.0.1:1883")
+    _broker_credentials(sim)
     sim.add_argument("--speed", type=float, default=0.0, help="simulated seconds per real second (0: max)")
     sim.add_argument("--seed", type=int, default=None, help="same seed, same readings (default: the scenario's own)")
     sim.add_argument("--days", type=float, default=None, help="how many days to simulate (default: the scenario's)")
@@ -73,7 +76,11 @@ def _parser() -> argparse.ArgumentParser:
 
     rep = sub.add_parser("replay", help="publish recorded readings (replay CSV) to a broker")
     rep.add_argument("file", type=Path)
-    rep.add_argument("--mqtt", default="mqtt://127.0.0.1:1883")
+    # No default broker: recorded or simulated readings sent to a live broker page the bureau (issue 17).
+    rep.add_argument(
+        "--mqtt", "--broker", dest="mqtt", required=True, help="broker URL, e.g. mqtt://127.0.0.1:1883 (no default)"
+    )
+    _broker_credentials(rep)
     rep.add_argument("--speed", type=float, default=0.0, help="simulated seconds per real second (0: max)")
     rep.add_argument("--root", default="river", help="topic root (default: river)")
 
@@ -140,6 +147,39 @@ def _parser() -> argparse.ArgumentParser:
     show.add_argument("--config", type=Path, help="take the threshold files and default class from this config")
     show.add_argument("paths", nargs="*", type=Path, help="threshold files (default: the config's, or the shipped)")
     return p
+
+
+def _broker_credentials(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--username", help="broker user (or in the URL)")
+    secret = p.add_mutually_exclusive_group()
+    secret.add_argument("--password-env", metavar="VAR", help="environment variable holding the broker password")
+    secret.add_argument("--password-file", type=Path, help="file holding the broker password")
+
+
+def _with_credentials(args: argparse.Namespace) -> str | None:
+    """The broker URL with --username and the password from --password-env / --password-file put in, in this
+    process only: a password on the command line (in the URL too) is visible in `ps` to every user."""
+    url: str | None = args.mqtt
+    if url is None or (args.username is None and args.password_env is None and args.password_file is None):
+        return url
+    password = None
+    if args.password_env is not None:
+        password = os.environ.get(args.password_env)
+        if password is None:
+            raise BadArgument(f"--password-env: environment variable {args.password_env} is not set")
+    elif args.password_file is not None:
+        try:
+            password = args.password_file.read_text(encoding="utf-8").strip()
+        except OSError as e:
+            raise BadArgument(f"--password-file {args.password_file}: {e.strerror or e}") from None
+    parts = urlsplit(url)
+    user = args.username if args.username is not None else unquote(parts.username or "")
+    if not user:
+        raise BadArgument("a broker password needs a user: --username NAME")
+    auth = quote(user, safe="") + (f":{quote(password, safe='')}" if password is not None else "")
+    host = parts.hostname or ""
+    netloc = f"{auth}@{host}" + (f":{parts.port}" if parts.port else "")
+    return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -265,7 +305,7 @@ def _store_redrive(args: argparse.Namespace) -> int:
         cfg = load_config(args.config)
         since = parse_offset_time(args.since, "--since") if args.since else 0
         journal = Journal(cfg.service.data_dir / "journal.sqlite")
-    except (ConfigError, UsageError, JournalError) as e:
+    except (ConfigError, BadArgument, JournalError) as e:
         print(f"riverwatch: {e}", file=sys.stderr)
         return 2
     writer = make_writer(cfg)
@@ -325,10 +365,14 @@ def _thresholds_check(paths: Sequence[Path]) -> int:
 
 
 def _simulate(args: argparse.Namespace) -> int:
-
+    try:
+        url = _with_credentials(args)
+    except BadArgument as e:
+        print(f"riverwatch simulate: {e}", file=sys.stderr)
+        return 2
     return simulate(
         args.scenario,
-        args.mqtt,
+        url,
         args.speed,
         args.seed,
         args.start,
@@ -344,8 +388,24 @@ def _simulate(args: argparse.Namespace) -> int:
 
 
 def _replay(args: argparse.Namespace) -> int:
+    try:
+        url = _with_credentials(args)
+    except BadArgument as e:
+        print(f"riverwatch replay: {e}", file=sys.stderr)
+        return 2
+    assert url is not None  # --mqtt is required
+    print(
+        f"riverwatch replay: publishing the readings of {args.file} to {_no_user(url)} under {args.root}/: a service "
+        "subscribed there judges and notifies them as live readings",
+        file=sys.stderr,
+    )
+    return replay(args.file, url, args.speed, root=args.root)
 
-    return replay(args.file, args.mqtt, args.speed, root=args.root)
+
+def _no_user(url: str) -> str:
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    return urlunsplit((parts.scheme, host + (f":{parts.port}" if parts.port else ""), parts.path, "", ""))
 
 
 if __name__ == "__main__":
