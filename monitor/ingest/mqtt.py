@@ -86,7 +86,10 @@ def explain(e: aiomqtt.MqttError, cfg: MqttConfig) -> str:
     code = getattr(rc, "value", rc)
     if isinstance(e, aiomqtt.MqttCodeError) and code in _AUTH_CODES:
         who = f"user {cfg.username!r}" if cfg.username else "an anonymous client"
-        return f"authentication failed for {who}: the broker refused the credentials ({e})"
+        return (
+            f"authentication failed for {who}: the broker refused the credentials ({e}); check [mqtt].username "
+            "and password_env / password_file"
+        )
     text = str(e)
     if cfg.tls and "timed out" in text.lower() and not cfg.cert_file:
         return (

@@ -132,7 +132,7 @@ def _station(name: str, ts: ThresholdSet) -> str:
 def _parameter(name: str | None, ts: ThresholdSet) -> str | None:
     if name is None:
         return None
-    pid = ts.catalogue.resolve(name)
+    pid = ts.catalogue.resolve(name) or next((p.id for p in ts.catalogue.values() if p.name_zh == name.strip()), None)
     if pid is None:
         names = {n.lower(): p.id for p in ts.catalogue.values() for n in (p.id, p.name, *p.aliases)}
         close = dict.fromkeys(names[n] for n in difflib.get_close_matches(name.lower(), list(names), n=3))
