@@ -10,6 +10,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -64,8 +65,9 @@ def silence(svc: ServiceProcess, *args: str) -> subprocess.CompletedProcess[str]
 def test_a_silence_by_parameter_name_silences_that_parameter(
     service: ServiceProcess, mosquitto: Mosquitto, http_receiver: HttpReceiver
 ) -> None:
+    until = (datetime.now(UTC) + timedelta(hours=6)).isoformat(timespec="minutes")
     proc = silence(
-        service, "add", "--station", "lalang", "--parameter", "cadmium", "--duration", "6h", "--reason", "maintenance"
+        service, "add", "--station", "lalang", "--parameter", "cadmium", "--until", until, "--reason", "maintenance"
     )
     assert proc.returncode == 0, proc.stderr
     assert re.match(r"silence \d+: lalang/cd until \d{4}-\d\d-\d\d \d\d:\d\d UTC \(maintenance\)", proc.stdout), proc
