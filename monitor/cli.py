@@ -8,21 +8,22 @@ import faulthandler
 import importlib.util
 import logging
 import os
-import re
 import signal
 import sys
 from collections.abc import Sequence
-from datetime import UTC, datetime
 from pathlib import Path
+from urllib.parse import quote, unquote, urlsplit, urlunsplit
 
 from monitor import __version__
-from monitor.alerts.ledger import Ledger, LedgerError
 from monitor.config import ConfigError, load_config
 from monitor.journal import Journal, JournalError
-from monitor.offline.commands import add_commands, parse_time
-from monitor.offline.errors import UsageError
+from monitor.offline.commands import add_commands
 from monitor.service.app import Service, make_writer
+from monitor.service.check_command import check_config
 from monitor.service.demo import DEFAULT_SPEED, run_demo
+from monitor.service.http import ListenError
+from monitor.service.ledger_command import UsageError as BadArgument
+from monitor.service.ledger_command import ledger_command, parse_offset_time
 from monitor.service.outbox_command import outbox_command
 from monitor.store.batches import RetryableError
 from monitor.store.setaside import redrive
@@ -50,6 +51,7 @@ def _parser() -> argparse.ArgumentParser:
     sim = sub.add_parser("simulate", help="publish a simulated scenario to a broker")
     sim.add_argument("--scenario", required=True)
     sim.add_argument("--mqtt", help="broker URL, e.g. mqtt://127.0.0.1:1883")
+    _broker_credentials(sim)
     sim.add_argument("--speed", type=float, default=0.0, help="simulated seconds per real second (0: max)")
     sim.add_argument("--seed", type=int, default=None, help="same seed, same readings (default: the scenario's own)")
     sim.add_argument("--days", type=float, default=None, help="how many days to simulate (default: the scenario's)")
@@ -74,7 +76,11 @@ def _parser() -> argparse.ArgumentParser:
 
     rep = sub.add_parser("replay", help="publish recorded readings (replay CSV) to a broker")
     rep.add_argument("file", type=Path)
-    rep.add_argument("--mqtt", default="mqtt://127.0.0.1:1883")
+    # No default broker: recorded or simulated readings sent to a live broker page the bureau (issue 17).
+    rep.add_argument(
+        "--mqtt", "--broker", dest="mqtt", required=True, help="broker URL, e.g. mqtt://127.0.0.1:1883 (no default)"
+    )
+    _broker_credentials(rep)
     rep.add_argument("--speed", type=float, default=0.0, help="simulated seconds per real second (0: max)")
     rep.add_argument("--root", default="river", help="topic root (default: river)")
 
@@ -87,9 +93,11 @@ def _parser() -> argparse.ArgumentParser:
     si_sub = si.add_subparsers(dest="silence_command", required=True, metavar="SUBCOMMAND")
     si_add = si_sub.add_parser("add", help="add a silence")
     si_add.add_argument("--config", type=Path)
-    si_add.add_argument("--station", required=True)
-    si_add.add_argument("--parameter")
-    si_add.add_argument("--until", required=True, help="ISO 8601 time with offset")
+    si_add.add_argument("--station", required=True, help="a station id of the threshold files")
+    si_add.add_argument("--parameter", help="a parameter id, name or alias (cadmium, cd, 镉); default: all")
+    when = si_add.add_mutually_exclusive_group(required=True)
+    when.add_argument("--until", help="ISO 8601 time with offset, e.g. 2026-12-09T08:00+08:00")
+    when.add_argument("--duration", help="from now, e.g. 6h, 90min, 2d")
     si_add.add_argument("--reason", required=True)
     si_add.add_argument("--by", default=os.environ.get("USER", "operator"), help="who (for the audit log)")
     si_list = si_sub.add_parser("list", help="list active silences")
@@ -125,6 +133,11 @@ def _parser() -> argparse.ArgumentParser:
     ob_drop.add_argument("--by", default=os.environ.get("USER", "operator"), help="who (for the audit log)")
     ob_drop.add_argument("--config", type=Path)
 
+    ck = sub.add_parser(
+        "check", help="validate the config, its threshold files and every notification URL (offline); exit 2 if bad"
+    )
+    ck.add_argument("--config", type=Path, required=True, help="the service's TOML config")
+
     th = sub.add_parser("thresholds", help="threshold file tools")
     th_sub = th.add_subparsers(dest="thresholds_command", required=True, metavar="SUBCOMMAND")
     chk = th_sub.add_parser("check", help="validate threshold files; one path:line: message per problem")
@@ -134,6 +147,39 @@ def _parser() -> argparse.ArgumentParser:
     show.add_argument("--config", type=Path, help="take the threshold files and default class from this config")
     show.add_argument("paths", nargs="*", type=Path, help="threshold files (default: the config's, or the shipped)")
     return p
+
+
+def _broker_credentials(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--username", help="broker user (or in the URL)")
+    secret = p.add_mutually_exclusive_group()
+    secret.add_argument("--password-env", metavar="VAR", help="environment variable holding the broker password")
+    secret.add_argument("--password-file", type=Path, help="file holding the broker password")
+
+
+def _with_credentials(args: argparse.Namespace) -> str | None:
+    """The broker URL with --username and the password from --password-env / --password-file put in, in this
+    process only: a password on the command line (in the URL too) is visible in `ps` to every user."""
+    url: str | None = args.mqtt
+    if url is None or (args.username is None and args.password_env is None and args.password_file is None):
+        return url
+    password = None
+    if args.password_env is not None:
+        password = os.environ.get(args.password_env)
+        if password is None:
+            raise BadArgument(f"--password-env: environment variable {args.password_env} is not set")
+    elif args.password_file is not None:
+        try:
+            password = args.password_file.read_text(encoding="utf-8").strip()
+        except OSError as e:
+            raise BadArgument(f"--password-file {args.password_file}: {e.strerror or e}") from None
+    parts = urlsplit(url)
+    user = args.username if args.username is not None else unquote(parts.username or "")
+    if not user:
+        raise BadArgument("a broker password needs a user: --username NAME")
+    auth = quote(user, safe="") + (f":{quote(password, safe='')}" if password is not None else "")
+    host = parts.hostname or ""
+    netloc = f"{auth}@{host}" + (f":{parts.port}" if parts.port else "")
+    return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -159,6 +205,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 return _simulate(args)
             case "replay":
                 return _replay(args)
+            case "check":
+                return check_config(args.config)
             case "thresholds" if args.thresholds_command == "check":
                 return _thresholds_check(args.paths)
             case "thresholds":
@@ -168,7 +216,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             case "outbox":
                 return outbox_command(args)
             case "alerts" | "silence" | "ack":
-                return _ledger_command(args)
+                return ledger_command(args)
             case "backtest" | "report":
                 plotting = args.command == "report" or args.plots or args.html is not None
                 if plotting and (missing := _missing("matplotlib", "plots", f"riverwatch {args.command} draws plots")):
@@ -194,7 +242,11 @@ def _run(config: Path | None) -> int:
     if cfg.mqtt.embedded:
         if missing := _missing("amqtt", "demo", "without an [mqtt] section riverwatch runs its own MQTT broker"):
             return missing
-        return asyncio.run(_run_with_embedded_broker(service))
+        try:
+            return asyncio.run(_run_with_embedded_broker(service))
+        except ListenError as e:
+            print(f"riverwatch: {cfg.source}: {e}", file=sys.stderr)
+            return 2
 
     async def main() -> None:
         stop = asyncio.Event()
@@ -204,7 +256,11 @@ def _run(config: Path | None) -> int:
         loop.add_signal_handler(signal.SIGHUP, service.request_reload)
         await service.run(stop)
 
-    asyncio.run(main())
+    try:
+        asyncio.run(main())
+    except ListenError as e:
+        print(f"riverwatch: {cfg.source}: {e}", file=sys.stderr)
+        return 2
     return 0
 
 
@@ -243,73 +299,13 @@ def _missing(module: str, extra: str, why: str) -> int:
     return 1
 
 
-def _parse_time(text: str, flag: str) -> int:
-    """Silences and listings take a time with its offset: a bare local time is too easy to get wrong."""
-
-    if not re.search(r"(Z|[+-]\d\d:?\d\d)$", text.strip()):
-        raise UsageError(f"{flag} {text!r} needs a UTC offset, e.g. {text}+08:00")
-    return parse_time(text, flag, UTC)
-
-
-def _ledger_command(args: argparse.Namespace) -> int:
-    """alerts / silence / ack: they work on the ledger in data_dir, also while the service runs."""
-
-    try:
-        cfg = load_config(args.config)
-        ledger = Ledger(cfg.service.data_dir / "alerts.sqlite")
-    except ConfigError as e:
-        print(f"riverwatch: {e}", file=sys.stderr)
-        return 2
-    try:
-        if args.command == "alerts":
-            since = _parse_time(args.since, "--since") if args.since else None
-            rows = ledger.alerts(active_only=args.active, since_ns=since)
-            print(
-                f"{'ALERT':<34} {'STATE':<11} {'CATEGORY':<8} {'SEVERITY':<9} {'STARTED (UTC)':<17} "
-                f"{'UPDATED (UTC)':<17} {'PEAK':>10} {'RATIO':>7}  ACK"
-            )
-            for a in rows:
-                print(
-                    f"{a.alert_id:<34} {a.state:<11} {a.category:<8} {a.severity:<9} {_utc(a.started_ns):<17} "
-                    f"{_utc(a.updated_ns):<17} {a.peak_value:>10.4g} {a.peak_ratio:>7.3g}  "
-                    f"{a.acked_by or ''}{' (flapping)' if a.flapping else ''}"
-                )
-        elif args.command == "ack":
-            a = ledger.ack(args.alert_id, args.by)
-            print(
-                f"acknowledged {a.alert_id} ({a.state}, {a.severity}) by {args.by}: repeats stop, escalations "
-                "still notify"
-            )
-        elif args.silence_command == "add":
-            sid = ledger.add_silence(
-                args.station, args.parameter, _parse_time(args.until, "--until"), args.reason, args.by
-            )
-            print(f"silence {sid}: {args.station}/{args.parameter or '*'} until {args.until} ({args.reason})")
-        elif args.silence_command == "list":
-            for s in ledger.silences(include_expired=args.all):
-                state = "expired" if s.expired_ns else "active"
-                print(
-                    f"{s.id:>4} {s.station}/{s.parameter or '*'} {_utc(s.starts_ns)} .. {_utc(s.until_ns)} "
-                    f"{state} by {s.created_by}: {s.reason}"
-                )
-        else:
-            ledger.expire_silence(args.id, args.by)
-            print(f"silence {args.id} expired")
-    except (LedgerError, UsageError) as e:
-        print(f"riverwatch: {e}", file=sys.stderr)
-        return 2
-    finally:
-        ledger.close()
-    return 0
-
-
 def _store_redrive(args: argparse.Namespace) -> int:
     """Also while the service runs: a row is claimed before it is sent, so the two never send one twice."""
     try:
         cfg = load_config(args.config)
-        since = _parse_time(args.since, "--since") if args.since else 0
+        since = parse_offset_time(args.since, "--since") if args.since else 0
         journal = Journal(cfg.service.data_dir / "journal.sqlite")
-    except (ConfigError, UsageError, JournalError) as e:
+    except (ConfigError, BadArgument, JournalError) as e:
         print(f"riverwatch: {e}", file=sys.stderr)
         return 2
     writer = make_writer(cfg)
@@ -343,14 +339,10 @@ def _store_redrive(args: argparse.Namespace) -> int:
         journal.close()
 
 
-def _utc(ts_ns: int) -> str:
-    return datetime.fromtimestamp(ts_ns / 1e9, UTC).strftime("%Y-%m-%d %H:%M")
-
-
 def _thresholds_show(args: argparse.Namespace) -> int:
 
     try:
-        cfg = load_config(args.config)
+        cfg = load_config(args.config, secrets=())
         paths = list(args.paths) or load_or_shipped(cfg.thresholds.files)[0]
         print(show(paths, args.station, cfg.thresholds.default_class))
     except ConfigError as e:
@@ -373,10 +365,14 @@ def _thresholds_check(paths: Sequence[Path]) -> int:
 
 
 def _simulate(args: argparse.Namespace) -> int:
-
+    try:
+        url = _with_credentials(args)
+    except BadArgument as e:
+        print(f"riverwatch simulate: {e}", file=sys.stderr)
+        return 2
     return simulate(
         args.scenario,
-        args.mqtt,
+        url,
         args.speed,
         args.seed,
         args.start,
@@ -392,8 +388,24 @@ def _simulate(args: argparse.Namespace) -> int:
 
 
 def _replay(args: argparse.Namespace) -> int:
+    try:
+        url = _with_credentials(args)
+    except BadArgument as e:
+        print(f"riverwatch replay: {e}", file=sys.stderr)
+        return 2
+    assert url is not None  # --mqtt is required
+    print(
+        f"riverwatch replay: publishing the readings of {args.file} to {_no_user(url)} under {args.root}/: a service "
+        "subscribed there judges and notifies them as live readings",
+        file=sys.stderr,
+    )
+    return replay(args.file, url, args.speed, root=args.root)
 
-    return replay(args.file, args.mqtt, args.speed, root=args.root)
+
+def _no_user(url: str) -> str:
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    return urlunsplit((parts.scheme, host + (f":{parts.port}" if parts.port else ""), parts.path, "", ""))
 
 
 if __name__ == "__main__":

@@ -86,6 +86,13 @@ class Metrics:
         )
         for reason in REASONS:
             self.readings_rejected.labels(reason)
+        self.reading_warnings = Counter(
+            "riverwatch_reading_warnings",
+            "Readings accepted with something ignored (unknown keys), by why",
+            ["why"],
+            registry=r,
+        )
+        self.reading_warnings.labels("unknown_key")
         self.retained_ignored = Counter(
             "riverwatch_retained_ignored",
             "Retained messages acknowledged and dropped ([mqtt].retained = ignore, or one already taken)",

@@ -9,8 +9,10 @@ and never appear in messages. One module per group of sections (`ingest`, `notif
 from __future__ import annotations
 
 import tomllib
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 from monitor.config.ingest import (
@@ -110,8 +112,12 @@ class Config:
     source: str = "(defaults)"
 
 
-def load_config(path: str | Path | None) -> Config:
-    """Read and validate a config file; None gives the zero-install defaults."""
+def load_config(path: str | Path | None, secrets: Collection[str] | None = None) -> Config:
+    """Read and validate a config file; None gives the zero-install defaults.
+
+    `secrets` names the sections whose secrets are read (None: all, as the service needs): a read-only
+    command (`alerts`, `thresholds show`) must work for an operator who does not hold the service's tokens,
+    and `report` needs only the database's."""
     if path is None:
         return Config()
     p = Path(path)
@@ -129,12 +135,17 @@ def load_config(path: str | Path | None) -> Config:
     for key in data:
         if key not in known:
             raise ConfigError(f"{file}: [{key}]: unknown section (expected one of {', '.join(sorted(known))})")
-    mqtt = parse_mqtt(Section(file, "mqtt", data["mqtt"]), base) if "mqtt" in data else MqttConfig(embedded=True)
+
+    def section(name: str, default: Any = _ABSENT) -> Section:
+        table = data[name] if default is _ABSENT else data.get(name, default)
+        return Section(file, name, table, secrets is None or name in secrets)
+
+    mqtt = parse_mqtt(section("mqtt"), base) if "mqtt" in data else MqttConfig(embedded=True)
     return Config(
         mqtt=mqtt,
-        influxdb=_influx(Section(file, "influxdb", data["influxdb"]), base) if "influxdb" in data else None,
+        influxdb=_influx(section("influxdb"), base) if "influxdb" in data else None,
         thresholds=_thresholds(Section(file, "thresholds", data.get("thresholds", {})), base),
-        notify=parse_notify(Section(file, "notify", data.get("notify", {})), base),
+        notify=parse_notify(section("notify", {}), base),
         service=_service(Section(file, "service", data.get("service", {})), base),
         dead_letter=parse_dead_letter(Section(file, "dead_letter", data["dead_letter"]), base, mqtt)
         if "dead_letter" in data
@@ -144,6 +155,9 @@ def load_config(path: str | Path | None) -> Config:
         hj212=parse_hj212(Section(file, "hj212", data.get("hj212", {}))),
         source=file,
     )
+
+
+_ABSENT: Any = object()
 
 
 def _influx(s: Section, base: Path) -> InfluxConfig:

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from monitor.config.messages import MessagesConfig, RouteMessages, parse_messages, parse_route_messages
 from monitor.config.section import Section, duration
+from monitor.config.targets import apprise_config_problem, url_problem
 
 # Grouping (Alertmanager's names): the first message of a new group waits GROUP_WAIT_S for the rest of its
 # burst (a restart's replay, a plume reaching three stations in one cycle), later changes of a group already
@@ -96,14 +97,20 @@ class NotifyConfig:
 
 def parse_notify(s: Section, base: Path) -> NotifyConfig:
     routes = tuple(
-        _route(Section(s.file, f"notify.route[{i}]", r), base) for i, r in enumerate(s.get("route", list, []))
+        _route(Section(s.file, f"notify.route[{i}]", r, s.resolves_secrets), base)
+        for i, r in enumerate(s.get("route", list, []))
     )
     apprise_file = s.get("apprise_config", str, None)
     apprise_path = s.path(apprise_file, base) if apprise_file else None
     if apprise_path is not None and not apprise_path.is_file():
         raise s.err("apprise_config", f"no such file: {apprise_path}")
+    if apprise_path is not None and (problem := apprise_config_problem(apprise_path)):
+        raise s.err("apprise_config", problem)
     default_urls = ("console://",) if not routes and apprise_path is None else ()
     urls = s.strings("urls", default_urls)
+    for i, u in enumerate(urls):
+        if problem := url_problem(u):
+            raise s.err(f"urls[{i}]", problem)
     language = s.get("language", str, "en")
     if language not in ("en", "zh"):
         raise s.err("language", 'must be "en" or "zh"')
@@ -155,13 +162,15 @@ def _inhibit(s: Section) -> InhibitConfig:
 
 def _route(s: Section, base: Path) -> RouteConfig:
     url = s.secret("url", base, warn_inline=False)  # apprise URLs often carry tokens: url_env / url_file
-    if not url:
+    if not url and s.resolves_secrets:
         raise s.err("url", "required (or url_env / url_file for a URL with credentials)")
+    if url and (problem := url_problem(url)):
+        raise s.err(next(k for k in ("url", "url_env", "url_file") if k in s.data), problem)
     severity = s.get("min_severity", str, None)
     if severity is not None and severity not in SEVERITIES:
         raise s.err("min_severity", f"must be one of {', '.join(SEVERITIES)}")
     cfg = RouteConfig(
-        url=url,
+        url=url or "",  # "" only when secrets are not read (a read-only command)
         rivers=s.strings("rivers", ()),
         stations=s.strings("stations", ()),
         parameters=s.strings("parameters", ()),

@@ -19,10 +19,13 @@ class ConfigError(Exception):
 class Section:
     """Typed access to one TOML table that remembers which keys were used, to flag unknown ones."""
 
-    def __init__(self, file: str, name: str, data: Any) -> None:
+    def __init__(self, file: str, name: str, data: Any, secrets: bool = True) -> None:
         if not isinstance(data, dict):
             raise ConfigError(f"{file}: [{name}] must be a table")
         self.file, self.name, self.data, self.used = file, name, data, set[str]()
+        # False for a command that does not use this section's secrets (`riverwatch alerts` needs no token):
+        # `<key>_env` / `<key>_file` are checked for form but not read, and `secret` returns None.
+        self.resolves_secrets = secrets
 
     def err(self, key: str, msg: str) -> ConfigError:
         return ConfigError(f"{self.file}: [{self.name}].{key}: {msg}")
@@ -69,6 +72,8 @@ class Section:
                 key,
             )
             return inline
+        if not self.resolves_secrets:
+            return None
         if env is not None:
             if env not in os.environ:
                 raise self.err(f"{key}_env", f"environment variable {env} is not set")

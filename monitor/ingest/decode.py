@@ -13,6 +13,10 @@ Inputs are taken as meant or refused by name, never guessed (issue 19):
 - A reading without a unit is refused (`unknown_unit`, "has no unit") unless its parameter has no unit (pH) or
   `[mqtt].implied_units` names the unit its loggers send: a µg/L logger read as mg/L would be 1000x too high.
 - `time` and `timestamp` are read as `ts` (same parsing); two of them with different values are refused.
+- Any other key of a single reading is ignored with a warning (`Decoded.warnings`: ingest counts it in
+  `riverwatch_reading_warnings_total` and logs it with the topic), except that a reading without a time
+  whose unknown key looks like one (`tiemstamp`, `datetime`, a date-time string) is refused as
+  `bad_timestamp`: a misspelt time key must not become the time of receipt.
 - An epoch number's unit is its magnitude: below 1e11 seconds, below 1e14 milliseconds, below 1e17
   microseconds, else nanoseconds (each boundary is 1973-03-03 in the next unit, so no date after that is
   ambiguous). SenML times stay seconds (RFC 8428: `t` is an offset in seconds from `bt`).
@@ -51,6 +55,11 @@ EPOCH_US_BELOW = 10**17
 _MAX_NS = 2**33 * 10**9  # 2242-03-16: later is a broken clock, and past what every store takes
 # The single-reading keys that carry its time: one name, three spellings loggers use.
 TIME_KEYS = ("ts", "time", "timestamp")
+# What a single reading `{"value", "unit", "flag", "ts"}` takes; any other key is warned about (issue 17).
+_SINGLE_KEYS = frozenset(("value", "unit", "flag", *TIME_KEYS))
+# An unknown key that names a time ("tiemstamp", "datetime", "date", "t", "dt", "sample_ts", "when").
+_TIMELIKE_KEY = re.compile(r"(?i)time|tiem|tstamp|(^|_)(date|datum|d?t|ts|when|at)($|_)")
+_ISO_DATE = re.compile(r"\s*\d{4}-\d\d-\d\d[T ]\d\d:\d\d")
 _NO_IMPLIED: Mapping[str, str] = {}
 _AMBIGUOUS_BACKSLASH = re.compile(r"\\[\\ ,=]")
 # SenML value fields other than the numeric `v`: riverwatch takes numbers only.
@@ -159,6 +168,7 @@ def _decode(topic: str, payload: bytes | bytearray, ctx: _Ctx) -> Decoded:
         if len(levels) < 3:
             raise _Reject("bad_topic", "a single reading needs a topic <root>/<station>/<parameter>")
         station = _station(levels[-2])
+        warnings = () if _SINGLE_KEYS.issuperset(doc) else _unknown_keys(doc)
         ts_ns = _one_time(doc) if "time" in doc or "timestamp" in doc else _timestamp(doc.get("ts"))
         reading = _reading(
             station,
@@ -170,8 +180,36 @@ def _decode(topic: str, payload: bytes | bytearray, ctx: _Ctx) -> Decoded:
             ctx,
             "value",
         )
-        return Decoded([reading], [])
+        return Decoded([reading], [], warnings)
     raise _Reject("malformed", f"payload is a JSON {type(doc).__name__}, not an object or a SenML array")
+
+
+def _unknown_keys(doc: dict[str, Any]) -> tuple[str, ...]:
+    """The warning for keys a single reading does not take; a reading without a time of its own whose unknown
+    key looks like one is refused (`bad_timestamp`): stored at the receipt time, a logger's `tiemstamp` or
+    `datetime` would put a re-sent reading hours from where it belongs, and nobody would notice."""
+    unknown = sorted(k for k in doc if k not in _SINGLE_KEYS)
+    if not any(k in doc for k in TIME_KEYS):
+        timelike = [k for k in unknown if _TIMELIKE_KEY.search(k) or _looks_like_a_time(doc[k])]
+        if timelike:
+            raise _Reject(
+                "bad_timestamp",
+                f"unknown key {timelike[0][:40]!r} looks like a time: send the reading's time as ts (or time, "
+                "timestamp); refused rather than stored at the time of receipt",
+            )
+    shown = ", ".join(repr(k[:40]) for k in unknown[:5]) + (f" and {len(unknown) - 5} more" if len(unknown) > 5 else "")
+    return (f"unknown key(s) {shown} ignored (a reading takes value, unit, flag and ts / time / timestamp)",)
+
+
+def _looks_like_a_time(value: Any) -> bool:
+    """An RFC 3339 / ISO 8601 date-time string (a number could be anything: a battery voltage, a counter)."""
+    if not isinstance(value, str) or not _ISO_DATE.match(value):
+        return False
+    try:
+        datetime.fromisoformat(value.replace("Z", "+00:00").replace("z", "+00:00"))
+    except ValueError:
+        return False
+    return True
 
 
 def _one_time(doc: dict[str, Any]) -> int | None:

@@ -15,3 +15,5 @@ from monitor.domain.rejection import Rejection
 class Decoded(NamedTuple):
     readings: list[Reading]
     rejections: list[Rejection]
+    # What was taken but not all understood (a single reading's unknown keys): counted and logged by ingest.
+    warnings: tuple[str, ...] = ()

@@ -55,18 +55,24 @@ class RejectionLog:
         self._window: dict[str, tuple[float, int]] = {}
 
     def __call__(self, topic: str, reason: str, detail: str) -> None:
+        if self._due(reason, f"payloads rejected as {reason}"):
+            log.warning("rejected payload on topic %r: %s: %s", topic[:200], reason, detail)
+
+    def warn(self, topic: str, why: str, detail: str) -> None:
+        """A reading taken with something ignored, under the same per-minute bound (its own window)."""
+        if self._due(f"warning:{why}", f"readings taken with a warning ({why})"):
+            log.warning("reading on topic %r taken with a warning: %s", topic[:200], detail)
+
+    def _due(self, key: str, what: str) -> bool:
         now = time.monotonic()
-        start, count = self._window.get(reason, (now, 0))
+        start, count = self._window.get(key, (now, 0))
         if now - start > 60:
             if count > self.burst:
-                log.warning(
-                    "%d more payloads rejected as %s in the last minute (not logged)", count - self.burst, reason
-                )
+                log.warning("%d more %s in the last minute (not logged)", count - self.burst, what)
             start, count = now, 0
         count += 1
-        self._window[reason] = (start, count)
-        if count <= self.burst:
-            log.warning("rejected payload on topic %r: %s: %s", topic[:200], reason, detail)
+        self._window[key] = (start, count)
+        return count <= self.burst
 
 
 # CONNACK codes that mean "these credentials": MQTT 5 (134 bad user name or password, 135 not authorized,
@@ -80,7 +86,10 @@ def explain(e: aiomqtt.MqttError, cfg: MqttConfig) -> str:
     code = getattr(rc, "value", rc)
     if isinstance(e, aiomqtt.MqttCodeError) and code in _AUTH_CODES:
         who = f"user {cfg.username!r}" if cfg.username else "an anonymous client"
-        return f"authentication failed for {who}: the broker refused the credentials ({e})"
+        return (
+            f"authentication failed for {who}: the broker refused the credentials ({e}); check [mqtt].username "
+            "and password_env / password_file"
+        )
     text = str(e)
     if cfg.tls and "timed out" in text.lower() and not cfg.cert_file:
         return (
@@ -287,6 +296,10 @@ class Ingest:
                     stamp=self.receipts.stamp,
                     implied_units=implied,
                 )
+            if decoded.warnings:  # a reading's unknown keys: taken, but the logger's author should know
+                self.metrics.reading_warnings.labels("unknown_key").inc(len(decoded.warnings))
+                for warning in decoded.warnings:
+                    self.log_rejection.warn(topic, "unknown_key", warning)
             kept, refused = self.admission.admit(decoded.readings) if decoded.readings else ([], [])
             readings.extend(kept)
             rejections = decoded.rejections + refused if refused else decoded.rejections

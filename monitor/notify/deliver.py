@@ -46,10 +46,12 @@ async def deliver(
     shown = private_url(url)
     ap = apprise.Apprise()
     timed, call_limit = with_timeouts(url, timeout_s, connect_timeout_s)
-    if not ap.add(timed):
+    # The config refuses a URL apprise cannot parse (monitor.config.targets); one that still fails here (a
+    # plugin missing from this install) fails every send, counted and retried like any other failure.
+    usable = ap.add(timed)
+    if not usable:
         log.error("notify: %s is not a URL apprise understands; its messages stay in the outbox", shown)
         metrics.health.degrade(f"notify:{shown}", "invalid apprise URL")
-        return
     delay = 1.0
     while True:
         try:
@@ -68,7 +70,11 @@ async def deliver(
             continue
         ids = [r.id for r in rows]
         title, body, notify_type = compose(rows)
-        result = await ap.async_notify(body=body, title=title, notify_type=notify_type, timeout=call_limit)
+        result = (
+            await ap.async_notify(body=body, title=title, notify_type=notify_type, timeout=call_limit)
+            if usable
+            else False
+        )
         try:
             if result:
                 await asyncio.to_thread(outbox.delivered, *ids)
@@ -96,8 +102,10 @@ async def deliver(
         metrics.notifications_failed.inc()
         if _status(result) == "TIMEOUT" or _timed_out(result):
             metrics.notifications_timed_out.inc()
-        metrics.health.degrade(f"notify:{shown}", "delivery failing; retrying")
-        log.warning("notify: %s failed (%s); retrying in %.0f s", shown, _status(result), delay)
+        metrics.health.degrade(f"notify:{shown}", "delivery failing; retrying" if usable else "invalid apprise URL")
+        log.warning(
+            "notify: %s failed (%s); retrying in %.0f s", shown, _status(result) if usable else "invalid URL", delay
+        )
         if stop.is_set():
             return
         delay = min(delay * 2, retry_cap_s)

@@ -117,7 +117,7 @@ def run_report(
     """`riverwatch report`: tables on stdout, one PNG per station in out_dir, one HTML; exit 0, 1 or 2."""
     out = out or sys.stdout
     try:
-        cfg = load_config(config)
+        cfg = load_config(config, secrets=("influxdb",))  # the database's password, no notification token
         tz = tz_of(utc_offset or cfg.notify.utc_offset)
         store_dir = source.store if source is not None and source.store is not None and source.store.is_dir() else None
         folder = data_dir or store_dir or cfg.service.data_dir  # where the ledger is

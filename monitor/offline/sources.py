@@ -340,10 +340,33 @@ def _influx_v1(src: Source) -> Dataset:
     return b.build(f"InfluxDB {src.influx} database {src.database}", src)
 
 
+# VictoriaMetrics keeps a string field only as a series of zeros at the points that had it (measured on 1.79:
+# `flag="calibration"` becomes water_quality_flag 0): which readings carried an instrument flag is known, the
+# flag is not. Such a reading is read back with this flag, which the screens set aside (`suspect`, by default
+# never judged), so calibration readings are not counted as alerts (issue 17: 49 alerts from VictoriaMetrics
+# where the same data gave 7). A below-detection-limit reading (`<DL`) comes back as suspect too.
+VICTORIA_FLAG = "suspect"
+
+
 def _victoria(src: Source) -> Dataset:
-    """VictoriaMetrics /api/v1/export of water_quality_value (milliseconds; string fields such as flags are lost)."""
+    """VictoriaMetrics /api/v1/export of water_quality_value (milliseconds) and of water_quality_flag, where
+    the readings that carried a flag are (not which flag: see VICTORIA_FLAG)."""
     assert src.victoria is not None
-    q: dict[str, str] = {"match[]": f'{{__name__="{MEASUREMENT}_value"}}'}
+    values = _victoria_export(src, f"{MEASUREMENT}_value")
+    flagged = _victoria_export(src, f"{MEASUREMENT}_flag")
+    b = _Builder()
+    for key, pts in values.items():
+        ts = sorted(pts)
+        marks = flagged.get(key, {})
+        flags = [VICTORIA_FLAG if t in marks else None for t in ts] if marks else None
+        b.add(*key, ts, [pts[t] for t in ts], flags)
+    return b.build(f"VictoriaMetrics {src.victoria}", src)
+
+
+def _victoria_export(src: Source, metric: str) -> dict[tuple[str, str], dict[int, float]]:
+    """(station, parameter) -> {ts_ns: value} of one metric, the first sample of a duplicated time."""
+    assert src.victoria is not None
+    q: dict[str, str] = {"match[]": f'{{__name__="{metric}"}}'}
     q["start"] = f"{(src.since_ns or 0) / 1e9:.3f}"
     if src.until_ns is not None:
         q["end"] = f"{(src.until_ns - 1) / 1e9:.3f}"
@@ -367,8 +390,4 @@ def _victoria(src: Source) -> Dataset:
         pts = series.setdefault((m.get("station", "?"), m.get("parameter", "?")), {})
         for t, v in zip(doc["timestamps"], doc["values"], strict=True):
             pts.setdefault(int(t) * 1_000_000, float(v))
-    b = _Builder()
-    for (st, pa), pts in series.items():
-        ts = sorted(pts)
-        b.add(st, pa, ts, [pts[t] for t in ts])
-    return b.build(f"VictoriaMetrics {src.victoria}", src)
+    return series

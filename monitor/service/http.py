@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import errno
 import json
 import logging
 
@@ -11,6 +12,10 @@ from aiohttp import web
 from monitor.metrics import Metrics
 
 log = logging.getLogger("riverwatch.service")
+
+
+class ListenError(Exception):
+    """The HTTP port cannot be had (in use, not permitted): a configuration problem, exit 2 at start."""
 
 
 async def start_http(listen: str, metrics: Metrics) -> web.AppRunner | None:
@@ -36,6 +41,18 @@ async def start_http(listen: str, metrics: Metrics) -> web.AppRunner | None:
     app.router.add_get("/metrics", exposition)
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
-    await web.TCPSite(runner, host, int(port)).start()
+    try:
+        await web.TCPSite(runner, host, int(port)).start()
+    except OSError as e:
+        await runner.cleanup()
+        why = (
+            "address already in use (another riverwatch, or another program?)"
+            if e.errno == errno.EADDRINUSE
+            else (e.strerror or str(e))
+        )
+        raise ListenError(
+            f'[service].http_listen {listen}: {why}; choose a free port, or http_listen = "" to disable /healthz '
+            "and /metrics"
+        ) from None
     log.info("serving /healthz and /metrics on http://%s", listen)
     return runner

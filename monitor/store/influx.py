@@ -45,12 +45,31 @@ __all__ = ["BadBatchError", "Drain", "EmbeddedStore", "InfluxV1Writer", "InfluxV
 log = logging.getLogger("riverwatch.store")
 
 
-def _classify(status: int, text: str) -> Exception:
+def _classify(status: int, body: object, api: str) -> Exception:
     """Only a malformed batch is refused for good. Auth (401/403) and a missing database or bucket (404) are
-    configuration an operator fixes while the journal holds the data; 413 and 5xx are retried too."""
+    configuration an operator fixes while the journal holds the data; 413 and 5xx are retried too. The
+    message is one line, with what to change where the status says it (issue 17: a v2 writer pointed at
+    InfluxDB 1.x logged `HTTP 404: b'404 page not found\\n'` forever)."""
+    text = body.decode(errors="replace") if isinstance(body, bytes) else str(body)
+    text = " ".join(text.split())[:300]
     if status in (400, 422):
-        return BadBatchError(f"HTTP {status}: {text[:300]}")
-    return RetryableError(f"HTTP {status}: {text[:300]}")
+        return BadBatchError(f"HTTP {status}: {text}")
+    return RetryableError(f"HTTP {status}: {text}{_hint(status, text, api)}")
+
+
+def _hint(status: int, text: str, api: str) -> str:
+    """What an operator changes in [influxdb] for a refusal that waiting will not heal."""
+    if status in (401, 403):
+        what = (
+            "token (token_env / token_file)" if api == "v2" else "username and password (password_env / password_file)"
+        )
+        return f" (check [influxdb].{what}; readings stay journaled meanwhile)"
+    if status == 404 and api == "v2" and "page not found" in text:
+        return ' (no /api/v2/write here: for InfluxDB 1.x before 1.8 set [influxdb].api = "v1" and database)'
+    if status == 404:
+        where = "bucket and org" if api == "v2" else "database (CREATE DATABASE, or [influxdb].database)"
+        return f" (check [influxdb].{where})"
+    return ""
 
 
 class InfluxV2Writer:
@@ -77,7 +96,7 @@ class InfluxV2Writer:
                 write_precision=WritePrecision.NS,  # type: ignore[arg-type]
             )
         except ApiException as e:
-            raise _classify(int(e.status or 0), str(e.body or e.reason)) from None
+            raise _classify(int(e.status or 0), e.body or e.reason, "v2") from None
         except (TimeoutError, aiohttp.ClientError, OSError) as e:
             raise RetryableError(f"{type(e).__name__}: {e}") from None
 
@@ -117,7 +136,7 @@ class InfluxV1Writer:
                 self._url, params=self._params, headers=self._headers, data="\n".join(lines).encode()
             ) as resp:
                 if resp.status >= 300:
-                    raise _classify(resp.status, await resp.text())
+                    raise _classify(resp.status, await resp.text(), "v1")
         except (TimeoutError, aiohttp.ClientError, OSError) as e:
             raise RetryableError(f"{type(e).__name__}: {e}") from None
 
