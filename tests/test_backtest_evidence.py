@@ -225,3 +225,13 @@ def test_a_fault_the_series_own_noise_hides_for_two_cycles_is_counted_apart_with
     assert [b.fault.station for b in ev.blinding_due] == ["lalang"]
     assert [b.fault.station for b in ev.blinding_hidden] == ["yemao"]
     assert ev.unexplained_sensor == [wolf]
+
+
+def test_a_fault_cut_by_the_end_of_the_data_is_judged_on_what_the_data_holds() -> None:
+    """A below-DL run injected an hour before the data ends has one reading in the data: nothing can announce it,
+    and it is short, not a silent blind spot."""
+    ds, sc = _dataset([_span("lalang/cd/w", T0 + 1 * H, T0 + 1 * H, None)])
+    ds.faults = [Fault("lalang", "cd", "below_dl", ds.end_ns - 1 * H, ds.end_ns + 28 * H)]
+    ds._cadences = {("lalang", "cd"): 2 * H}
+    [b] = blinding(sc, ds.faults, ds)
+    assert b.short and b.fault.end_ns == ds.end_ns

@@ -116,6 +116,8 @@ class AlertBook:
 
     def __post_init__(self) -> None:
         self._bounds = np.array([t for t, _ in self.tiers], dtype=np.float64)
+        self._policy = _POLICY  # the [alerts] table in use: its per station, parameter, standard tiers
+        self._bounds_by: dict[tuple[str, str, str], np.ndarray] = {}
 
     @classmethod
     def of(cls, policy: AlertPolicy) -> AlertBook:
@@ -127,6 +129,8 @@ class AlertBook:
     def use(self, policy: AlertPolicy) -> None:
         """Every setting from `policy` (load and reload): tiers, the two steps, clearing and the trend."""
         self.set_tiers(policy.tiers)
+        self._policy = policy
+        self._bounds_by.clear()
         self.clear_hold_ns, self.confirm, self.clear_readings = (
             policy.clear_hold_ns,
             policy.confirm,
@@ -140,6 +144,16 @@ class AlertBook:
         self._bounds = np.array([t for t, _ in tiers], dtype=np.float64)
         for a in self.open.values():
             a.tier = min(a.tier, len(tiers))
+
+    def _bounds_of(self, check: SeriesCheck) -> np.ndarray:
+        """The tier ratios of the check's series (`[alerts.severity_by]`), one array per scope in use."""
+        if not self._policy.tiers_by:
+            return self._bounds
+        key = (check.station, check.parameter, check.limit.standard)
+        got = self._bounds_by.get(key)
+        if got is None:
+            got = self._bounds_by[key] = np.array(self._policy.bounds_for(*key), dtype=np.float64)
+        return got
 
     def severity(self, tier: int) -> str:
         return self.tiers[min(max(tier, 1), len(self.tiers)) - 1][1]
@@ -186,7 +200,7 @@ class AlertBook:
             fixed = next((k + 1 for k, (_, name) in enumerate(self.tiers) if name == check.severity), 1)
             tier = np.where(violated, fixed, 0)
         else:
-            tier = np.where(violated, np.searchsorted(self._bounds, check.ratio, side="right"), 0)
+            tier = np.where(violated, np.searchsorted(self._bounds_of(check), check.ratio, side="right"), 0)
             tier = np.maximum(tier, violated.astype(np.int64))  # a violation is at least the first tier
         confirm = check.confirm if check.confirm is not None else 1 if check.rule == "no_data" else self.confirm
         if confirm <= 1:  # no unconfirmed step at all: neither a near notice nor a jump held for one more reading

@@ -28,7 +28,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -164,6 +164,8 @@ def blinding(sc: Score, faults: Sequence[Fault], ds: Dataset) -> list[Blinding]:
         sensors.setdefault(a.station, []).append(a)
     out = []
     for f in sorted((f for f in faults if f.kind in BLINDING), key=lambda f: (f.start_ns, f.station, f.parameter)):
+        if f.end_ns > ds.end_ns:  # cut by the end of the data: judged on what of it the data holds
+            f = replace(f, end_ns=max(ds.end_ns, f.start_ns))
         cycle = cycles.get((f.station, f.parameter), 0)
         mine = [a for a in sensors.get(f.station, []) if a.parameter in (f.parameter, "*")]
         best = _first_open(mine, f.start_ns, f.start_ns + ANNOUNCE_CYCLES * cycle)

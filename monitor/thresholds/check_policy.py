@@ -6,10 +6,11 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from itertools import pairwise
 from typing import Any
 
 from monitor.thresholds.check_screens import ScreenChecker
-from monitor.thresholds.checking import SourceFile, is_number
+from monitor.thresholds.checking import SourceFile, is_number, suggest
 from monitor.thresholds.model import (
     CLEAR_HOLD_CYCLE,
     DEFAULT_TIERS,
@@ -24,6 +25,7 @@ _SINGLE_TABLES = ("classes", "screen", "alerts")  # at most one of each across a
 _CLASS_KEYS = ("intake", "default", "note")
 _ALERT_KEYS = (
     "severity",
+    "severity_by",
     "clear_ratio",
     "clear_hold",
     "clear_readings",
@@ -49,7 +51,11 @@ class FilePolicies:
 
 
 class PolicyChecker(ScreenChecker):
-    """Checks a file's policy tables; `owners` (table -> path:line) carries across files to refuse a second."""
+    """Checks a file's policy tables; `owners` (table -> path:line) carries across files to refuse a second.
+    `station_ids` and `standard_ids`: what the files declare, for `[alerts.severity_by]`."""
+
+    station_ids: Sequence[str] = ()
+    standard_ids: Sequence[str] = ()
 
     def check(self, f: SourceFile, known_classes: Sequence[str], owners: dict[str, str]) -> FilePolicies:
         """[classes], [screen], [instruments.*], [alerts]: each defined once across all files."""
@@ -102,6 +108,63 @@ class PolicyChecker(ScreenChecker):
             raw.get("intake"), raw.get("default"), {k: f.where("classes", k) for k in ("intake", "default") if k in raw}
         )
 
+    def _severity_by(
+        self, raw: object, tiers: tuple[tuple[float, str], ...]
+    ) -> dict[tuple[str, str], tuple[float, ...]]:
+        """`[alerts.severity_by.<scope>.<id>]` tables of tier name = ratio, checked against the tiers and the
+        stations, parameters and standards the files declare; each filled in from `severity` and increasing."""
+        out: dict[tuple[str, str], tuple[float, ...]] = {}
+        if raw is None:
+            return out
+        here: tuple[str, ...] = ("alerts", "severity_by")
+        if not isinstance(raw, dict):
+            self._add(
+                self._at(*here), "alerts.severity_by must hold tables: station.<id>, parameter.<id>, standard.<id>"
+            )
+            return out
+        names = [n for _, n in tiers]
+        for scope, table in raw.items():
+            known = {"station": self.station_ids, "parameter": None, "standard": self.standard_ids}
+            if scope not in known or not isinstance(table, dict):
+                self._add(
+                    self._at(*here, scope),
+                    f"alerts.severity_by.{scope}: expected [alerts.severity_by.station.<id>], .parameter.<id> "
+                    "or .standard.<id>",
+                )
+                continue
+            for sid, ratios in table.items():
+                at = (*here, scope, sid)
+                dot = f"alerts.severity_by.{scope}.{sid}"
+                if scope == "parameter" and not self._parameter_key(sid, at):
+                    continue
+                ids = known[scope]
+                if ids is not None and sid not in ids:
+                    self._add(self._at(*at), f"{dot}: no {scope} '{sid}' in the threshold files{suggest(sid, ids)}")
+                    continue
+                if not isinstance(ratios, dict) or not ratios:
+                    self._add(self._at(*at), f"{dot} must be a table of tier = ratio, e.g. {{ {names[-1]} = 4 }}")
+                    continue
+                given: dict[str, float] = {}
+                for name, v in ratios.items():
+                    if name not in names:
+                        self._add(self._at(*at, name), f"{dot}.{name}: not a severity tier (one of {', '.join(names)})")
+                    elif not is_number(v) or not math.isfinite(v) or v <= 0:
+                        self._add(self._at(*at, name), f"{dot}.{name}: the ratio must be a positive number, not {v!r}")
+                    else:
+                        given[name] = float(v)
+                bounds = tuple(given.get(n, t) for t, n in tiers)
+                if any(b >= c for b, c in pairwise(bounds)):
+                    shown = ", ".join(f"{n} {fmt_number(b)}" for b, n in zip(bounds, names, strict=True))
+                    self._add(
+                        self._at(*at),
+                        f"{dot}: the tiers must rise from the mildest to the worst ({shown}, with the ones left out "
+                        "taken from [alerts] severity)",
+                    )
+                    continue
+                if len(given) == len(ratios):
+                    out[(scope, sid)] = bounds
+        return out
+
     def _alerts(self, f: SourceFile, raw: Mapping[str, Any]) -> AlertPolicy | None:
         before = len(self.problems)
         self._unknown_keys(raw, _ALERT_KEYS, ("alerts",))
@@ -131,6 +194,7 @@ class PolicyChecker(ScreenChecker):
                         built.append((float(v), name))
                 if built:
                     tiers = tuple(built)
+        tiers_by = self._severity_by(raw.get("severity_by"), tiers)
         ratio = self._fraction(raw, "clear_ratio", ("alerts",), 0.0, 1.0, "must be above 0 and at most 1")
         hold: int | None = CLEAR_HOLD_CYCLE  # "cycle" (the default): one analyser cycle of the series
         if raw.get("clear_hold") != "cycle":
@@ -163,4 +227,5 @@ class PolicyChecker(ScreenChecker):
             trend_readings=trend_readings or 6,
             clear_band=bands["clear_band"],
             sudden_band=bands["sudden_band"],
+            tiers_by=tiers_by,
         )

@@ -178,6 +178,12 @@ def explain(ts: ThresholdSet, station: str, default_class: str = "III") -> str:
         + ", ".join(f"{n} ≥ {fmt_number(t)}" for t, n in al.tiers)
         + f"    {al.origins.get('severity', '(built in)')}"
     )
+    for (scope, sid), bounds in sorted(al.tiers_by.items()):
+        out.append(
+            f"  severity for {scope} {sid}: "
+            + ", ".join(f"{n} ≥ {fmt_number(t)}" for t, (_, n) in zip(bounds, al.tiers, strict=True))
+            + f"    {al.origins.get('severity_by', '(built in)')}"
+        )
     confirm = "at the first reading over the limit" if al.confirm == 1 else f"after {al.confirm} readings in a row"
     out.append(f"  confirmed {confirm} (before that: unconfirmed)    {al.origins.get('confirm', '(built in)')}")
     if al.clear_hold_ns == CLEAR_HOLD_CYCLE:

@@ -92,6 +92,7 @@ def _run(paths: Sequence[str | Path]) -> tuple[list[Problem], ThresholdSet]:
     rivers.check_stations(result.rivers, result.stations)
     owners: dict[str, str] = {}
     policies = PolicyChecker(problems, catalogue)
+    policies.station_ids, policies.standard_ids = list(result.stations), standard_ids
     for f in files:
         built = policies.check(f, known_classes, owners)
         if built.classes is not None:

@@ -403,6 +403,19 @@ class AlertPolicy:
     # Sigmas above the level that make a first exceedance sudden (one more reading to confirm). 0 = off, the
     # default: on, it changes the documented "two readings over confirm" (measured: baseline false alerts 2 -> 1).
     sudden_band: float = 0.0
+    # `[alerts.severity_by.<station|parameter|standard>.<id>]`: the tiers' ratios for one station, parameter or
+    # standard, every tier filled in (a tier the table leaves out keeps its `severity` ratio). The most specific
+    # scope wins: station, then parameter, then standard.
+    tiers_by: Mapping[tuple[str, str], tuple[float, ...]] = field(default_factory=dict)
+
+    def bounds_for(self, station: str, parameter: str, standard: str) -> tuple[float, ...]:
+        """The tier ratios that apply to a series: why per scope, a 4x cadmium reading at a Class II intake is
+        an emergency where the same ratio of iron in a river is a warning."""
+        for scope in (("station", station), ("parameter", parameter), ("standard", standard)):
+            got = self.tiers_by.get(scope)
+            if got is not None:
+                return got
+        return tuple(t for t, _ in self.tiers)
 
 
 @dataclass(frozen=True, slots=True)
