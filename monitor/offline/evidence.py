@@ -11,8 +11,10 @@ Definitions (issue 13, "Done means"):
 - a resolve inside a plume is a confirmed water alert resolved while the truth of its series still violated the
   station's class limit (between the crossing and the first compliant time);
 - a blinding fault (stuck, gap, below-DL run) is announced when a sensor alert of its station (the parameter's,
-  or station-wide) is open at some time between the fault's start and two cycles after it; a fault over within
-  two cycles hides nothing that the next reading does not show, and is counted apart as "short";
+  or station-wide) is open at some time between the fault's start and two cycles after it (a stuck or
+  below-DL fault starts at its first reading in the data: one that begins inside a gap shows only after it);
+  a fault over within two cycles hides nothing that the next reading does not show, and is counted apart as
+  "short";
 - a blinding fault is "hidden in the series' own noise" when the clean readings of its series make the same
   pattern within two cycles more than once a year (a stuck fault: equal readings, at the series' rate of
   equal successive readings; a below-DL run: below-DL readings, at its below-DL share and the rate at which
@@ -164,8 +166,14 @@ def blinding(sc: Score, faults: Sequence[Fault], ds: Dataset) -> list[Blinding]:
         sensors.setdefault(a.station, []).append(a)
     out = []
     for f in sorted((f for f in faults if f.kind in BLINDING), key=lambda f: (f.start_ns, f.station, f.parameter)):
-        if f.end_ns > ds.end_ns:  # cut by the end of the data: judged on what of it the data holds
-            f = replace(f, end_ns=max(ds.end_ns, f.start_ns))
+        start, end = f.start_ns, min(f.end_ns, ds.end_ns)  # cut by the end of the data: judged on what it holds
+        seen = below_at.get((f.station, f.parameter))
+        if f.kind != "gap" and seen is not None:  # a stuck or blank analyser shows from its first reading on
+            i = int(np.searchsorted(seen[0], f.start_ns))
+            start = int(seen[0][i]) if i < len(seen[0]) else end
+        if start >= end:
+            continue  # it touched no reading (inside a gap, or after the data): the gap is judged on its own
+        f = replace(f, start_ns=start, end_ns=end)
         cycle = cycles.get((f.station, f.parameter), 0)
         mine = [a for a in sensors.get(f.station, []) if a.parameter in (f.parameter, "*")]
         best = _first_open(mine, f.start_ns, f.start_ns + ANNOUNCE_CYCLES * cycle)
