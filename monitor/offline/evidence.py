@@ -170,6 +170,8 @@ def blinding(sc: Score, faults: Sequence[Fault], ds: Dataset) -> list[Blinding]:
         seen = below_at.get((f.station, f.parameter))
         if f.kind != "gap" and seen is not None:  # a stuck or blank analyser shows from its first reading on
             i = int(np.searchsorted(seen[0], f.start_ns))
+            if f.kind == "below_dl":  # ... a blank from its first below-DL reading (a check may come first)
+                i += int(np.argmax(seen[1][i:])) if seen[1][i:].any() else len(seen[0]) - i
             start = int(seen[0][i]) if i < len(seen[0]) else end
         if start >= end:
             continue  # it touched no reading (inside a gap, or after the data): the gap is judged on its own

@@ -28,7 +28,6 @@ from monitor.rules.wording import number, unit_suffix
 from monitor.thresholds import Limit, format_duration
 
 ABOVE_BEFORE = 12  # readings above the DL in a row before a below-DL run that make "normally reads above"
-DL_LEARN_RUN = 12  # below-DL readings deeper in a run than this teach the learnt rate nothing
 DL_PRIOR = 0.5  # the rate a below-DL reading follows another before the series has taught any (worth 4 events)
 KINDS = ("range", "stuck", "below_dl", "maintenance", "gap", "clock", "drift")
 _BIT = {k: 1 << i for i, k in enumerate(KINDS)}
@@ -220,8 +219,8 @@ class SensorHealth:
         just before it was long (a series that normally reads above), or the run is improbable at the rate,
         learnt from this series, at which a below-DL reading follows another (a series near its DL that reads
         below it now and then). Either way the analyser reads a blank. The rate a run is judged by is the one
-        learnt before it began, and readings deep in a run teach nothing (a blank must not teach that blanks
-        are normal)."""
+        learnt before it began, and only the start of a run teaches (up to `below_dl_run` readings: a blank
+        must not teach that blanks are normal, and the next blank after one must still be seen)."""
         b = quality[judged] == BELOW_DL
         below_len = run_lengths(b, st.dl_run)
         above_len = run_lengths(~b, st.above_run)
@@ -236,7 +235,7 @@ class SensorHealth:
         since = run_starts(b, ts[judged], st.dl_since)
         alpha = plan.screen.run_probability
         if alpha > 0:
-            learn = (prev_below > 0) & (prev_below <= DL_LEARN_RUN)
+            learn = (prev_below > 0) & (prev_below < max(2, plan.screen.below_dl_run))
             hits, pairs, st.dl_hits, st.dl_pairs = counts_before(b, learn, st.dl_hits, st.dl_pairs)
             q = at_run_start(rate(hits, pairs, DL_PRIOR), starts, b, st.dl_rate)
             with np.errstate(divide="ignore", invalid="ignore"):
