@@ -5,8 +5,10 @@
 For each station: in how many seeds it truly exceeded; of those, how many got a forecast notice (what the
 water company is told: "exceeds" within the horizon) at least 24 h before the crossing; the forecast in force
 at the crossing (for stations below the second hit) with its arrival error under 20 % of the travel time and
-its peak within a factor of 1.5; and, in the seeds it never exceeded, in how many a notice told it it would
-("false notice", issue 14's crying-wolf figure) and in how many a forecast row merely said so ("false row").
+its peak within a factor of 1.5, and whether the true worst value lay in its band (peak_low..peak_high);
+and, in the seeds it never exceeded, in how many a notice told it it would ("false notice", issue 14's
+crying-wolf figure) and in how many a forecast row merely said so ("false row"). The first station hit
+("first hit") has nothing upstream to be forecast from.
 
 Variants (why: the emergency dosing of both scenarios starts after some stations ahead have crossed, and a
 forecast cannot know a dosing nobody has announced yet, so the shipped figures mix the model's error with
@@ -30,7 +32,7 @@ from pathlib import Path
 
 from monitor.offline.dataset import Dataset, Exceedance, from_readings
 from monitor.offline.forecast_run import replay_forecasts
-from monitor.offline.forecast_scoring import score
+from monitor.offline.forecast_scoring import ForecastRow, score
 from monitor.offline.sources import Source, load_source
 from monitor.offline.variants import load_variants
 from monitor.thresholds import ThresholdSet
@@ -83,6 +85,16 @@ def _first_hit(ds: Dataset, thresholds: ThresholdSet, parameter: str = "cd") -> 
     return min(firsts)[1] if firsts else None
 
 
+def _in_band(rows: list[ForecastRow], ds: Dataset, station: str, crossing_ns: int) -> bool:
+    """The forecast in force at the crossing had the true worst value of that exceedance in its band."""
+    before = [r for r in rows if r.f.station == station and r.issued_ns < crossing_ns]
+    worst = [e.worst for e in ds.truth or [] if e.station == station and e.start_ns == crossing_ns]
+    if not before or not worst:
+        return False
+    f = max(before, key=lambda r: r.issued_ns).f
+    return f.peak_low <= worst[0] <= f.peak_high
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--seeds", default="1-20")
@@ -113,6 +125,7 @@ def main() -> None:
                     t["peak x1.5"] += s.peak_factor is not None and s.peak_factor <= 1.5
                     if s.peak_factor is not None:
                         factors[s.station].append(s.peak_factor)
+                    t["truth in band"] += _in_band(replay.rows, ds, s.station, s.crossing_ns or 0)
             for s in scores:
                 if s.crossing_ns is None:
                     tally[s.station]["never"] += 1
@@ -126,6 +139,7 @@ def main() -> None:
             "scored",
             "arrival < 20 %",
             "peak x1.5",
+            "truth in band",
             "never",
             "false notice",
             "false row",
