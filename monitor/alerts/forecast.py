@@ -342,8 +342,9 @@ class Forecaster:
             if v > 0:
                 var += 2.0 * self.river.dispersion_at(mid) * speed * (hi - lo) / v**3
                 tau += (hi - lo) / v
-        dam_kms = [d.km for d in self.river.dams]
-        closed = any(abs(a_km - k) <= DAM_KM for k in dam_kms) and any(abs(b_km - k) <= DAM_KM for k in dam_kms)
+        upper = {d.km for d in self.river.dams if abs(a_km - d.km) <= DAM_KM}
+        lower = {d.km for d in self.river.dams if abs(b_km - d.km) <= DAM_KM}
+        closed = bool(upper) and bool(lower - upper)  # two dams: not the km either side of one
         if closed and var > 0:
             pe = 2.0 * tau**2 / var
             var *= 1.0 - (1.0 - math.exp(-pe)) / pe
