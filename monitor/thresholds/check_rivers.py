@@ -34,7 +34,7 @@ _REACH_KEYS = (
 )
 _DAM_KEYS = ("km", "name", "note")
 _TRIBUTARY_KEYS = ("km", "name", "name_zh", "flow_m3s", "note")
-_TREATMENT_KEYS = ("km", "name", "removal", "from", "until", "note")
+_TREATMENT_KEYS = ("km", "name", "removal", "from", "until", "planned", "note")
 _NS_PER_DAY = 86_400 * 1_000_000_000
 _DEFAULT_DISPERSION = 16.0
 
@@ -124,7 +124,8 @@ class RiverChecker(Checker):
         self, raw: Mapping[str, Any], here: tuple[str, ...], span: tuple[float, float] | None
     ) -> list[Treatment]:
         """`[[rivers.<name>.treatments]]`: dosing points, each at a km inside the reaches, with a removal in
-        [0, 1) and a running time (`from` and `until`: TOML date-times with their offset)."""
+        [0, 1) and a running time (`from` and `until`: TOML date-times with their offset); `planned`, when
+        the bureau knew it was coming (at or before `from`; absent: known once it runs)."""
         table = raw.get("treatments")
         if table is None:
             return []
@@ -158,8 +159,14 @@ class RiverChecker(Checker):
                     f"{dotted(at)}.km {fmt_number(km)} is outside the reaches "
                     f"({fmt_number(span[0])} to {fmt_number(span[1])} km)",
                 )
+            planned = self._moment(p, "planned", at) if "planned" in p else None
+            if planned is not None and start is not None and planned > start:
+                self._add(
+                    self._at(*at, "planned"),
+                    f"{dotted(at)}.planned: when the dosing was known to be coming, at or before from",
+                )
             if len(self.problems) == before and km is not None and start is not None and end is not None:
-                out.append(Treatment(km, str(nm), float(removal), start, end))
+                out.append(Treatment(km, str(nm), float(removal), start, end, planned))
         return out
 
     def _moment(self, raw: Mapping[str, Any], key: str, here: tuple[str, ...]) -> int | None:

@@ -78,14 +78,24 @@ class Treatment:
     it removes `removal` of the load passing `km`.
 
     Why in the description: a bureau knows where and since when it doses, and no station upstream of the
-    point can show its effect; the forecast applies it only once it has started (at the forecast's time),
-    never ahead of the operation it describes."""
+    point can show its effect. The forecast counts a point from `planned_ns` (the time the bureau knew it
+    was coming: a plan announced ahead; None: from `from_ns`, once it runs), never earlier, and then on the
+    load that passes the point while it runs, not on what passed before it started."""
 
     km: float
     name: str
     removal: float
     from_ns: int
     until_ns: int
+    planned_ns: int | None = None
+
+    def known(self, now_ns: int) -> bool:
+        """Whether a forecast issued at `now_ns` may count this point."""
+        return now_ns >= (self.from_ns if self.planned_ns is None else self.planned_ns)
+
+    def running(self, at_ns: int) -> bool:
+        """Whether the point treats the load passing it at `at_ns`."""
+        return self.from_ns <= at_ns < self.until_ns
 
 
 @dataclass(frozen=True)
@@ -185,14 +195,10 @@ class RiverDescription:
         lo, hi = min(a_km, b_km), max(a_km, b_km)
         return tuple(sorted((d for d in self.dams if lo < d.km <= hi), key=lambda d: d.km))
 
-    def treatment_factor(self, a_km: float, b_km: float, now_ns: int) -> float:
-        """The share of the load left after the dosing points between a and b that are running at `now_ns`."""
+    def treatments_known(self, a_km: float, b_km: float, now_ns: int) -> tuple[Treatment, ...]:
+        """The dosing points below a and at or above b that a forecast issued at `now_ns` may count."""
         lo, hi = min(a_km, b_km), max(a_km, b_km)
-        left = 1.0
-        for t in self.treatments:
-            if lo < t.km <= hi and t.from_ns <= now_ns < t.until_ns:
-                left *= 1.0 - t.removal
-        return left
+        return tuple(t for t in self.treatments if lo < t.km <= hi and t.known(now_ns))
 
     def tributaries_between(self, a_km: float, b_km: float) -> tuple[Tributary, ...]:
         """Tributaries joining below the upstream km and at or above the downstream one, in river order."""
