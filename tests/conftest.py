@@ -82,4 +82,5 @@ def http_receiver() -> Iterator[HttpReceiver]:
 @pytest.fixture
 def alertmanager(tmp_path_factory: pytest.TempPathFactory, http_receiver: HttpReceiver) -> Iterator[Alertmanager]:
     """A real Alertmanager of the test's own, notifying ``http_receiver`` (firing and resolved, at ``/am``)."""
-    yield from _run(lambda: Alertmanager(tmp_path_factory.mktemp("alertmanager"), webhook_url=f"{http_receiver.url}/am"))
+    webhook = f"{http_receiver.url}/am"
+    yield from _run(lambda: Alertmanager(tmp_path_factory.mktemp("alertmanager"), webhook_url=webhook))

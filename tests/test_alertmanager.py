@@ -138,7 +138,7 @@ def test_a_down_alertmanager_is_retried_and_counted_then_gets_the_alert(
 )
 def test_a_bad_alertmanager_url_is_a_config_error_naming_the_key(tmp_path: Path, url: str, says: str) -> None:
     cfg = tmp_path / "riverwatch.toml"
-    cfg.write_text(f'[notify]\n[[notify.route]]\nurl_env = "RW_AM_URL"\n\n[service]\ndata_dir = "data"\n')
+    cfg.write_text('[notify]\n[[notify.route]]\nurl_env = "RW_AM_URL"\n\n[service]\ndata_dir = "data"\n')
     proc = subprocess.run(
         [sys.executable, "-m", "monitor", "check", "--config", str(cfg)],
         capture_output=True,
