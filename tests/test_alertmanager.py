@@ -127,6 +127,72 @@ def test_a_down_alertmanager_is_retried_and_counted_then_gets_the_alert(
     assert service.metric("riverwatch_notifications_sent_total") == 1
 
 
+def test_an_escalation_ends_the_alert_under_its_old_severity(
+    service: ServiceProcess, mosquitto: Mosquitto, alertmanager: Alertmanager
+) -> None:
+    publish([cd("lalang", T0, 0.03)], mosquitto.url)  # 6x: serious
+    wait("the serious alert", lambda: lalang(alertmanager), service)
+    publish([cd("lalang", T0 + 3600, 0.15)], mosquitto.url)  # 30x: critical, a new label set in Alertmanager
+    (alert,) = wait(
+        "only the critical alert",
+        lambda: (
+            [a for a in lalang(alertmanager) if a["labels"]["severity"] == "critical"]
+            if len(lalang(alertmanager)) == 1
+            else []
+        ),
+        service,
+    )
+    assert alert["annotations"]["state"] == "escalated" and alert["startsAt"] == "2012-01-15T00:00:00.000Z"
+    time.sleep(2)  # posted again meanwhile: the serious one stays ended
+    assert [a["labels"]["severity"] for a in lalang(alertmanager)] == ["critical"]
+
+
+def test_an_alert_whose_resolve_was_silenced_is_ended_in_alertmanager(
+    service: ServiceProcess, mosquitto: Mosquitto, alertmanager: Alertmanager
+) -> None:
+    publish([cd("lalang", T0, 0.03)], mosquitto.url)
+    wait("the alert in Alertmanager", lambda: lalang(alertmanager), service)
+    silence = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "monitor",
+            "silence",
+            "add",
+            "--config",
+            str(service.config),
+            "--station",
+            "lalang",
+            "--duration",
+            "2h",
+            "--reason",
+            "analyser maintenance",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        cwd=service.workdir,
+    )
+    assert silence.returncode == 0, silence.stderr
+    publish([cd("lalang", T0 + 3600, 0.001)], mosquitto.url)  # resolved, but the message is silenced
+    service.wait(lambda: "resolved" in service.output() and "muted: silence" in service.output(), 20, "the resolve")
+    # Not told of the end, Alertmanager would keep it while riverwatch posts it; the ledger has it closed.
+    wait("the alert ended in Alertmanager", lambda: not lalang(alertmanager), service, timeout=10)
+
+
+def test_a_restarted_service_keeps_posting_what_fires(
+    service: ServiceProcess, mosquitto: Mosquitto, alertmanager: Alertmanager
+) -> None:
+    publish([cd("lalang", T0, 0.03)], mosquitto.url)
+    wait("the alert in Alertmanager", lambda: lalang(alertmanager), service)
+    service.kill9()
+    service.start()
+    time.sleep(6)  # past the 4 s a post is valid for: only posts of the restarted service keep it
+    (alert,) = lalang(alertmanager)
+    assert alert["labels"]["severity"] == "serious" and "Lalang" in alert["annotations"]["message"]
+    assert service.metric("riverwatch_notifications_sent_total") == 0  # no transition sent twice
+
+
 @pytest.mark.parametrize(
     ("url", "says"),
     [
