@@ -542,3 +542,72 @@ bind-address = "{self.host}:{self.rpc_port}"
                 for values in series["values"]:
                     rows.append({**tags, **dict(zip(series["columns"], values, strict=True))})
         return rows
+
+
+class Alertmanager(ServerProcess):
+    """Prometheus Alertmanager 0.25 (Debian's ``prometheus-alertmanager``), one node, its own config and storage.
+
+    ``--cluster.listen-address=`` (empty) turns gossip off: a single node on loopback needs no peers, and the
+    default would listen on 0.0.0.0:9094. The config sends every alert to one webhook (``webhook_url``, e.g. a
+    :class:`bench.receiver.HttpReceiver`) with ``send_resolved`` on and short group times, so a test sees the
+    firing and the resolved notification within seconds; without a webhook the receiver is a null one.
+    """
+
+    name = "alertmanager"
+    binary = "/usr/bin/prometheus-alertmanager"
+
+    def __init__(
+        self,
+        data_dir: Path | str,
+        port: int | None = None,
+        start_timeout: float = START_TIMEOUT,
+        webhook_url: str | None = None,
+    ) -> None:
+        super().__init__(data_dir, port, start_timeout)
+        self.webhook_url = webhook_url
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    @property
+    def target_url(self) -> str:
+        """The riverwatch notification URL of this Alertmanager."""
+        return f"alertmanager://{self.host}:{self.port}"
+
+    def _prepare(self) -> None:
+        receiver = f"    webhook_configs:\n      - url: '{self.webhook_url}'\n        send_resolved: true\n"
+        (self.data_dir / "alertmanager.yml").write_text(
+            "route:\n"
+            "  receiver: test\n"
+            "  group_by: ['...']\n"  # each alert its own group: one notification per alert
+            "  group_wait: 0s\n"
+            "  group_interval: 1s\n"
+            "  repeat_interval: 1h\n"
+            "receivers:\n"
+            "  - name: test\n" + (receiver if self.webhook_url else "")
+        )
+
+    def _argv(self, binary: str) -> list[str]:
+        return [
+            binary,
+            f"--config.file={self.data_dir / 'alertmanager.yml'}",
+            f"--storage.path={self.data_dir / 'data'}",
+            f"--web.listen-address={self.host}:{self.port}",
+            "--cluster.listen-address=",
+            "--log.level=info",
+        ]
+
+    def _ready(self) -> bool:
+        status, _ = http_request("GET", f"{self.url}/-/ready", timeout=1.0)
+        return status == 200
+
+    def alerts(self, **filters: str) -> list[dict[str, Any]]:
+        """``GET /api/v2/alerts`` (active, silenced and inhibited; not the resolved ones): the alerts it holds."""
+        query = urllib.parse.urlencode(filters)
+        url = f"{self.url}/api/v2/alerts" + (f"?{query}" if query else "")
+        status, body = http_request("GET", url)
+        if status != 200:
+            raise HTTPStatusError("GET", url, status, body.decode(errors="replace"))
+        result: list[dict[str, Any]] = json.loads(body)
+        return result

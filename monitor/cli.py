@@ -24,6 +24,7 @@ from monitor.service.demo import DEFAULT_SPEED, run_demo
 from monitor.service.http import ListenError
 from monitor.service.ledger_command import UsageError as BadArgument
 from monitor.service.ledger_command import ledger_command, parse_offset_time
+from monitor.service.logformat import use_json_logs
 from monitor.service.outbox_command import outbox_command
 from monitor.store.batches import RetryableError
 from monitor.store.setaside import redrive
@@ -146,7 +147,72 @@ def _parser() -> argparse.ArgumentParser:
     show.add_argument("--station", required=True)
     show.add_argument("--config", type=Path, help="take the threshold files and default class from this config")
     show.add_argument("paths", nargs="*", type=Path, help="threshold files (default: the config's, or the shipped)")
+
+    comp = sub.add_parser("completion", help="print a shell completion script: source <(riverwatch completion bash)")
+    comp.add_argument("shell", choices=["bash"])
     return p
+
+
+def bash_completion(parser: argparse.ArgumentParser) -> str:
+    """A bash completion script made from the parser itself, so a new command or option is completed at once:
+    commands and subcommands, each one's options, the values of options with choices, file names elsewhere."""
+    subs: dict[str, list[str]] = {}
+    opts: dict[str, list[str]] = {}
+    choices: dict[str, list[str]] = {}
+
+    def walk(p: argparse.ArgumentParser, path: str) -> None:
+        opts[path] = []
+        for action in p._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                subs[path] = list(action.choices)
+                for name, child in action.choices.items():
+                    walk(child, f"{path} {name}")
+                continue
+            opts[path] += action.option_strings
+            if action.option_strings and action.choices is not None:
+                for o in action.option_strings:
+                    choices[f"{path}|{o}"] = [str(c) for c in action.choices]
+            elif not action.option_strings and action.choices is not None and not subs.get(path):
+                choices[f"{path}|"] = [str(c) for c in action.choices]
+
+    walk(parser, parser.prog)  # bash has no empty key: paths start with the program's name
+
+    def table(name: str, d: dict[str, list[str]]) -> str:
+        rows = "".join(f'\n  ["{k}"]="{" ".join(v)}"' for k, v in sorted(d.items()))
+        return f"declare -gA {name}=({rows}\n)"
+
+    return "\n".join(
+        [
+            "# bash completion for riverwatch: source <(riverwatch completion bash)",
+            table("_riverwatch_subs", subs),
+            table("_riverwatch_opts", opts),
+            table("_riverwatch_choices", choices),
+            _BASH_FUNCTION,
+        ]
+    )
+
+
+_BASH_FUNCTION = r"""_riverwatch() {
+  local cur="${COMP_WORDS[COMP_CWORD]}" prev="${COMP_WORDS[COMP_CWORD-1]}" path=riverwatch i w
+  for ((i = 1; i < COMP_CWORD; i++)); do
+    w="${COMP_WORDS[i]}"
+    [[ "$w" == -* ]] && continue
+    [[ " ${_riverwatch_subs[$path]} " == *" $w "* ]] && path="$path $w"
+  done
+  if [[ "$prev" == -* && -n "${_riverwatch_choices[$path|$prev]+x}" ]]; then
+    COMPREPLY=($(compgen -W "${_riverwatch_choices[$path|$prev]}" -- "$cur"))
+  elif [[ "$cur" == -* ]]; then
+    COMPREPLY=($(compgen -W "${_riverwatch_opts[$path]}" -- "$cur"))
+  elif [[ -n "${_riverwatch_subs[$path]}" ]]; then
+    COMPREPLY=($(compgen -W "${_riverwatch_subs[$path]}" -- "$cur"))
+  elif [[ -n "${_riverwatch_choices[$path|]+x}" ]]; then
+    COMPREPLY=($(compgen -W "${_riverwatch_choices[$path|]}" -- "$cur"))
+  else
+    COMPREPLY=($(compgen -f -- "$cur"))
+  fi
+}
+complete -o default -F _riverwatch riverwatch
+"""
 
 
 def _broker_credentials(p: argparse.ArgumentParser) -> None:
@@ -207,6 +273,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                 return _replay(args)
             case "check":
                 return check_config(args.config)
+            case "completion":
+                print(bash_completion(_parser()), end="")
+                return 0
             case "thresholds" if args.thresholds_command == "check":
                 return _thresholds_check(args.paths)
             case "thresholds":
@@ -231,6 +300,8 @@ def _run(config: Path | None) -> int:
 
     try:
         cfg = load_config(config)
+        if cfg.service.log_format == "json":  # before the service logs a line
+            use_json_logs()
         service = Service(cfg)
     except ConfigError as e:
         print(f"riverwatch: {e}", file=sys.stderr)

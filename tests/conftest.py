@@ -13,7 +13,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.receiver import HttpReceiver
-from bench.servers import InfluxDB1, Mosquitto, ServerError, ServerProcess, Victoria
+from bench.servers import Alertmanager, InfluxDB1, Mosquitto, ServerError, ServerProcess, Victoria
 from monitor.thresholds import ThresholdSet, load, shipped_path
 
 S = TypeVar("S", bound=ServerProcess)
@@ -77,3 +77,10 @@ def http_receiver() -> Iterator[HttpReceiver]:
         yield receiver
     finally:
         receiver.stop()
+
+
+@pytest.fixture
+def alertmanager(tmp_path_factory: pytest.TempPathFactory, http_receiver: HttpReceiver) -> Iterator[Alertmanager]:
+    """A real Alertmanager of the test's own, notifying ``http_receiver`` (firing and resolved, at ``/am``)."""
+    webhook = f"{http_receiver.url}/am"
+    yield from _run(lambda: Alertmanager(tmp_path_factory.mktemp("alertmanager"), webhook_url=webhook))

@@ -83,6 +83,7 @@ class ServiceConfig:
     data_dir: Path = Path("./riverwatch-data")
     http_listen: str = "127.0.0.1:9108"  # "" disables the HTTP endpoint
     ingest_batch: int = 2000  # most messages decoded and journaled per commit (fewer when fewer wait)
+    log_format: str = "text"  # "json": one JSON object per log line (monitor.service.logformat)
 
 
 @dataclass(frozen=True)
@@ -223,6 +224,14 @@ def _service(s: Section, base: Path) -> ServiceConfig:
         host, _, port = listen.rpartition(":")
         if not host or not port.isdigit() or not 0 <= int(port) < 65536:
             raise s.err("http_listen", "expected host:port")
-    cfg = ServiceConfig(data_dir=data_dir, http_listen=listen, ingest_batch=int(s.number("ingest_batch", 2000, 1)))
+    log_format = s.get("log_format", str, "text")
+    if log_format not in ("text", "json"):
+        raise s.err("log_format", 'must be "text" or "json"')
+    cfg = ServiceConfig(
+        data_dir=data_dir,
+        http_listen=listen,
+        ingest_batch=int(s.number("ingest_batch", 2000, 1)),
+        log_format=log_format,
+    )
     s.done()
     return cfg

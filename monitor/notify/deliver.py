@@ -17,12 +17,15 @@ import asyncio
 import logging
 import sqlite3
 import time
+from collections.abc import Callable, Collection
 from urllib.parse import parse_qsl, urlsplit
 
 import apprise
 
+from monitor.config.targets import is_alertmanager
 from monitor.domain.pacing import nap
 from monitor.metrics import Metrics
+from monitor.notify.alertmanager import deliver_alertmanager
 from monitor.notify.group import compose
 from monitor.notify.outbox import Outbox
 from monitor.notify.routes import private_url, target_id
@@ -40,8 +43,25 @@ async def deliver(
     timeout_s: float = 60.0,
     connect_timeout_s: float = 10.0,
     retry_cap_s: float = 300.0,
+    active: Callable[[], Collection[str]] | None = None,
 ) -> None:
-    """Send one target's messages in order until `stop`; then one last try of what is due, and return."""
+    """Send one target's messages in order until `stop`; then one last try of what is due, and return.
+
+    An alertmanager:// target has its own sender (monitor.notify.alertmanager); `active` (the ledger's open
+    alert ids) tells it which firing alerts to post again."""
+    if is_alertmanager(url):
+        await deliver_alertmanager(
+            outbox,
+            url,
+            metrics,
+            wake,
+            stop,
+            timeout_s=timeout_s,
+            connect_timeout_s=connect_timeout_s,
+            retry_cap_s=retry_cap_s,
+            active=active,
+        )
+        return
     target = target_id(url)
     shown = private_url(url)
     ap = apprise.Apprise()

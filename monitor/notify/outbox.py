@@ -26,10 +26,11 @@ _COLUMNS = (  # added to outbox files written before grouping: their rows have n
     ("group_context", "TEXT NOT NULL DEFAULT ''"),
     ("todo", "TEXT NOT NULL DEFAULT ''"),
     ("language", "TEXT NOT NULL DEFAULT 'en'"),
+    ("facts", "TEXT NOT NULL DEFAULT ''"),  # the transition as JSON (Message.facts), for Alertmanager
 )
 _SELECT = (
     "SELECT id, key, title, body, notify_type, attempts, next_ns, grp, change_line, group_context, todo,"
-    " created_ns, language"
+    " created_ns, language, facts"
 )
 
 
@@ -106,11 +107,13 @@ class Outbox:
                             m.context,
                             lines,
                             m.language,
+                            m.facts,
                         )
                     )
                 self._db.executemany(
                     "INSERT OR IGNORE INTO outbox(target, key, title, body, notify_type, created_ns, next_ns,"
-                    " grp, change_line, group_context, todo, language) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    " grp, change_line, group_context, todo, language, facts)"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     rows,
                 )
                 self._db.execute("COMMIT")
@@ -168,6 +171,17 @@ class Outbox:
                 (target, alert_id + "#", alert_id + "$"),
             ).fetchone()
         return None if last is None else int(last)
+
+    def delivered_facts(self, target: str) -> list[tuple[str, str, str]]:
+        """(title, body, facts) of each row delivered to the target with facts, oldest first: what Alertmanager
+        was last told of each alert (monitor.notify.alertmanager rebuilds its firing set from them)."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT title, body, facts FROM outbox"
+                " WHERE target = ? AND delivered_ns IS NOT NULL AND facts != '' ORDER BY id",
+                (target,),
+            ).fetchall()
+        return [(str(r[0]), str(r[1]), str(r[2])) for r in rows]
 
     def next_for(self, target: str) -> tuple[int, Message, int, int] | None:
         """The oldest undelivered message of a target: (id, message, attempts, next_try_ns)."""
@@ -229,5 +243,7 @@ class Outbox:
 
 def _row(r: tuple[object, ...]) -> Row:
     group = None if r[7] is None else str(r[7])
-    m = Message(str(r[1]), str(r[2]), str(r[3]), str(r[4]), group, str(r[8]), str(r[9]), language=str(r[12]))
+    m = Message(
+        str(r[1]), str(r[2]), str(r[3]), str(r[4]), group, str(r[8]), str(r[9]), language=str(r[12]), facts=str(r[13])
+    )
     return Row(int(r[0]), m, int(r[5]), int(r[6]), str(r[10]), int(r[11]))  # type: ignore[call-overload]

@@ -26,6 +26,7 @@ from monitor.alerts.evaluator import AlertEvent
 from monitor.alerts.incidents import Incident
 from monitor.config import SEVERITIES, NotifyConfig, RouteConfig
 from monitor.config.messages import MessagesConfig
+from monitor.config.targets import is_alertmanager, parse_alertmanager
 from monitor.notify.message import Timing
 from monitor.thresholds import Station
 
@@ -189,5 +190,10 @@ def target_id(url: str) -> str:
 
 def private_url(url: str) -> str:
     """The URL as it may appear in logs: apprise's privacy form, never tokens or passwords."""
+    if is_alertmanager(url):
+        try:
+            return parse_alertmanager(url).base
+        except ValueError:
+            return url.split(":", 1)[0] + "://(invalid)"
     plugin = apprise.Apprise.instantiate(url)
     return plugin.url(privacy=True) if plugin else url.split(":", 1)[0] + "://(invalid)"

@@ -36,7 +36,7 @@ from monitor.config.messages import RouteMessages
 from monitor.config.notify import InhibitConfig
 from monitor.metrics import Metrics
 from monitor.notify.inhibit import judge, suspect_line
-from monitor.notify.message import group_key
+from monitor.notify.message import event_facts, group_key
 from monitor.notify.outbox import Outbox
 from monitor.notify.render import Message, render
 from monitor.notify.render_group import change_line, group_context, stale_label
@@ -207,6 +207,7 @@ class RenderStage:
             context=context,
             urgent=e.severity == "critical" or _at_intake(e, stations),
             language=self.language,
+            facts=event_facts(e, stations),
         )
 
 

@@ -298,6 +298,10 @@ class Service:
                 return
             await nap(None, stop, ACTIVE_ALERTS_EVERY_S)
 
+    def _open_alert_ids(self) -> set[str]:
+        """What an Alertmanager target still posts as firing (monitor.notify.alertmanager)."""
+        return {a.alert_id for a in self.ledger.alerts(True)}
+
     def _journaled(self) -> None:
         self._store_wake.set()
         self._rules_wake.set()
@@ -349,6 +353,7 @@ class Service:
                     timeout_s=self.cfg.notify.timeout_s,
                     connect_timeout_s=self.cfg.notify.connect_timeout_s,
                     retry_cap_s=self.cfg.notify.retry_cap_s,
+                    active=self._open_alert_ids,
                 )
             )
             for url in [t.url for t in self.targets]
