@@ -129,7 +129,8 @@ def test_one_notification_per_exceedance_and_one_when_resolved(
 
     # More exceeding readings do not notify again; a higher tier escalates once.
     publish([single(station, "cd", T0 + 3600 * k, 0.03 + 0.001 * k) for k in range(2, 6)], mosquitto.url)
-    publish([single(station, "cd", T0 + 3600 * 6, 0.15)], mosquitto.url)  # 30x: from serious to critical
+    # 30x twice: from serious to critical (one such reading between 7x and 0.4x would be screened as a spike)
+    publish([single(station, "cd", T0 + 3600 * 6, 0.15), single(station, "cd", T0 + 3600 * 6.5, 0.16)], mosquitto.url)
     posts = http_receiver.wait_for(3, timeout=20)
     assert "escalated" in posts[2].json["message"]
     # One compliant reading does not clear it; the second, an analyser cycle later, does.

@@ -296,7 +296,8 @@ def spikes(plan: Plan, st: SeriesState, sv: np.ndarray, window: int) -> np.ndarr
         med_j = float(np.median(past))
         thr_j = mads * max(MAD_TO_SIGMA * float(np.median(np.abs(past - med_j))), floor)
         dev_j = float(sv[j]) - med_j
-        raw[j] = 1 if dev_j > thr_j else -1 if -dev_j > thr_j else 0
+        if thr_j > 0:  # a few readings with no spread yet (repeats, or two levels) say nothing about spikes
+            raw[j] = 1 if dev_j > thr_j else -1 if -dev_j > thr_j else 0
     st.screen.extend(np.zeros(m, dtype=np.int64), sv)
     st.screen.keep_last(window)
     return raw
