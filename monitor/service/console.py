@@ -40,7 +40,8 @@ _HEADERS = {
     "Content-Security-Policy": "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
     "frame-ancestors 'none'; form-action 'self'; base-uri 'none'",
     "X-Content-Type-Options": "nosniff",
-    "Referrer-Policy": "no-referrer",
+    # "no-referrer" would make Chromium send "Origin: null" with the page's own form POSTs, which are refused
+    "Referrer-Policy": "same-origin",
     "X-Frame-Options": "DENY",
 }
 

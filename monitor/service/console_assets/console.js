@@ -52,14 +52,15 @@
     const box = el("div", { class: "river" }, el("h3", { text: named(r, "name") }));
     if (kms.length) {
       const lo = Math.min(...kms), hi = Math.max(...kms);
-      const W = 960, H = 150, L = 40, R = 40, Y = 75;
+      const W = 1100, H = 125, L = 110, R = 110, Y = 70;
       const x = (km) => L + (hi > lo ? ((km - lo) / (hi - lo)) * (W - L - R) : (W - L - R) / 2);
       const svg = el("svg:svg", { viewBox: `0 0 ${W} ${H}`, class: "schematic", role: "img", "aria-label": named(r, "name") });
       svg.append(el("svg:line", { x1: L - 20, y1: Y, x2: W - R + 20, y2: Y, class: "water" }));
       svg.append(el("svg:text", { x: W - R + 22, y: Y + 4, class: "flow", text: "→" }));
       for (const t of r.tributaries) {
-        svg.append(el("svg:line", { x1: x(t.km) - 25, y1: 12, x2: x(t.km), y2: Y, class: "tributary" }));
-        svg.append(el("svg:text", { x: x(t.km) - 28, y: 10, class: "small", text: named(t, "name") }));
+        svg.append(el("svg:line", { x1: x(t.km) - 25, y1: 14, x2: x(t.km), y2: Y, class: "tributary" }));
+        svg.append(el("svg:text", { x: x(t.km) - 25, y: 11, class: "small", "text-anchor": "middle",
+          text: named(t, "name") }));
       }
       for (const d of r.dams) {
         svg.append(el("svg:line", { x1: x(d.km), y1: Y - 10, x2: x(d.km), y2: Y + 10, class: "dam" },
@@ -71,11 +72,11 @@
           (s.intake ? ` · ${T.intake}` : "") + (s.silenced ? ` · ${T.silenced}` : "") }));
         if (s.intake) g.append(el("svg:rect", { x: x(s.km) - 9, y: Y - 9, width: 18, height: 18 }));
         else g.append(el("svg:circle", { cx: x(s.km), cy: Y, r: 9 }));
-        const up = i % 2 === 0;
-        g.append(el("svg:text", { x: x(s.km), y: up ? Y - 18 : Y + 30, class: "label", "text-anchor": "middle",
+        const up = i % 2 === 0;  // names alternate above and below the river, the km right under the marker
+        g.append(el("svg:text", { x: x(s.km), y: up ? Y - 20 : Y + 44, class: "label", "text-anchor": "middle",
           text: named(s, "name") }));
-        g.append(el("svg:text", { x: x(s.km), y: up ? Y + 30 : Y - 18, class: "small", "text-anchor": "middle",
-          text: `${s.km} ${T.km}` + (s.silenced ? " 🔕" : "") }));
+        g.append(el("svg:text", { x: x(s.km), y: Y + 24, class: "small", "text-anchor": "middle",
+          text: `${s.km} ${T.km}` + (s.silenced ? ` · ${T.silenced}` : "") }));
         svg.append(g);
       });
       box.append(svg);
