@@ -72,8 +72,8 @@ class Browser:
 
     async def wait(self, expression: str, what: str, timeout: float = 30.0) -> Any:
         deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            value = await self.js(expression)
+        while time.monotonic() < deadline:  # a document half loaded (no body yet) is "not yet"
+            value = await self.js(f"(() => {{ try {{ return {expression}; }} catch (e) {{ return null; }} }})()")
             if value:
                 return value
             await asyncio.sleep(0.2)
