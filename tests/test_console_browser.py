@@ -1,7 +1,7 @@
 """The console in a real headless Chromium, driven over the Chrome DevTools protocol, against the real
 service (real mosquitto, a real HTTP receiver): a duty officer logs in, a cadmium exceedance published over
-MQTT appears on the page and colours its station, the officer clicks Acknowledge, and `riverwatch alerts`
-and the ledger's audit log show who acknowledged it. The Chinese page names the stations in Chinese.
+MQTT appears on the page and colours its station, the officer clicks Acknowledge (and Silence, with a
+duration and a reason), and `riverwatch alerts` and the ledger show who acknowledged and silenced it. The Chinese page names the stations in Chinese.
 
 The screenshot is written to $CONSOLE_SCREENSHOT when set (docs/console.png is made that way)."""
 
@@ -213,6 +213,16 @@ async def test_duty_officer_sees_an_alert_appear_and_acknowledges_it(
     assert acked.startswith("li ")
     assert not await page.js(f"document.querySelector('button.ack[data-alert={json.dumps(alert_id)}]')")
 
+    # Silence Yemao's cadmium for 2 hours from the same row: the dialog, a reason, the ledger's silence.
+    await page.click(f"button.silence[data-alert={json.dumps(alert_id)}]")
+    await page.wait("document.getElementById('silence-dialog').open", "the silence dialog")
+    await page.js("document.querySelector('#silence-form input[name=duration]').value = ''")
+    await page.type_into("#silence-form input[name=duration]", "2h")
+    await page.type_into("#silence-form input[name=reason]", "analyser check by the station operator")
+    await page.click("#silence-form button[type=submit]")
+    await page.wait("!document.getElementById('silence-dialog').open", "the dialog to close")
+    listed = await page.wait("document.querySelector('#silences li')?.textContent", "the silence on the page")
+    assert "analyser check by the station operator" in listed and "li" in listed
     await page.js("window.scrollTo(0, 0)")
     shot = await page.send("Page.captureScreenshot", format="png", captureBeyondViewport=False)
     png = base64.b64decode(shot["data"])
@@ -231,6 +241,9 @@ async def test_duty_officer_sees_an_alert_appear_and_acknowledges_it(
     ledger = Ledger(service.workdir / "data" / "alerts.sqlite")
     try:
         assert ("li", "ack", f"alert {alert_id}") in [a[1:4] for a in ledger.audit_log()]
+        (silence,) = ledger.silences()
+        assert (silence.station, silence.parameter, silence.created_by) == ("yemao", "cd", "li")
+        assert abs(silence.until_ns - silence.created_ns - 2 * 3600 * 10**9) < 5 * 10**9
     finally:
         ledger.close()
 

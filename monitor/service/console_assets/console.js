@@ -162,7 +162,9 @@
     fill("history", table(s.history, true));
     fill("silences", list(s.silences, (x) => `${stationName[x.station] || x.station}/${x.parameter || "*"} ` +
       `${T.until} ${when(x.until_ns)} · ${x.reason} · ${T.by} ${x.by}`));
-    fill("audit", list(s.audit, (x) => `${when(x.at_ns)} ${x.by}: ${x.action} ${x.subject}${x.detail ? " — " + x.detail : ""}`));
+    const detail = (d) => d.replace(/until=(\d{15,})/, (_, ns) => `until=${when(Number(ns))}`);
+    fill("audit", list(s.audit, (x) => `${when(x.at_ns)} ${x.by}: ${x.action} ${x.subject}` +
+      (x.detail ? " — " + detail(x.detail) : "")));
     const status = document.getElementById("status");
     status.textContent = `${T.updated_at} ${when(s.now_ns)}`;
     status.className = "";
