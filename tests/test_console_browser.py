@@ -1,7 +1,8 @@
 """The console in a real headless Chromium, driven over the Chrome DevTools protocol, against the real
 service (real mosquitto, a real HTTP receiver): a duty officer logs in, a cadmium exceedance published over
 MQTT appears on the page and colours its station, the officer clicks Acknowledge (and Silence, with a
-duration and a reason), and `riverwatch alerts` and the ledger show who acknowledged and silenced it. The Chinese page names the stations in Chinese.
+duration and a reason), and `riverwatch alerts` and the ledger show who acknowledged and silenced it; the
+plume reaching the next station shows as the incident's reach. The Chinese page names the stations in Chinese.
 
 The screenshot is written to $CONSOLE_SCREENSHOT when set (docs/console.png is made that way)."""
 
@@ -223,6 +224,10 @@ async def test_duty_officer_sees_an_alert_appear_and_acknowledges_it(
     await page.wait("!document.getElementById('silence-dialog').open", "the dialog to close")
     listed = await page.wait("document.querySelector('#silences li')?.textContent", "the silence on the page")
     assert "analyser check by the station operator" in listed and "li" in listed
+    # The plume reaches Luodong a day later: the page shows the incident's reach from Yemao to Luodong.
+    publish([reading("luodong", T0 + 86400, 0.012)], mosquitto.url)
+    await page.wait("document.querySelector('[data-station=luodong]')?.dataset.state === 'alert'", "Luodong in red")
+    await page.wait("!!document.querySelector('rect.plume[data-incident]')", "the incident's reach on the river")
     await page.js("window.scrollTo(0, 0)")
     shot = await page.send("Page.captureScreenshot", format="png", captureBeyondViewport=False)
     png = base64.b64decode(shot["data"])

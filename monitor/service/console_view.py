@@ -119,6 +119,8 @@ def console_state(ts: ThresholdSet, ledger: Ledger, now_ns: int) -> dict[str, An
             "id": inc.id,
             "river": inc.river,
             "parameter": inc.parameter,
+            "parameter_name": _pname(ts, inc.parameter),
+            "parameter_name_zh": _pname(ts, inc.parameter, zh=True),
             "opened_ns": inc.opened_ns,
             "hits": [{"station": h.station, "km": h.river_km, "first_ns": h.first_ns} for h in inc.hits],
             "alerts": sorted(inc.open_alerts),
@@ -149,3 +151,8 @@ def console_state(ts: ThresholdSet, ledger: Ledger, now_ns: int) -> dict[str, An
             for at, actor, action, subject, detail in reversed([x for x in audit if x[1] != "riverwatch"][-AUDIT:])
         ],
     }
+
+
+def _pname(ts: ThresholdSet, pid: str, zh: bool = False) -> str:
+    p = ts.catalogue.get(pid)
+    return "" if p is None else (p.name_zh if zh else p.name)

@@ -46,7 +46,7 @@
   function stateWord(s) { return s === "sensor" ? T.sensor_state : word(s); }
 
   // -- the river schematic --------------------------------------------------------------------------------
-  function river(r) {
+  function river(r, incidents) {
     const placed = r.stations.filter((s) => s.km !== null);
     const kms = placed.map((s) => s.km).concat(r.dams.map((d) => d.km), r.tributaries.map((t) => t.km));
     const box = el("div", { class: "river" }, el("h3", { text: named(r, "name") }));
@@ -57,6 +57,13 @@
       const svg = el("svg:svg", { viewBox: `0 0 ${W} ${H}`, class: "schematic", role: "img", "aria-label": named(r, "name") });
       svg.append(el("svg:line", { x1: L - 20, y1: Y, x2: W - R + 20, y2: Y, class: "water" }));
       svg.append(el("svg:text", { x: W - R + 22, y: Y + 4, class: "flow", text: "→" }));
+      // An open incident: the reach between the first and the furthest station it hit so far (its front).
+      for (const inc of incidents.filter((i) => i.river === r.name && i.hits.length)) {
+        const ks = inc.hits.map((h) => h.km);
+        const a = x(Math.min(...ks)), b = x(Math.max(...ks));
+        svg.append(el("svg:rect", { x: a - 12, y: Y - 14, width: b - a + 24, height: 28, rx: 14, class: "plume",
+          "data-incident": inc.id }, el("svg:title", { text: `${inc.id} · ${named(inc, "parameter_name")}` })));
+      }
       for (const t of r.tributaries) {
         svg.append(el("svg:line", { x1: x(t.km) - 25, y1: 14, x2: x(t.km), y2: Y, class: "tributary" }));
         svg.append(el("svg:text", { x: x(t.km) - 25, y: 11, class: "small", "text-anchor": "middle",
@@ -154,7 +161,7 @@
   function draw(s) {
     const stationName = {};
     for (const r of s.rivers) for (const st of r.stations) stationName[st.id] = named(st, "name");
-    fill("rivers", el("div", {}, ...s.rivers.map(river)));
+    fill("rivers", el("div", {}, ...s.rivers.map((r) => river(r, s.incidents))));
     fill("incidents", list(s.incidents, (i) => `${i.id} · ${T.opened} ${when(i.opened_ns)} · ${T.stations_hit}: ` +
       i.hits.map((h) => `${stationName[h.station] || h.station} (${h.km} ${T.km}, ${when(h.first_ns)})`).join(", ")));
     fill("water", table(s.water, false));
