@@ -323,6 +323,12 @@ async def test_silence_resolves_the_parameter_and_refuses_unknown_stations(serve
     state = await (await c.get("/console/api/state")).json()
     assert state["water"][0]["silenced"] is True
     assert state["audit"][0]["action"] == "silence add" and state["audit"][0]["by"] == "li"
+    r = await c.post("/console/api/silence/expire", json={"silence": s.id}, headers=h)
+    assert r.status == 200, await r.text()
+    assert served.ledger.silences() == []
+    assert ("li", "silence expire", f"silence {s.id}") in [a[1:4] for a in served.ledger.audit_log()]
+    again = await c.post("/console/api/silence/expire", json={"silence": s.id}, headers=h)
+    assert again.status == 409 and f"no active silence {s.id}" in (await again.json())["error"]
 
 
 @pytest.mark.asyncio

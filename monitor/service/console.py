@@ -76,6 +76,7 @@ class Console:
         r.add_get("/console/api/state", self.state)
         r.add_post("/console/api/ack", self.ack)
         r.add_post("/console/api/silence", self.silence)
+        r.add_post("/console/api/silence/expire", self.expire)
         r.add_get("/console/assets/{name}", self.asset)
 
     # -- helpers ----------------------------------------------------------------------------------------------
@@ -280,6 +281,24 @@ class Console:
             return web.json_response({"error": str(e).replace("--", "")}, status=400)
         log.info("console: %s silenced %s/%s (silence %d)", session.user, station, parameter or "*", sid)
         return web.json_response({"silence": sid, "until_ns": until})
+
+    async def expire(self, request: web.Request) -> web.StreamResponse:
+        """End a silence now, as `riverwatch silence expire` does."""
+        session = self._session(request)
+        body = await self._posted(request, session)
+        if isinstance(body, web.Response):
+            return body
+        assert session is not None
+        ledger = self.ledger()
+        sid = body.get("silence")
+        if ledger is None or not isinstance(sid, int) or isinstance(sid, bool):
+            return web.json_response({"error": 'expected {"silence": id}'}, status=400 if ledger else 503)
+        try:
+            await asyncio.to_thread(ledger.expire_silence, sid, session.user)
+        except LedgerError as e:
+            return web.json_response({"error": str(e)}, status=409)
+        log.info("console: %s expired silence %d", session.user, sid)
+        return web.json_response({"silence": sid})
 
 
 @web.middleware

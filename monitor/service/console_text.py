@@ -64,6 +64,7 @@ TEXT: dict[str, dict[str, str]] = {
         "km": "km",
         "not_placed": "no river km",
         "reason_needed": "a reason is required",
+        "expire": "End now",
         "other_language": "中文",
     },
     "zh": {
@@ -127,6 +128,7 @@ TEXT: dict[str, dict[str, str]] = {
         "km": "公里",
         "not_placed": "无河道里程",
         "reason_needed": "请填写原因",
+        "expire": "立即结束",
         "other_language": "English",
     },
 }

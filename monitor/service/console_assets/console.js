@@ -149,8 +149,9 @@
     return t;
   }
 
-  function list(items, render) {
-    return items.length ? el("ul", {}, ...items.map((x) => el("li", { text: render(x) }))) : el("p", { class: "none", text: T.none });
+  function list(items, render, extra) {
+    if (!items.length) return el("p", { class: "none", text: T.none });
+    return el("ul", {}, ...items.map((x) => el("li", {}, el("span", { text: render(x) }), extra ? extra(x) : null)));
   }
 
   function fill(id, node) {
@@ -168,7 +169,9 @@
     fill("sensor", table(s.sensor, false));
     fill("history", table(s.history, true));
     fill("silences", list(s.silences, (x) => `${stationName[x.station] || x.station}/${x.parameter || "*"} ` +
-      `${T.until} ${when(x.until_ns)} · ${x.reason} · ${T.by} ${x.by}`));
+      `${T.until} ${when(x.until_ns)} · ${x.reason} · ${T.by} ${x.by}`, (x) => setup.duty
+      ? el("button", { class: "expire", "data-silence": x.id, text: T.expire, on: { click: () => expire(x.id) } })
+      : null));
     const detail = (d) => d.replace(/until=(\d{15,})/, (_, ns) => `until=${when(Number(ns))}`);
     fill("audit", list(s.audit, (x) => `${when(x.at_ns)} ${x.by}: ${x.action} ${x.subject}` +
       (x.detail ? " — " + detail(x.detail) : "")));
@@ -207,6 +210,11 @@
 
   async function ack(id) {
     try { await post("/console/api/ack", { alert: id }); } catch (e) { window.alert(e.message); }
+    refresh();
+  }
+
+  async function expire(id) {
+    try { await post("/console/api/silence/expire", { silence: id }); } catch (e) { window.alert(e.message); }
     refresh();
   }
 
