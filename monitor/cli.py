@@ -20,6 +20,7 @@ from monitor.journal import Journal, JournalError
 from monitor.offline.commands import add_commands
 from monitor.service.app import Service, make_writer
 from monitor.service.check_command import check_config
+from monitor.service.console_command import console_command
 from monitor.service.demo import DEFAULT_SPEED, run_demo
 from monitor.service.http import ListenError
 from monitor.service.ledger_command import UsageError as BadArgument
@@ -113,6 +114,15 @@ def _parser() -> argparse.ArgumentParser:
     ack.add_argument("alert_id")
     ack.add_argument("--by", required=True, help="who acknowledges (for the audit log)")
     ack.add_argument("--config", type=Path)
+
+    co = sub.add_parser("console", help="the duty officer's web console ([console]): its users")
+    co_sub = co.add_subparsers(dest="console_command", required=True, metavar="SUBCOMMAND")
+    co_add = co_sub.add_parser("add-user", help="add a user (or set a user's password and role) in the users file")
+    co_add.add_argument("name")
+    co_add.add_argument("--role", default="read", help="read (sees everything) or duty (also acknowledges, silences)")
+    co_add.add_argument("--users-file", type=Path, help="default: [console].users_file of --config")
+    co_add.add_argument("--config", type=Path)
+    co_add.add_argument("--password-stdin", action="store_true", help="read the password from one line of stdin")
 
     add_commands(sub)  # backtest and report
 
@@ -286,6 +296,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 return outbox_command(args)
             case "alerts" | "silence" | "ack":
                 return ledger_command(args)
+            case "console":
+                return console_command(args)
             case "backtest" | "report":
                 plotting = args.command == "report" or args.plots or args.html is not None
                 if plotting and (missing := _missing("matplotlib", "plots", f"riverwatch {args.command} draws plots")):

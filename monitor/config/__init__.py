@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from monitor.config.console import ConsoleConfig, ConsoleUser, load_users, parse_console
 from monitor.config.ingest import (
     HJ212_VERSIONS,
     AdmissionConfig,
@@ -37,6 +38,8 @@ __all__ = [
     "AdmissionConfig",
     "Config",
     "ConfigError",
+    "ConsoleConfig",
+    "ConsoleUser",
     "DeadLetterConfig",
     "ForecastConfig",
     "HJ212Config",
@@ -47,6 +50,7 @@ __all__ = [
     "ServiceConfig",
     "ThresholdsConfig",
     "load_config",
+    "load_users",
     "mqtt_topic_matches",
 ]
 
@@ -110,6 +114,7 @@ class Config:
     admission: AdmissionConfig = field(default_factory=AdmissionConfig)
     forecast: ForecastConfig = ForecastConfig()
     hj212: HJ212Config = field(default_factory=HJ212Config)
+    console: ConsoleConfig = field(default_factory=ConsoleConfig)
     source: str = "(defaults)"
 
 
@@ -132,7 +137,18 @@ def load_config(path: str | Path | None, secrets: Collection[str] | None = None)
         raise ConfigError(f"{p}: not UTF-8 text") from None
     base = p.resolve().parent
     file = str(p)
-    known = {"mqtt", "influxdb", "thresholds", "notify", "service", "dead_letter", "admission", "hj212", "forecast"}
+    known = {
+        "mqtt",
+        "influxdb",
+        "thresholds",
+        "notify",
+        "service",
+        "dead_letter",
+        "admission",
+        "hj212",
+        "forecast",
+        "console",
+    }
     for key in data:
         if key not in known:
             raise ConfigError(f"{file}: [{key}]: unknown section (expected one of {', '.join(sorted(known))})")
@@ -142,18 +158,23 @@ def load_config(path: str | Path | None, secrets: Collection[str] | None = None)
         return Section(file, name, table, secrets is None or name in secrets)
 
     mqtt = parse_mqtt(section("mqtt"), base) if "mqtt" in data else MqttConfig(embedded=True)
+    service = _service(Section(file, "service", data.get("service", {})), base)
+    console = parse_console(Section(file, "console", data.get("console", {})), base)
+    if console.enabled and not service.http_listen:
+        raise ConfigError(f"{file}: [console].enabled: the console is served on [service].http_listen, which is empty")
     return Config(
         mqtt=mqtt,
         influxdb=_influx(section("influxdb"), base) if "influxdb" in data else None,
         thresholds=_thresholds(Section(file, "thresholds", data.get("thresholds", {})), base),
         notify=parse_notify(section("notify", {}), base),
-        service=_service(Section(file, "service", data.get("service", {})), base),
+        service=service,
         dead_letter=parse_dead_letter(Section(file, "dead_letter", data["dead_letter"]), base, mqtt)
         if "dead_letter" in data
         else None,
         admission=parse_admission(Section(file, "admission", data.get("admission", {}))),
         forecast=_forecast(Section(file, "forecast", data.get("forecast", {}))),
         hj212=parse_hj212(Section(file, "hj212", data.get("hj212", {}))),
+        console=console,
         source=file,
     )
 

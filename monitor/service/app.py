@@ -43,6 +43,7 @@ from monitor.notify.render import parse_offset
 from monitor.notify.routes import make_targets
 from monitor.notify.stages import alert_path
 from monitor.notify.terms import Terms
+from monitor.service.console import Console
 from monitor.service.evaluate import Evaluation
 from monitor.service.http import start_http
 from monitor.service.reload import Reloader
@@ -257,6 +258,10 @@ class Service:
         )
         return Pipeline(path, self.flaps, stale_after_s=n.stale_after_s)
 
+    def _open_ledger(self) -> Ledger | None:
+        """The ledger once `open` has it (the console answers 503 before)."""
+        return self.ledger if self.evaluation is not None else None
+
     @property
     def thresholds(self) -> ThresholdSet:
         """The thresholds in force (they change on reload)."""
@@ -317,7 +322,12 @@ class Service:
         """Run until `stop` is set, then shut down within the budget."""
         asyncio.get_running_loop().set_exception_handler(_log_loop_error)
         _tune_gc()
-        http = await start_http(self.cfg.service.http_listen, self.metrics)
+        console = (
+            Console(self.cfg.console, lambda: self.thresholds, self._open_ledger, self.cfg.notify.utc_offset)
+            if self.cfg.console.enabled
+            else None
+        )
+        http = await start_http(self.cfg.service.http_listen, self.metrics, [console.mount] if console else [])
         await self._say()
         if not await self.open(stop):
             if http is not None:

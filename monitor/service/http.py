@@ -6,6 +6,7 @@ import asyncio
 import errno
 import json
 import logging
+from collections.abc import Callable, Sequence
 
 from aiohttp import web
 
@@ -18,8 +19,11 @@ class ListenError(Exception):
     """The HTTP port cannot be had (in use, not permitted): a configuration problem, exit 2 at start."""
 
 
-async def start_http(listen: str, metrics: Metrics) -> web.AppRunner | None:
-    """Serve on `host:port`; None when `listen` is empty (the endpoint is disabled)."""
+async def start_http(
+    listen: str, metrics: Metrics, mounts: Sequence[Callable[[web.Application], None]] = ()
+) -> web.AppRunner | None:
+    """Serve on `host:port`; None when `listen` is empty (the endpoint is disabled). `mounts` add their routes
+    (the console)."""
     if not listen:
         return None
     host, _, port = listen.rpartition(":")
@@ -39,6 +43,8 @@ async def start_http(listen: str, metrics: Metrics) -> web.AppRunner | None:
     app = web.Application()
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/metrics", exposition)
+    for mount in mounts:
+        mount(app)
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
     try:
@@ -54,5 +60,5 @@ async def start_http(listen: str, metrics: Metrics) -> web.AppRunner | None:
             f'[service].http_listen {listen}: {why}; choose a free port, or http_listen = "" to disable /healthz '
             "and /metrics"
         ) from None
-    log.info("serving /healthz and /metrics on http://%s", listen)
+    log.info("serving /healthz and /metrics%s on http://%s", " and /console/" if mounts else "", listen)
     return runner

@@ -107,21 +107,26 @@ def _example() -> str:
 
 def _silence_args(args: argparse.Namespace, cfg: Config) -> tuple[str, str | None, int]:
     """(station, parameter id or None, until) as the service will match them; UsageError naming what is wrong."""
-    now = time.time_ns()
-    if args.duration is not None:
-        length = parse_duration(args.duration)
-        if length is None or length <= 0:
-            raise UsageError(f"--duration {args.duration!r} is not a duration such as 6h, 90min or 2d")
-        until = now + length
-    else:
-        until = parse_offset_time(args.until, "--until")
-        if until <= now:
-            raise UsageError(f"--until {args.until} is in the past")
+    until = silence_until(args.duration, args.until)
     ts = load_or_shipped(cfg.thresholds.files)[1]
-    return _station(args.station, ts), _parameter(args.parameter, ts), until
+    return silence_station(args.station, ts), silence_parameter(args.parameter, ts), until
 
 
-def _station(name: str, ts: ThresholdSet) -> str:
+def silence_until(duration: str | None, until: str | None) -> int:
+    """The end of a silence from --duration (from now) or --until (an offset time); also the console's."""
+    now = time.time_ns()
+    if duration is not None:
+        length = parse_duration(duration)
+        if length is None or length <= 0:
+            raise UsageError(f"--duration {duration!r} is not a duration such as 6h, 90min or 2d")
+        return now + length
+    end = parse_offset_time(until or "", "--until")
+    if end <= now:
+        raise UsageError(f"--until {until} is in the past")
+    return end
+
+
+def silence_station(name: str, ts: ThresholdSet) -> str:
     if not ts.stations or name in ts.stations:  # no station file: every station is admitted, none is known
         return name
     close = difflib.get_close_matches(name, list(ts.stations), n=3)
@@ -129,7 +134,7 @@ def _station(name: str, ts: ThresholdSet) -> str:
     raise UsageError(f"--station {name!r}: no such station in the threshold files{hint}")
 
 
-def _parameter(name: str | None, ts: ThresholdSet) -> str | None:
+def silence_parameter(name: str | None, ts: ThresholdSet) -> str | None:
     if name is None:
         return None
     pid = ts.catalogue.resolve(name) or next((p.id for p in ts.catalogue.values() if p.name_zh == name.strip()), None)
