@@ -21,7 +21,7 @@ from monitor.offline.commands import add_commands
 from monitor.service.app import Service, make_writer
 from monitor.service.check_command import check_config
 from monitor.service.console_command import console_command
-from monitor.service.demo import DEFAULT_SPEED, run_demo
+from monitor.service.demo import CONSOLE_SPEED, DEFAULT_SPEED, run_demo
 from monitor.service.http import ListenError
 from monitor.service.ledger_command import UsageError as BadArgument
 from monitor.service.ledger_command import ledger_command, parse_offset_time
@@ -48,6 +48,14 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument("--speed", type=float, default=None, help="simulated seconds per real second (0: max)")
     demo.add_argument(
         "--hj212", action="store_true", help="through the HJ 212 path: one data logger per station over TCP"
+    )
+    demo.add_argument(
+        "--console",
+        metavar="HOST:PORT",
+        nargs="?",
+        const="127.0.0.1:8088",
+        default="",
+        help="serve the duty officer's console there (default 127.0.0.1:8088), at an hour per second, until Ctrl-C",
     )
 
     sim = sub.add_parser("simulate", help="publish a simulated scenario to a broker")
@@ -275,8 +283,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             case "demo":
                 if missing := _missing("amqtt", "demo", "riverwatch demo runs its own MQTT broker"):
                     return missing
-                speed = DEFAULT_SPEED if args.speed is None else args.speed
-                return asyncio.run(run_demo(speed=speed, hj212=args.hj212))
+                default = CONSOLE_SPEED if args.console else DEFAULT_SPEED
+                speed = default if args.speed is None else args.speed
+                return asyncio.run(run_demo(speed=speed, hj212=args.hj212, console=args.console))
             case "simulate":
                 return _simulate(args)
             case "replay":

@@ -5,6 +5,9 @@ temporary data_dir; the scenario is published as SenML station packs (amqtt rela
 messages/s, so one message per reading would be too slow) through MQTT into the same `Service` that
 `riverwatch run` uses. `--hj212`: the same scenario through the HJ 212 path instead, one data logger per station
 (simulators/hj212) connected to the service's HJ 212 server on a free port, each waiting for its 9014.
+`--console HOST:PORT`: the duty officer's console on that address, with a one-off `duty` user whose password is
+printed, at an hour of river time per second by default (the incident unfolds over about ten minutes), and the
+service kept running after the scenario until Ctrl-C, so the alerts can be acknowledged.
 """
 
 from __future__ import annotations
@@ -13,6 +16,8 @@ import asyncio
 import dataclasses
 import logging
 import os
+import secrets
+import signal
 import socket
 import tempfile
 import time
@@ -21,8 +26,11 @@ from pathlib import Path
 
 from monitor.alerts.evaluator import AlertEvent
 from monitor.config import Config, HJ212Config, MqttConfig, NotifyConfig, ServiceConfig, ThresholdsConfig
+from monitor.config.console import ConsoleConfig, ConsoleUser
 from monitor.config.notify import GROUP_WAIT_S
 from monitor.service.app import Service
+from monitor.service.console_auth import hash_password
+from monitor.service.console_command import write_users
 from monitor.thresholds import ThresholdSet, load, shipped_path
 from simulators.hj212 import send_all, station_mn, uploads
 from simulators.longjiang import longjiang_2012, senml_packs
@@ -32,6 +40,8 @@ log = logging.getLogger("riverwatch.demo")
 
 # Simulated seconds per real second: the 36 days of the scenario in about 16 s.
 DEFAULT_SPEED = 200_000.0
+CONSOLE_SPEED = 3600.0  # with --console: an hour of river time per second, for a duty officer to watch
+CONSOLE_USER = "duty"
 DEMO_PW_ENV = "RIVERWATCH_DEMO_HJ212_PW"  # the demo's loggers' password, set in the demo's own process only
 
 
@@ -51,7 +61,11 @@ def _with_loggers(thresholds: ThresholdSet) -> ThresholdSet:
 
 
 async def run_demo(
-    speed: float = DEFAULT_SPEED, data_dir: Path | None = None, settle_timeout_s: float = 60.0, hj212: bool = False
+    speed: float = DEFAULT_SPEED,
+    data_dir: Path | None = None,
+    settle_timeout_s: float = 60.0,
+    hj212: bool = False,
+    console: str = "",
 ) -> int:
     from amqtt.broker import Broker  # noqa: PLC0415  heavy optional broker, demo only
 
@@ -69,7 +83,9 @@ async def run_demo(
         data_dir = Path(tmp.name)
     files = (shipped_path("gb3838-2002.toml"), shipped_path("longjiang-stations.toml"))
     hj212_port = _free_port() if hj212 else 0
-    paced_s = GROUP_WAIT_S * DEFAULT_SPEED / speed / 500  # 10 s of real time at 200,000x: 20 ms
+    # 10 s of real time at 200,000x: 20 ms; --speed 0 (as fast as it goes) groups as the default pace does
+    paced_s = GROUP_WAIT_S * DEFAULT_SPEED / (speed if speed > 0 else DEFAULT_SPEED) / 500
+    console_cfg, password = _console(data_dir, console)
     cfg = Config(
         mqtt=MqttConfig(url=f"mqtt://127.0.0.1:{port}", protocol="3.1.1", client_id="riverwatch-demo"),
         thresholds=ThresholdsConfig(files=files),
@@ -81,8 +97,9 @@ async def run_demo(
             group_wait_s=paced_s,
             group_interval_s=paced_s,
         ),
-        service=ServiceConfig(data_dir=data_dir, http_listen=""),
+        service=ServiceConfig(data_dir=data_dir, http_listen=console),
         hj212=HJ212Config(enabled=hj212, port=hj212_port),
+        console=console_cfg,
         source="(demo)",
     )
     first_alert: list[AlertEvent] = []
@@ -94,6 +111,12 @@ async def run_demo(
     try:
         await ready.wait()
         await asyncio.wait_for(service.ingest.subscribed.wait(), timeout=15)
+        if console:
+            print(
+                f"riverwatch demo: console at http://{console}/console/ - "
+                f"log in as {CONSOLE_USER}, password {password}",
+                flush=True,
+            )
         scenario = longjiang_2012()
         readings = scenario.readings()
         if hj212:
@@ -134,6 +157,8 @@ async def run_demo(
             log.error("the service did not settle within %.0f s", settle_timeout_s)
             return 1
         carried, sent = service.outbox.delivered_counts()
+        if console:
+            await _hold(console)
     finally:
         stop.set()
         await task
@@ -157,3 +182,29 @@ async def run_demo(
     print(f"stations in alarm, in order: {', '.join(hit) or 'none'}")
     print(f"took {time.monotonic() - started:.1f} s")
     return 0
+
+
+def _console(data_dir: Path, listen: str) -> tuple[ConsoleConfig, str]:
+    """The console with a one-off duty user in the demo's data_dir, and its password (off without --console)."""
+    if not listen:
+        return ConsoleConfig(), ""
+    password = secrets.token_urlsafe(9)
+    path = data_dir / "console-users.toml"
+    write_users(path, {CONSOLE_USER: ConsoleUser(CONSOLE_USER, hash_password(password), "duty")})
+    return ConsoleConfig(enabled=True, users_file=path), password
+
+
+async def _hold(listen: str) -> None:
+    """After the scenario: keep the console up until Ctrl-C (or SIGTERM), for the alerts to be acknowledged."""
+    done = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, done.set)
+    print(
+        f"riverwatch demo: the scenario is over; the console stays at http://{listen}/console/ until Ctrl-C", flush=True
+    )
+    try:
+        await done.wait()
+    finally:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(sig)
