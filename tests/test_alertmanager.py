@@ -12,6 +12,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import pytest
 
@@ -89,7 +90,7 @@ def test_an_exceedance_is_listed_by_alertmanager_kept_firing_and_ended_by_its_re
     assert notes["state"] == "firing" and notes["alert_id"].startswith("lalang/cd/")
     assert "Lalang hydropower station" in notes["message"] and "6x the limit" in notes["message"], notes["message"]
     assert alert["startsAt"] == "2012-01-15T00:00:00.000Z"
-    assert alert["generatorURL"] == f"{CONSOLE}/alerts/{notes['alert_id']}"
+    assert alert["generatorURL"] == f"{CONSOLE}/console/?alert={quote(notes['alert_id'], safe='')}"
     assert alert["status"]["state"] == "active"
     first_end = alert["endsAt"]
 

@@ -23,6 +23,7 @@ import time
 from collections.abc import Callable, Collection, Sequence
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import quote
 
 import aiohttp
 
@@ -72,7 +73,8 @@ def am_alert(f: dict[str, Any], title: str, body: str, am: AlertmanagerURL, now_
         "endsAt": rfc3339(int(f["ts_ns"]) if ended else now_ns + int(VALID_FOR * am.interval_s * 1e9)),
     }
     if am.console:
-        out["generatorURL"] = f"{am.console}/alerts/{f['alert_id']}"
+        # the console page (monitor/service/console.py) that lists the alert: its ?alert= is for the reader
+        out["generatorURL"] = f"{am.console}/console/?alert={quote(str(f['alert_id']), safe='')}"
     return out
 
 
