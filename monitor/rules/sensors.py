@@ -234,7 +234,7 @@ class SensorHealth:
         armed = np.where(last_start >= 0, armed_at[np.maximum(last_start, 0)], st.dl_armed) & b
         since = run_starts(b, ts[judged], st.dl_since)
         alpha = plan.screen.run_probability
-        if alpha > 0:
+        if alpha > 0 and (st.dl_run > 0 or b.any()):  # else nothing to learn or judge: no below-DL reading near
             learn = (prev_below > 0) & (prev_below < max(2, plan.screen.below_dl_run))
             hits, pairs, st.dl_hits, st.dl_pairs = counts_before(b, learn, st.dl_hits, st.dl_pairs)
             q = at_run_start(rate(hits, pairs, DL_PRIOR), starts, b, st.dl_rate)

@@ -103,8 +103,10 @@ class Console:
             self._cookie(resp, LANG_COOKIE, request.query["lang"], max_age=365 * 86400)
         return resp
 
-    async def _posted(self, request: web.Request, session: Session | None) -> dict[str, Any] | web.Response:
-        """The JSON body of an API POST from a page of this console: session, CSRF token and origin checked."""
+    async def _posted(self, request: web.Request) -> tuple[Session, dict[str, Any], Ledger] | web.Response:
+        """An API POST from a page of this console: its session (CSRF token, origin and role checked), its JSON
+        body and the ledger it acts on; or the answer that refuses it."""
+        session = self._session(request)
         if session is None:
             return web.json_response({"error": "not logged in"}, status=401)
         if not _same_origin(request) or not csrf_ok(session.csrf, request.headers.get("X-CSRF-Token")):
@@ -117,7 +119,10 @@ class Console:
             return web.json_response({"error": "expected a JSON body"}, status=400)
         if not isinstance(body, dict):
             return web.json_response({"error": "expected a JSON object"}, status=400)
-        return body
+        ledger = self.ledger()
+        if ledger is None:
+            return web.json_response({"error": "the service is starting: no alert ledger yet"}, status=503)
+        return session, body, ledger
 
     # -- pages ------------------------------------------------------------------------------------------------
     async def login_form(self, request: web.Request) -> web.StreamResponse:
@@ -235,15 +240,13 @@ class Console:
         return web.json_response(doc)
 
     async def ack(self, request: web.Request) -> web.StreamResponse:
-        session = self._session(request)
-        body = await self._posted(request, session)
-        if isinstance(body, web.Response):
-            return body
-        assert session is not None
-        ledger = self.ledger()
+        posted = await self._posted(request)
+        if isinstance(posted, web.Response):
+            return posted
+        session, body, ledger = posted
         alert_id = body.get("alert")
-        if ledger is None or not isinstance(alert_id, str):
-            return web.json_response({"error": 'expected {"alert": id}'}, status=400 if ledger else 503)
+        if not isinstance(alert_id, str):
+            return web.json_response({"error": 'expected {"alert": id}'}, status=400)
         try:
             a = await asyncio.to_thread(ledger.ack, alert_id, session.user)
         except LedgerError as e:
@@ -252,14 +255,10 @@ class Console:
         return web.json_response({"alert": a.alert_id, "acked_by": a.acked_by, "acked_ns": a.acked_ns})
 
     async def silence(self, request: web.Request) -> web.StreamResponse:
-        session = self._session(request)
-        body = await self._posted(request, session)
-        if isinstance(body, web.Response):
-            return body
-        assert session is not None
-        ledger = self.ledger()
-        if ledger is None:
-            return web.json_response({"error": "the service is starting: no alert ledger yet"}, status=503)
+        posted = await self._posted(request)
+        if isinstance(posted, web.Response):
+            return posted
+        session, body, ledger = posted
         station, parameter = body.get("station"), body.get("parameter") or None
         duration, reason = body.get("duration"), body.get("reason")
         if not isinstance(station, str) or not isinstance(duration, str) or not isinstance(parameter, str | None):
@@ -284,15 +283,13 @@ class Console:
 
     async def expire(self, request: web.Request) -> web.StreamResponse:
         """End a silence now, as `riverwatch silence expire` does."""
-        session = self._session(request)
-        body = await self._posted(request, session)
-        if isinstance(body, web.Response):
-            return body
-        assert session is not None
-        ledger = self.ledger()
+        posted = await self._posted(request)
+        if isinstance(posted, web.Response):
+            return posted
+        session, body, ledger = posted
         sid = body.get("silence")
-        if ledger is None or not isinstance(sid, int) or isinstance(sid, bool):
-            return web.json_response({"error": 'expected {"silence": id}'}, status=400 if ledger else 503)
+        if not isinstance(sid, int) or isinstance(sid, bool):
+            return web.json_response({"error": 'expected {"silence": id}'}, status=400)
         try:
             await asyncio.to_thread(ledger.expire_silence, sid, session.user)
         except LedgerError as e:

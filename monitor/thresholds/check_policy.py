@@ -123,8 +123,8 @@ class PolicyChecker(ScreenChecker):
             )
             return out
         names = [n for _, n in tiers]
+        known = {"station": self.station_ids, "parameter": None, "standard": self.standard_ids}
         for scope, table in raw.items():
-            known = {"station": self.station_ids, "parameter": None, "standard": self.standard_ids}
             if scope not in known or not isinstance(table, dict):
                 self._add(
                     self._at(*here, scope),
